@@ -1,0 +1,8 @@
+"""Exporters: a plain nn.Module + an example input + metadata in, deployable files out.
+
+They depend on torch, onnx and onnxruntime only, never on `pipeline`, so they can be used alone.
+"""
+
+from exporters.onnx import ExportResult, ParityError, export_onnx, onnx_logits, set_metadata
+
+__all__ = ["ExportResult", "ParityError", "export_onnx", "onnx_logits", "set_metadata"]

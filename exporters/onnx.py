@@ -1,0 +1,107 @@
+"""ONNX export with a parity check: a file that disagrees with PyTorch is refused, never shipped."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+class ParityError(Exception):
+    """The exported file's outputs differ from PyTorch's beyond tolerance."""
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    max_abs_diff: float
+    top1_agreement: float
+    parity_samples: int
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+def export_onnx(
+    module: nn.Module,
+    path: Path,
+    parity_inputs: torch.Tensor,
+    metadata: dict[str, str] | None = None,
+    *,
+    opset: int = 17,
+    max_abs_diff: float = 1e-3,
+    min_top1_agreement: float = 0.99,
+) -> ExportResult:
+    """Export with a dynamic batch axis, run the ONNX checker, stamp metadata, compare with PyTorch.
+
+    `parity_inputs` are real samples (not noise: noise can hide errors that only real
+    activations reach). Raises `ParityError` and renames the file `*.rejected` on failure.
+
+    >>> export_onnx(model, Path("model.onnx"), x_test[:256], {"mean": "0.286"})  # doctest: +SKIP
+    """
+    module = module.eval().cpu()
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (parity_inputs[:2],),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    onnx.checker.check_model(str(path), full_check=True)
+    if metadata:
+        set_metadata(path, metadata)
+    with torch.no_grad():
+        expected = module(parity_inputs).numpy()
+    got = onnx_logits(path, parity_inputs.numpy())
+    result = ExportResult(
+        path=path,
+        max_abs_diff=float(np.abs(expected - got).max()),
+        top1_agreement=float((expected.argmax(1) == got.argmax(1)).mean()),
+        parity_samples=len(parity_inputs),
+    )
+    if result.max_abs_diff > max_abs_diff or result.top1_agreement < min_top1_agreement:
+        path.rename(path.with_suffix(path.suffix + ".rejected"))
+        raise ParityError(
+            f"ONNX export of {path.name} disagrees with PyTorch on {result.parity_samples} real samples: "
+            f"max |diff| {result.max_abs_diff:.3g} (limit {max_abs_diff}), top-1 agreement "
+            f"{result.top1_agreement:.4f} (minimum {min_top1_agreement}). The file was not shipped "
+            f"(kept as {path.name}.rejected for inspection)."
+        )
+    return result
+
+
+def set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Write key/value strings into the model's metadata_props (read back by onnxruntime's modelmeta)."""
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in metadata.items():
+        if key in existing:
+            existing[key].value = str(value)
+        else:
+            model.metadata_props.add(key=key, value=str(value))
+    onnx.save(model, str(path))
+
+
+def onnx_logits(path: Path, x: np.ndarray, batch_size: int = 256, threads: int = 0) -> np.ndarray:
+    """Run the whole array through onnxruntime on the CPU in batches."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+    return np.concatenate(outputs)

@@ -1,0 +1,48 @@
+"""Save and load models whose layers pruning has resized, without pickling code.
+
+torch-pruning's own `tp.state_dict` pickles whole module objects, which `torch.load(weights_only=True)`
+rightly refuses. Instead we store the plain tensors plus each module's integer shape attributes
+(`in_channels`, `groups`, …); loading rebuilds the original architecture from the recipe, applies the
+attributes, resizes parameters to the saved tensors and then loads strictly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.errors import CheckpointError
+
+SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features", "num_channels", "num_groups")
+
+
+def save_model(model: nn.Module, path: Path) -> None:
+    shapes = {
+        name: {a: getattr(m, a) for a in SHAPE_ATTRS if isinstance(getattr(m, a, None), int)}
+        for name, m in model.named_modules()
+    }
+    torch.save({"tensors": model.state_dict(), "shapes": shapes}, path)
+
+
+def load_model(model: nn.Module, path: Path) -> nn.Module:
+    """Reshape `model` (freshly built, unpruned) to the saved one and load its weights."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    modules = dict(model.named_modules())
+    for name, attrs in saved["shapes"].items():
+        if name not in modules:
+            raise CheckpointError(f"{path}: module '{name}' is not in the model built from the recipe")
+        for attr, value in attrs.items():
+            setattr(modules[name], attr, value)
+    for key, tensor in saved["tensors"].items():
+        owner_name, _, attr = key.rpartition(".")
+        owner = modules.get(owner_name)
+        if owner is None:
+            raise CheckpointError(f"{path}: tensor '{key}' has no module in the model built from the recipe")
+        if attr in owner._parameters and owner._parameters[attr] is not None:
+            owner._parameters[attr] = nn.Parameter(torch.empty_like(tensor), requires_grad=owner._parameters[attr].requires_grad)
+        elif attr in owner._buffers and owner._buffers[attr] is not None:
+            owner._buffers[attr] = torch.empty_like(tensor)
+    model.load_state_dict(saved["tensors"])
+    return model

@@ -1,0 +1,133 @@
+"""Data sources: each turns a `DataConfig` into normalised train/val/test tensors.
+
+Sources return raw arrays; `load_data` does the rest in one place (validation split,
+subsets, normalisation), so every source behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.errors import DataError
+from pipeline.registry import Registry
+
+
+@dataclass
+class RawData:
+    """Arrays as a source reads them: images [N,H,W] or [N,C,H,W], integer labels [N]."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    description: str
+
+
+SOURCES: Registry[Callable[["DataConfig"], RawData]] = Registry("data source")
+
+
+class DataConfig(BaseModel):
+    """Where the data comes from and how it is split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field("embedded", description="embedded | fashion-mnist | npz")
+    path: str | None = Field(None, description="directory (fashion-mnist) or file (npz); default: COMPRESS_DATA, then the system location")
+    val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training split held out for validation")
+    train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
+    test_subset: int | None = Field(None, ge=10, description="use only this many test samples")
+    batch_size: int = Field(128, ge=1)
+
+
+@dataclass
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class DataSplits:
+    """Normalised float32 tensors [N,C,H,W] plus what an exported model must know about them."""
+
+    train: Split
+    val: Split
+    test: Split
+    mean: float
+    std: float
+    class_names: list[str]
+    batch_size: int
+    description: str
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_data(cfg: DataConfig, seed: int) -> DataSplits:
+    """Read the source, carve the validation split from train, subset, and normalise with train statistics."""
+    if cfg.source not in SOURCES:
+        raise DataError(f"data.source: unknown source '{cfg.source}'; allowed: {', '.join(SOURCES.names())}")
+    raw = SOURCES.get(cfg.source)(cfg)
+    x_train, x_test = _as_nchw(raw.x_train), _as_nchw(raw.x_test)
+    y_train, y_test = raw.y_train.astype(np.int64), raw.y_test.astype(np.int64)
+    _check_labels(y_train, y_test, len(raw.class_names), raw.description)
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y_train))
+    n_val = max(1, int(round(len(order) * cfg.val_fraction)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if cfg.train_subset is not None:
+        train_idx = train_idx[: cfg.train_subset]
+        val_idx = val_idx[: max(10, int(cfg.train_subset * cfg.val_fraction))]
+    test_idx = np.arange(len(y_test))
+    if cfg.test_subset is not None:
+        test_idx = rng.permutation(len(y_test))[: cfg.test_subset]
+
+    mean = float(x_train[train_idx].mean())
+    std = float(x_train[train_idx].std()) or 1.0
+
+    def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
+        xs = torch.from_numpy(((x[idx] - mean) / std).astype(np.float32))
+        return Split(xs, torch.from_numpy(y[idx]))
+
+    return DataSplits(
+        train=split(x_train, y_train, train_idx),
+        val=split(x_train, y_train, val_idx),
+        test=split(x_test, y_test, test_idx),
+        mean=mean,
+        std=std,
+        class_names=raw.class_names,
+        batch_size=cfg.batch_size,
+        description=raw.description,
+    )
+
+
+def _as_nchw(x: np.ndarray) -> np.ndarray:
+    """Images as float32 in [0, 1] (uint8) or as given (float), with a channel axis."""
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"images must be [N,H,W] or [N,C,H,W], got shape {x.shape}")
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def _check_labels(y_train: np.ndarray, y_test: np.ndarray, num_classes: int, where: str) -> None:
+    for name, y in (("train", y_train), ("test", y_test)):
+        if len(y) and (y.min() < 0 or y.max() >= num_classes):
+            raise DataError(f"{where}: {name} labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
+
+
+from pipeline.data import embedded, fashion_mnist, npz  # noqa: E402,F401  (register the sources)

@@ -1,0 +1,73 @@
+"""Device profiles: what a target board is, and the budgets a model must meet on it.
+
+A profile is data (YAML under `devices/`, or any file path); this module validates it like a recipe.
+Host latency is turned into a device estimate by the profile's `latency_factor`; only the `host`
+profile (factor 1, measured here) reports latency as `measured`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from devices import PROFILES_DIR
+from pipeline.errors import DeviceProfileError
+from pipeline.validation_errors import format_validation_error
+
+
+class Budgets(BaseModel):
+    """Limits a deployable model must meet; a budget left out is not checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_size_kb: float | None = Field(None, gt=0, description="ONNX file size on disk, KiB")
+    max_latency_p90_ms: float | None = Field(None, gt=0, description="90th percentile latency at batch 1, ms (estimated for the device)")
+    min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy of the exported model, 0..1")
+    max_accuracy_drop: float | None = Field(None, ge=0, le=100, description="points lost vs the uncompressed float model")
+
+
+class DeviceProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str
+    cpu: str = Field(description="CPU core, e.g. cortex-a72, x86-64")
+    cores: int = Field(ge=1)
+    threads: int = Field(ge=1, description="onnxruntime intra-op threads to use on this device")
+    int8_dot_product: bool = Field(description="has INT8 dot-product instructions (Arm dotprod / x86 VNNI)")
+    memory_mb: int = Field(ge=1)
+    latency_factor: float = Field(gt=0, description="device latency = host latency x this factor")
+    latency_factor_source: Literal["measured", "nominal", "calibrated"] = "nominal"
+    latency_factor_note: str = ""
+    budgets: Budgets = Field(default_factory=Budgets)
+
+    @property
+    def latency_kind(self) -> str:
+        """`measured` only where the host is the device itself."""
+        return "measured" if self.latency_factor_source == "measured" else "estimated"
+
+
+def known_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """A shipped profile by name, or a user profile by file path."""
+    path = Path(name_or_path).expanduser()
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = PROFILES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise DeviceProfileError(
+                f"unknown device '{name_or_path}'; known: {', '.join(known_profiles())} (or give the path of a profile .yaml)"
+            )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise DeviceProfileError(f"{path}: not valid YAML: {e}") from None
+    try:
+        return DeviceProfile.model_validate(raw)
+    except ValidationError as e:
+        raise DeviceProfileError(f"{path}: invalid device profile:\n{format_validation_error(e, DeviceProfile)}") from None

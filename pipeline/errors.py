@@ -1,0 +1,25 @@
+"""Errors a user can fix. The CLI prints them as one paragraph without a traceback."""
+
+
+class UserError(Exception):
+    """Bad input: a recipe, a dataset, a checkpoint, a device profile or a path the user gave."""
+
+
+class RecipeError(UserError):
+    """The recipe does not validate; the message lists every field at fault."""
+
+
+class DataError(UserError):
+    """A dataset is missing or malformed; the message says where it looked and how to get it."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint does not load into the model it was meant for."""
+
+
+class DeviceProfileError(UserError):
+    """A device profile is unknown or invalid."""
+
+
+class StageError(UserError):
+    """A stage cannot do what the recipe asks (its message says which stage and why)."""

@@ -1,0 +1,36 @@
+"""Accuracy and size figures for a PyTorch model, computed the same way by every stage."""
+
+from __future__ import annotations
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from pipeline.data import Split
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torch.device | str = "cpu") -> float:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        x = split.x[start : start + batch_size].to(device)
+        correct += (model(x).argmax(1).cpu() == split.y[start : start + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / max(1, len(split))
+
+
+def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Parameters, multiply-accumulates for one sample, and FP32 bytes of weights and buffers."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    macs, params = tp.utils.count_ops_and_params(model, torch.zeros(1, *input_shape, device=device))
+    model.train(was_training)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return {"params": int(params), "macs": int(macs), "size_bytes": int(size)}
+
+
+def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> dict:
+    return {"accuracy": round(accuracy(model, test, device=device), 5), **size_figures(model, input_shape)}

@@ -1,0 +1,144 @@
+"""Recipes: YAML parsed safely and validated into typed models, with every error naming its field path.
+
+Stage entries are one-key mappings, `- prune: {...}`; each is validated by the config class its
+stage registered, so adding a stage never touches this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from pipeline.data import SOURCES, DataConfig
+from pipeline.errors import RecipeError
+from pipeline.models import ModelConfig
+from pipeline.stages import STAGES
+from pipeline.validation_errors import format_error_lines
+
+
+class RecipeHeader(BaseModel):
+    """Everything in a recipe but the stage configs, which their stages validate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="names the run folder runs/<name>")
+    seed: int = 0
+    accelerator: Literal["auto", "cpu", "cuda"] = Field("auto", description="where training runs; auto = CUDA when present")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig
+    stages: list[Any] = Field(min_length=1, description="ordered; each item is `- STAGE_NAME: {config}`")
+    devices: list[str] = Field(default_factory=lambda: ["host"], description="device profile names or .yaml paths")
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    name: str
+    config: BaseModel
+
+
+@dataclass(frozen=True)
+class Recipe:
+    header: RecipeHeader
+    stages: list[StageEntry]
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.header.name
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    return parse_recipe(raw, source=str(path))
+
+
+def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    """Validate the whole recipe and report every problem at once, not just the first."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a recipe is a YAML mapping with name, model, stages (got {type(raw).__name__})")
+    errors: list[str] = []
+    header = None
+    try:
+        header = RecipeHeader.model_validate(raw)
+    except ValidationError as e:
+        errors += format_error_lines(e, RecipeHeader)
+    if header is not None and header.data.source not in SOURCES:
+        errors.append(f"  - data.source: unknown source {header.data.source!r}; allowed: {', '.join(SOURCES.names())}")
+    entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
+    if not errors:
+        errors += _check_stage_order(entries)
+    if errors:
+        raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
+    canonical = json.dumps(raw, sort_keys=True, default=str).encode()
+    return Recipe(header=header, stages=entries, sha256=hashlib.sha256(canonical).hexdigest())
+
+
+def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
+    entries = []
+    for i, item in enumerate(items):
+        where = f"stages.{i}"
+        if isinstance(item, str):
+            item = {item: None}
+        if not isinstance(item, dict) or len(item) != 1:
+            errors.append(f"  - {where}: each stage is a one-key mapping like `- train: {{epochs: 5}}`")
+            continue
+        (name, cfg), = item.items()
+        if name not in STAGES:
+            errors.append(f"  - {where}: unknown stage {name!r}; allowed: {', '.join(STAGES.names())}")
+            continue
+        config_cls = STAGES.get(name).config
+        try:
+            entries.append(StageEntry(name, config_cls.model_validate(cfg or {})))
+        except ValidationError as e:
+            errors += format_error_lines(e, config_cls, prefix=f"{where}.{name}.")
+    return entries
+
+
+def _check_stage_order(entries: list[StageEntry]) -> list[str]:
+    """Each stage's required artifacts must be made by an earlier stage, and not made stale since."""
+    available: set[str] = set()
+    errors = []
+    for i, entry in enumerate(entries):
+        spec = STAGES.get(entry.name)
+        missing = [a for a in spec.requires if a not in available]
+        if missing:
+            makers = [s for s in STAGES.names() if set(missing) & set(STAGES.get(s).provides)]
+            errors.append(
+                f"  - stages.{i}.{entry.name}: needs {', '.join(missing)}, which no earlier stage provides"
+                f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
+            )
+        if spec.changes_model:
+            available.clear()
+        available.update(spec.provides)
+    return errors
+
+
+def recipe_schema() -> dict:
+    """JSON Schema of a recipe, for editors: the header plus one alternative per registered stage."""
+    stage_models = [
+        create_model(f"{name.title().replace('_', '')}Entry", __config__=ConfigDict(extra="forbid"), **{name: (STAGES.get(name).config, ...)})
+        for name in STAGES.names()
+    ]
+    schema = RecipeHeader.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    alternatives = []
+    for model in stage_models:
+        sub = model.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        defs[model.__name__] = sub
+        alternatives.append({"$ref": f"#/$defs/{model.__name__}"})
+    schema["properties"]["stages"]["items"] = {"oneOf": alternatives}
+    schema["title"] = "compress recipe"
+    return schema

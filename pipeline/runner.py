@@ -1,0 +1,152 @@
+"""The runner: stages in order, each in its own folder, resumable.
+
+It knows no stage by name, only the contract each registered (pipeline/stages/__init__.py).
+
+Resume: stage i's fingerprint hashes its config, the fingerprint of stage i-1 (so, transitively, the
+data, model and seed) and, for stages that use them, the device profiles. A stage folder counts as
+finished only once its `state.json`, written last and atomically, holds the same fingerprint. A
+re-run skips the longest finished prefix, loads the state it left, and deletes the folders after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.checkpoints import load_model, save_model
+from pipeline.data import load_data
+from pipeline.devices import load_profile
+from pipeline.errors import UserError
+from pipeline.models import build_model
+from pipeline.recipe import Recipe
+from pipeline.report import StageRecord, build_report, environment, write_json_atomic
+from pipeline.stages import STAGES, StageContext
+from pipeline.state import ModelState
+
+STATE_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE = "state.json", "metrics.json", "model.pt", "report.json"
+log = logging.getLogger("compress")
+
+
+def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False) -> dict:
+    """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`."""
+    run_dir = Path(out_dir) if out_dir else Path("runs") / recipe.name
+    ensure_writable(run_dir)
+    header = recipe.header
+    profiles = [load_profile(d) for d in header.devices]
+    data = load_data(header.data, header.seed)
+    device = pick_device(header.accelerator)
+    log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}")
+
+    fingerprints = stage_fingerprints(recipe, [p.model_dump() for p in profiles])
+    folders = [run_dir / f"{i + 1:02d}-{entry.name}" for i, entry in enumerate(recipe.stages)]
+    done = 0
+    while not fresh and done < len(folders) and finished(folders[done], fingerprints[done]):
+        done += 1
+    for stale in run_dir.glob("[0-9][0-9]-*"):
+        if stale not in folders[:done]:
+            shutil.rmtree(stale)
+
+    torch.manual_seed(header.seed)
+    model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
+    state = ModelState(model=model)
+    if done:
+        state = load_stage_state(folders[done - 1], model)
+        log.info(f"resuming after {folders[done - 1].name}: {done} finished stage(s) skipped (use --fresh to redo them)")
+
+    records = [StageRecord(entry.name, folder.name) for entry, folder in zip(recipe.stages, folders)]
+    for record, folder in zip(records[:done], folders):
+        saved = json.loads((folder / STATE_FILE).read_text())
+        record.status, record.seconds = "resumed", saved["seconds"]
+        record.metrics = json.loads((folder / METRICS_FILE).read_text())
+    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256}
+    env = environment()
+
+    def report() -> dict:
+        data_ = build_report(recipe_meta, records, state.artifacts, state.reference, state.devices, env)
+        write_json_atomic(run_dir / REPORT_FILE, data_)
+        return data_
+
+    report()
+    for i in range(done, len(recipe.stages)):
+        entry, folder, record = recipe.stages[i], folders[i], records[i]
+        spec = STAGES.get(entry.name)
+        folder.mkdir(parents=True)
+        ctx = StageContext(
+            data=data, device=device, run_dir=run_dir, stage_dir=folder, seed=header.seed * 1000 + i,
+            profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
+        )
+        torch.manual_seed(ctx.seed)
+        log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}")
+        started = time.perf_counter()
+        try:
+            state = spec.run(entry.config, state, ctx)
+        except BaseException:
+            record.status = "failed"
+            report()
+            raise
+        record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
+        save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
+        report()
+    return report()
+
+
+def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
+    h = recipe.header
+    previous = _sha({"data": h.data.model_dump(), "model": h.model.model_dump(), "seed": h.seed})
+    fingerprints = []
+    for entry in recipe.stages:
+        payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}
+        if STAGES.get(entry.name).uses_device_profiles:
+            payload["devices"] = profiles
+        previous = _sha(payload)
+        fingerprints.append(previous)
+    return fingerprints
+
+
+def _sha(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished(folder: Path, fingerprint: str) -> bool:
+    try:
+        return json.loads((folder / STATE_FILE).read_text())["fingerprint"] == fingerprint
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def save_stage_state(folder: Path, state: ModelState, metrics: dict, fingerprint: str, seconds: float) -> None:
+    save_model(state.model, folder / MODEL_FILE)
+    write_json_atomic(folder / METRICS_FILE, metrics)
+    write_json_atomic(folder / STATE_FILE, {"fingerprint": fingerprint, "seconds": seconds, **state.to_json()})
+
+
+def load_stage_state(folder: Path, model: torch.nn.Module) -> ModelState:
+    saved = json.loads((folder / STATE_FILE).read_text())
+    fields = {k: saved[k] for k in ("artifacts", "reference", "compressed", "devices")}
+    return ModelState(model=load_model(model, folder / MODEL_FILE), **fields)
+
+
+def ensure_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to the output folder {run_dir}: {e.strerror or e}. Choose another with --out DIR.") from None
+
+
+def pick_device(accelerator: str) -> torch.device:
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if accelerator == "cuda":
+        log.warning("accelerator: cuda was asked but no CUDA device is available; training on the CPU")
+    return torch.device("cpu")

@@ -1,0 +1,143 @@
+"""`prune`: structured pruning with torch-pruning's dependency graph; channels are physically removed.
+
+Pruning happens in `steps` rounds, each followed by recovery fine-tuning, so accuracy is reported
+after every round and a collapse shows where it happened. Targets:
+
+- `remove_channels: r` removes the fraction r of channels (per layer, or globally);
+- `keep_macs: f` / `keep_params: f` prunes in small increments until MACs / params fall to f of
+  the starting figure, spread evenly over the rounds.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from pipeline.errors import StageError
+from pipeline.evaluation import accuracy, model_metrics, size_figures
+from pipeline.stages import StageContext, stage
+from pipeline.state import ModelState
+from pipeline.training import TrainConfig, fit
+
+IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
+    "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+}
+FINE_INCREMENTS = 60  # pruner steps available to approach a MACs/params target
+
+
+class PruneTarget(BaseModel):
+    """Exactly one of the three."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remove_channels: float | None = Field(None, gt=0, lt=1, description="fraction of channels to remove")
+    keep_macs: float | None = Field(None, gt=0, lt=1, description="fraction of the starting MACs to keep")
+    keep_params: float | None = Field(None, gt=0, lt=1, description="fraction of the starting parameters to keep")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "PruneTarget":
+        given = [k for k in ("remove_channels", "keep_macs", "keep_params") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of remove_channels, keep_macs, keep_params (got {', '.join(given) or 'none'})")
+        return self
+
+
+class PruneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target: PruneTarget
+    importance: Literal["magnitude", "taylor", "bn_scale", "lamp"] = "magnitude"
+    global_pruning: bool = Field(False, description="rank channels across layers instead of pruning each layer evenly")
+    steps: int = Field(3, ge=1, le=50, description="pruning rounds, each followed by recovery fine-tuning")
+    max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="never remove more than this fraction of any layer")
+    round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (hardware-friendly)")
+    ignore: list[str] = Field(default_factory=list, description="module names to leave unpruned (the classifier always is)")
+    finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=1), description="recovery after each round")
+
+
+@stage("prune", PruneConfig, changes_model=True)
+def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
+    """Prune channels with torch-pruning in rounds with recovery fine-tuning; records each round."""
+    model, data, shape = state.model.to(ctx.device), ctx.data, ctx.data.input_shape
+    example = torch.zeros(1, *shape, device=ctx.device)
+    start = size_figures(model, shape)
+    if not state.reference:
+        state.reference = {"accuracy": round(accuracy(model, data.test, device=ctx.device), 5), **start, "source": "before prune"}
+
+    target = cfg.target
+    measure, keep = ("macs", target.keep_macs) if target.keep_macs else ("params", target.keep_params)
+    by_ratio = target.remove_channels is not None
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=IMPORTANCE[cfg.importance](),
+        global_pruning=cfg.global_pruning,
+        pruning_ratio=target.remove_channels if by_ratio else cfg.max_layer_ratio,
+        max_pruning_ratio=cfg.max_layer_ratio,
+        iterative_steps=cfg.steps if by_ratio else FINE_INCREMENTS,
+        ignored_layers=ignored_layers(model, cfg.ignore, data.num_classes),
+        round_to=cfg.round_to,
+    )
+    rounds = []
+    for k in range(1, cfg.steps + 1):
+        if by_ratio:
+            prune_once(pruner, model, cfg.importance, ctx)
+        else:
+            goal = 1 - (1 - keep) * k / cfg.steps
+            while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
+                prune_once(pruner, model, cfg.importance, ctx)
+        fit(model, data, cfg.finetune, device=ctx.device, generator=ctx.generator, desc=f"recover {k}/{cfg.steps}", quiet=ctx.quiet, log=ctx.log.debug)
+        figures = size_figures(model, shape)
+        row = {"round": k, **figures, "val_accuracy": round(accuracy(model, data.val, device=ctx.device), 5)}
+        rounds.append(row)
+        ctx.log.info(
+            f"prune round {k}/{cfg.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, "
+            f"val acc {row['val_accuracy']:.4f}"
+        )
+
+    model.cpu()
+    metrics = model_metrics(model, data.test, shape)
+    reached = by_ratio or metrics[measure] <= keep * start[measure] * 1.001
+    if not reached:
+        ctx.log.warning(
+            f"prune: could not reach keep_{measure}={keep} within max_layer_ratio={cfg.max_layer_ratio}: "
+            f"stopped at {metrics[measure] / start[measure]:.3f} of the starting {measure}"
+        )
+    ctx.metrics.update(metrics, before=start, rounds=rounds, target_reached=reached)
+    state.compressed = True
+    state.model_changed()
+    return state
+
+
+def prune_once(pruner: tp.pruner.MetaPruner, model: nn.Module, importance: str, ctx: StageContext) -> None:
+    """One pruner step; Taylor importance first needs gradients from a few training batches."""
+    if importance == "taylor":
+        model.zero_grad()
+        for start in range(0, min(len(ctx.data.train), 4 * ctx.data.batch_size), ctx.data.batch_size):
+            x = ctx.data.train.x[start : start + ctx.data.batch_size].to(ctx.device)
+            y = ctx.data.train.y[start : start + ctx.data.batch_size].to(ctx.device)
+            F.cross_entropy(model(x), y).backward()
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+
+
+def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list[nn.Module]:
+    """The classifier (any layer producing `num_classes` outputs) plus the user's named modules."""
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        prunable = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        raise StageError(f"prune.ignore: no module named {', '.join(unknown)}; conv/linear modules: {', '.join(prunable)}")
+    classifiers = [
+        m for m in modules.values()
+        if (isinstance(m, nn.Linear) and m.out_features == num_classes) or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)
+    ]
+    return classifiers + [modules[n] for n in names]

@@ -1,0 +1,31 @@
+"""ModelState: the one thing that flows from stage to stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+
+@dataclass
+class ModelState:
+    """The current model and everything later stages need to know about how it got here.
+
+    `artifacts` maps a name (`onnx_fp32`, `onnx_int8`) to a path relative to the run folder.
+    `reference` holds the figures of the float model before any compression, the baseline for
+    "maximum accuracy drop" budgets. `devices` holds the verdicts of the last validation.
+    """
+
+    model: nn.Module
+    artifacts: dict[str, str] = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
+    compressed: bool = False
+    devices: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "model"}
+
+    def model_changed(self) -> None:
+        """Exported files describe the old weights: drop them so no stage ships a stale model."""
+        self.artifacts.clear()
+        self.devices.clear()

@@ -1,0 +1,134 @@
+"""The one training loop. Stages that train (train, prune's recovery, later distillation) call `fit`
+with a `TrainConfig` and may add loss terms through `extra_loss`, instead of copying the loop."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from pipeline.data import DataSplits
+from pipeline.evaluation import accuracy
+from pipeline.progress import progress
+
+ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Augment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flip: bool = Field(True, description="random horizontal flip")
+    shift: int = Field(2, ge=0, le=8, description="random translation of up to this many pixels")
+
+
+class TrainConfig(BaseModel):
+    """Optimiser, schedule and regularisation for one call of the training loop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=0)
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = Field(3e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(5e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    augment: Augment = Field(default_factory=Augment)
+    batch_size: int | None = Field(None, ge=1, description="default: data.batch_size")
+    early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation accuracy, keeping the best weights")
+
+
+def fit(
+    model: nn.Module,
+    data: DataSplits,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    generator: torch.Generator,
+    desc: str = "train",
+    quiet: bool = False,
+    extra_loss: ExtraLoss | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[dict]:
+    """Train `model` in place; returns one row per epoch with train loss and validation accuracy."""
+    model.to(device)
+    if cfg.epochs == 0:
+        return []
+    batch = cfg.batch_size or data.batch_size
+    steps_per_epoch = math.ceil(len(data.train) / batch)
+    optimizer = _optimizer(model, cfg)
+    scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
+    background = -data.mean / data.std
+    history, best, best_state, stale = [], -1.0, None, 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(data.train), generator=generator)
+        total_loss = 0.0
+        bar = progress(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
+        for step in bar:
+            idx = order[step * batch : (step + 1) * batch]
+            x = data.train.x[idx].to(device)
+            y = data.train.y[idx].to(device)
+            x = augment(x, cfg.augment, background, generator)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, x, y, logits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        val_acc = accuracy(model, data.val, device=device)
+        history.append({"epoch": epoch + 1, "loss": round(total_loss / steps_per_epoch, 5), "val_accuracy": round(val_acc, 5)})
+        log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / steps_per_epoch:.4f}, val acc {val_acc:.4f}")
+        if cfg.early_stopping_patience is not None:
+            if val_acc > best:
+                best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= cfg.early_stopping_patience:
+                    log(f"{desc}: early stop after epoch {epoch + 1}, best val acc {best:.4f}")
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history
+
+
+def augment(x: torch.Tensor, cfg: Augment, background: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample flip and integer shift, vectorised; shifted-in pixels take the background value."""
+    n = x.shape[0]
+    if cfg.flip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+    if cfg.shift:
+        h, w = x.shape[2:]
+        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=generator).to(x)
+        theta = torch.zeros(n, 2, 3, device=x.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+        theta[:, 0, 2] = shifts[:, 0] * 2 / w
+        theta[:, 1, 2] = shifts[:, 1] * 2 / h
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x - background, grid, mode="nearest", padding_mode="zeros", align_corners=False) + background
+    return x
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
