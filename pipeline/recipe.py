@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from pipeline.data import SOURCES, DataConfig
+from pipeline.data import DataConfig
 from pipeline.errors import RecipeError
 from pipeline.models import ModelConfig
 from pipeline.stages import STAGES
@@ -74,8 +74,6 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
         header = RecipeHeader.model_validate(raw)
     except ValidationError as e:
         errors += format_error_lines(e, RecipeHeader)
-    if header is not None and header.data.source not in SOURCES:
-        errors.append(f"  - data.source: unknown source {header.data.source!r}; allowed: {', '.join(SOURCES.names())}")
     entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
     if not errors:
         errors += _check_stage_order(entries)
@@ -128,7 +126,11 @@ def _check_stage_order(entries: list[StageEntry]) -> list[str]:
 def recipe_schema() -> dict:
     """JSON Schema of a recipe, for editors: the header plus one alternative per registered stage."""
     stage_models = [
-        create_model(f"{name.title().replace('_', '')}Entry", __config__=ConfigDict(extra="forbid"), **{name: (STAGES.get(name).config, ...)})
+        create_model(
+            f"{name.title().replace('_', '')}Entry",
+            __config__=ConfigDict(extra="forbid"),
+            **{f"stage_{name}": (STAGES.get(name).config, Field(alias=name))},  # alias: `validate` would shadow BaseModel.validate
+        )
         for name in STAGES.names()
     ]
     schema = RecipeHeader.model_json_schema()

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.errors import DataError
 from pipeline.registry import Registry
@@ -43,6 +43,13 @@ class DataConfig(BaseModel):
     train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
     test_subset: int | None = Field(None, ge=10, description="use only this many test samples")
     batch_size: int = Field(128, ge=1)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; allowed: {', '.join(SOURCES.names())}")
+        return source
 
 
 @dataclass
@@ -78,8 +85,6 @@ class DataSplits:
 
 def load_data(cfg: DataConfig, seed: int) -> DataSplits:
     """Read the source, carve the validation split from train, subset, and normalise with train statistics."""
-    if cfg.source not in SOURCES:
-        raise DataError(f"data.source: unknown source '{cfg.source}'; allowed: {', '.join(SOURCES.names())}")
     raw = SOURCES.get(cfg.source)(cfg)
     x_train, x_test = _as_nchw(raw.x_train), _as_nchw(raw.x_test)
     y_train, y_test = raw.y_train.astype(np.int64), raw.y_test.astype(np.int64)

@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny recipe (small CNN, a few hundred samples) that runs every stage in seconds."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY_RECIPE = {
+    "name": "tiny",
+    "seed": 0,
+    "accelerator": "cpu",
+    "data": {"source": "embedded", "train_subset": 600, "test_subset": 300, "batch_size": 64},
+    "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8, 16, 16]}},
+    "stages": [
+        {"train": {"epochs": 2, "lr": 0.01}},
+        {"prune": {"target": {"keep_macs": 0.6}, "steps": 2, "finetune": {"epochs": 1}}},
+        {"export": {}},
+        {"quantize": {"calibration_samples": 64, "parity_samples": 300, "min_top1_agreement": 0.8}},
+        {"validate": {"runs": 20, "warmup": 2}},
+    ],
+    "devices": ["host", "raspberry-pi-4"],
+}
+
+
+@pytest.fixture
+def tiny_recipe() -> dict:
+    return copy.deepcopy(TINY_RECIPE)
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):
+    def write(recipe: dict, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def lenient_device(tmp_path: Path) -> Path:
+    """A user profile (given by path) whose budgets a barely trained tiny model meets."""
+    path = tmp_path / "lenient.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "lenient",
+                "description": "test board",
+                "cpu": "x86-64",
+                "cores": 1,
+                "threads": 1,
+                "int8_dot_product": True,
+                "memory_mb": 512,
+                "latency_factor": 2.0,
+                "budgets": {"max_size_kb": 4096, "max_latency_p90_ms": 1000, "min_accuracy": 0.2, "max_accuracy_drop": 50},
+            }
+        )
+    )
+    return path

@@ -1,0 +1,38 @@
+"""Build a StageContext on a tiny data subset so one stage can be tested alone."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from pipeline.data import DataConfig, load_data
+from pipeline.devices import load_profile
+from pipeline.models import ModelConfig, build_model
+from pipeline.stages import StageContext
+from pipeline.state import ModelState
+from pipeline.training import TrainConfig, fit
+
+
+def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), train: int = 600, test: int = 300) -> StageContext:
+    stage_dir = run_dir / folder
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    return StageContext(
+        data=load_data(DataConfig(train_subset=train, test_subset=test, batch_size=64), seed=0),
+        device=torch.device("cpu"),
+        run_dir=run_dir,
+        stage_dir=stage_dir,
+        seed=0,
+        profiles=[load_profile(d) for d in devices],
+        recipe_meta={"name": "test", "sha256": "0" * 64},
+        log=logging.getLogger("compress.test"),
+        quiet=True,
+    )
+
+
+def trained_state(ctx: StageContext, epochs: int = 2, **kwargs) -> ModelState:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="tiny_cnn", kwargs=kwargs), 1, 10)
+    fit(model, ctx.data, TrainConfig(epochs=epochs, lr=0.01), device=ctx.device, generator=torch.Generator().manual_seed(0))
+    return ModelState(model=model.cpu(), reference={"accuracy": 0.5})

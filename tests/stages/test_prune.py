@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from pipeline.errors import StageError
+from pipeline.evaluation import size_figures
+from pipeline.stages.prune import PruneConfig, run
+from pipeline.training import TrainConfig
+from tests.stages.helpers import make_context, trained_state
+
+
+def conv_widths(model):
+    return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_remove_channels_physically_removes_them(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=1)
+    before = conv_widths(state.model)
+    cfg = PruneConfig(target={"remove_channels": 0.5}, steps=2, finetune=TrainConfig(epochs=0))
+    state = run(cfg, state, ctx)
+    after = conv_widths(state.model)
+    assert after == [w // 2 for w in before]
+    assert state.model.fc.out_features == 10, "the classifier is never pruned"
+    assert state.model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    assert [r["round"] for r in ctx.metrics["rounds"]] == [1, 2]
+    assert state.compressed
+
+
+def test_keep_macs_reaches_target_in_rounds(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=1)
+    start = size_figures(state.model, (1, 28, 28))["macs"]
+    cfg = PruneConfig(target={"keep_macs": 0.5}, steps=2, finetune=TrainConfig(epochs=1))
+    state = run(cfg, state, ctx)
+    macs = [r["macs"] for r in ctx.metrics["rounds"]]
+    assert macs[0] <= 0.76 * start and macs[1] <= 0.5 * start
+    assert macs[1] > 0.3 * start, "stops near the target, not far past it"
+    assert ctx.metrics["target_reached"] and ctx.metrics["macs"] == macs[1]
+    assert ctx.metrics["accuracy"] > 0.2
+
+
+@pytest.mark.parametrize("importance", ["taylor", "bn_scale", "lamp"])
+def test_other_importance_criteria_prune(tmp_path, importance):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=1)
+    cfg = PruneConfig(target={"keep_params": 0.6}, steps=1, importance=importance, finetune=TrainConfig(epochs=0))
+    state = run(cfg, state, ctx)
+    assert ctx.metrics["params"] <= 0.6 * ctx.metrics["before"]["params"]
+
+
+def test_round_to_keeps_multiples(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0, widths=[16, 16, 32, 32])
+    cfg = PruneConfig(target={"remove_channels": 0.3}, steps=1, round_to=4, finetune=TrainConfig(epochs=0))
+    state = run(cfg, state, ctx)
+    assert all(w % 4 == 0 for w in conv_widths(state.model))
+
+
+def test_unknown_ignored_module_lists_choices(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0)
+    cfg = PruneConfig(target={"remove_channels": 0.3}, ignore=["features.9"], finetune=TrainConfig(epochs=0))
+    with pytest.raises(StageError, match="no module named features.9; conv/linear modules: features.0.0"):
+        run(cfg, state, ctx)

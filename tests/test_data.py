@@ -1,0 +1,85 @@
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.data import DataConfig, load_data
+from pipeline.data.fashion_mnist import read_idx
+from pipeline.errors import DataError
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def fake_fashion_mnist(directory: Path, gz: bool = True) -> None:
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    write_idx(directory / f"train-images-idx3-ubyte{suffix}", rng.integers(0, 255, (50, 28, 28)), gz)
+    write_idx(directory / f"train-labels-idx1-ubyte{suffix}", np.arange(50) % 10, gz)
+    write_idx(directory / f"t10k-images-idx3-ubyte{suffix}", rng.integers(0, 255, (20, 28, 28)), gz)
+    write_idx(directory / f"t10k-labels-idx1-ubyte{suffix}", np.arange(20) % 10, gz)
+
+
+def test_embedded_default_is_normalised_with_train_statistics():
+    data = load_data(DataConfig(), seed=0)
+    assert (len(data.train), len(data.val), len(data.test)) == (5400, 600, 1000)
+    assert data.input_shape == (1, 28, 28) and data.num_classes == 10
+    assert abs(float(data.train.x.mean())) < 1e-3 and abs(float(data.train.x.std()) - 1) < 1e-3
+    assert 0.2 < data.mean < 0.4
+
+
+def test_subsets_and_seeded_split():
+    cfg = DataConfig(train_subset=100, test_subset=50)
+    a, b = load_data(cfg, seed=1), load_data(cfg, seed=1)
+    assert len(a.train) == 100 and len(a.test) == 50 and len(a.val) == 10
+    assert (a.train.y == b.train.y).all()
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_idx_from_given_path(tmp_path, gz):
+    fake_fashion_mnist(tmp_path, gz)
+    data = load_data(DataConfig(source="fashion-mnist", path=str(tmp_path)), seed=0)
+    assert len(data.train) + len(data.val) == 50 and len(data.test) == 20
+    assert data.class_names[0] == "T-shirt/top"
+
+
+def test_fashion_mnist_from_environment(tmp_path, monkeypatch):
+    fake_fashion_mnist(tmp_path)
+    monkeypatch.setenv("COMPRESS_DATA", str(tmp_path))
+    assert len(load_data(DataConfig(source="fashion-mnist"), seed=0).test) == 20
+
+
+def test_missing_fashion_mnist_says_where_and_how(tmp_path):
+    with pytest.raises(DataError) as e:
+        load_data(DataConfig(source="fashion-mnist", path=str(tmp_path / "nowhere")), seed=0)
+    message = str(e.value)
+    assert str(tmp_path / "nowhere") in message
+    assert "apt-get install dataset-fashion-mnist" in message and "COMPRESS_DATA" in message
+
+
+def test_truncated_idx_is_refused(tmp_path):
+    path = tmp_path / "x-idx1-ubyte"
+    write_idx(path, np.arange(10), gz=False)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(path)
+
+
+def test_npz_source(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=rng.random((40, 3, 8, 8)).astype(np.float32), y_train=np.arange(40) % 4,
+             x_test=rng.random((12, 3, 8, 8)).astype(np.float32), y_test=np.arange(12) % 4)
+    data = load_data(DataConfig(source="npz", path=str(path)), seed=0)
+    assert data.input_shape == (3, 8, 8) and data.num_classes == 4
+
+
+def test_npz_missing_arrays(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=np.zeros((4, 8, 8)))
+    with pytest.raises(DataError, match="lacks y_train, x_test, y_test"):
+        load_data(DataConfig(source="npz", path=str(path)), seed=0)

@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from pipeline.errors import RecipeError
+from pipeline.recipe import load_recipe, parse_recipe, recipe_schema
+from pipeline.stages.prune import PruneConfig
+
+
+def error_of(raw) -> str:
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    return str(e.value)
+
+
+def test_valid_recipe_is_typed(tiny_recipe):
+    recipe = parse_recipe(tiny_recipe)
+    assert [e.name for e in recipe.stages] == ["train", "prune", "export", "quantize", "validate"]
+    assert isinstance(recipe.stages[1].config, PruneConfig)
+    assert recipe.stages[1].config.target.keep_macs == 0.6
+    assert len(recipe.sha256) == 64
+
+
+def test_shipped_recipes_validate():
+    for path in ("recipes/quickstart.yaml", "recipes/fashion-mnist.yaml"):
+        assert load_recipe(path).stages
+
+
+def test_unknown_key_names_path_and_allowed_fields(tiny_recipe):
+    tiny_recipe["stages"][0]["train"]["epocs"] = 3
+    message = error_of(tiny_recipe)
+    assert "stages.0.train.epocs: unknown field" in message
+    assert "epochs" in message and "optimizer" in message
+
+
+def test_wrong_literal_lists_allowed_values(tiny_recipe):
+    tiny_recipe["stages"][1]["prune"]["importance"] = "random"
+    message = error_of(tiny_recipe)
+    assert "stages.1.prune.importance" in message
+    assert "'magnitude'" in message and "'taylor'" in message
+
+
+def test_unknown_stage_lists_known_stages(tiny_recipe):
+    tiny_recipe["stages"].append({"sparsify": {}})
+    message = error_of(tiny_recipe)
+    assert "stages.5: unknown stage 'sparsify'" in message
+    assert "prune" in message and "quantize" in message
+
+
+def test_all_errors_reported_at_once(tiny_recipe):
+    tiny_recipe["seed"] = "zero"
+    tiny_recipe["data"]["source"] = "imagenet"
+    tiny_recipe["stages"][0]["train"]["lr"] = -1
+    message = error_of(tiny_recipe)
+    assert "seed" in message and "data.source" in message and "stages.0.train.lr" in message
+
+
+def test_prune_target_needs_exactly_one(tiny_recipe):
+    tiny_recipe["stages"][1]["prune"]["target"] = {"keep_macs": 0.5, "keep_params": 0.5}
+    assert "exactly one of remove_channels, keep_macs, keep_params" in error_of(tiny_recipe)
+
+
+def test_stage_order_is_checked(tiny_recipe):
+    stages = tiny_recipe["stages"]
+    tiny_recipe["stages"] = [stages[0], stages[3], stages[2]]  # quantize before export
+    message = error_of(tiny_recipe)
+    assert "stages.1.quantize: needs onnx_fp32" in message and "export" in message
+
+
+def test_pruning_after_export_makes_the_export_stale(tiny_recipe):
+    s = tiny_recipe["stages"]
+    tiny_recipe["stages"] = [s[0], s[2], s[1], s[3]]  # train, export, prune, quantize
+    assert "stages.3.quantize: needs onnx_fp32" in error_of(tiny_recipe)
+
+
+def test_yaml_errors_are_recipe_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "missing.yaml")
+
+
+def test_schema_offers_every_stage():
+    schema = recipe_schema()
+    json.dumps(schema)
+    alternatives = schema["properties"]["stages"]["items"]["oneOf"]
+    names = {ref["$ref"].rsplit("/", 1)[1] for ref in alternatives}
+    assert {"TrainEntry", "PruneEntry", "ExportEntry", "QuantizeEntry", "ValidateEntry"} <= names
+    assert schema["$defs"]["PruneEntry"]["required"] == ["prune"]

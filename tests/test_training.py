@@ -1,0 +1,56 @@
+import torch
+
+from pipeline.data import DataConfig, load_data
+from pipeline.evaluation import accuracy, size_figures
+from pipeline.models import ModelConfig, build_model
+from pipeline.training import Augment, TrainConfig, augment, fit
+
+
+def small_data():
+    return load_data(DataConfig(train_subset=800, test_subset=200, batch_size=64), seed=0)
+
+
+def trained(seed: int):
+    data = small_data()
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    history = fit(model, data, TrainConfig(epochs=3, lr=0.01), device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed))
+    return model, data, history
+
+
+def test_fit_learns_well_above_chance():
+    model, data, history = trained(0)
+    assert len(history) == 3 and history[-1]["loss"] < history[0]["loss"]
+    assert accuracy(model, data.test) > 0.45  # chance is 0.10
+
+
+def test_fit_is_deterministic_for_a_seed():
+    a, _, ha = trained(3)
+    b, _, hb = trained(3)
+    assert ha == hb
+    assert torch.equal(a.fc.weight, b.fc.weight)
+
+
+def test_early_stopping_stops_and_keeps_best():
+    data = small_data()
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    cfg = TrainConfig(epochs=30, lr=1e-7, schedule="constant", early_stopping_patience=1)
+    history = fit(model, data, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    assert len(history) < 30
+
+
+def test_augment_shifts_in_background_and_flips():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3:5, 0:2] = 5.0  # a bright blob on the left edge
+    out = augment(x, Augment(flip=True, shift=2), background=-1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert (out == -1.0).any(), "shifted-in pixels take the background value"
+    assert (out[:, :, :, 6:] == 5.0).any(), "some samples are flipped to the right edge"
+
+
+def test_size_figures_count_params_and_macs():
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    figures = size_figures(model, (1, 28, 28))
+    assert figures["params"] == sum(p.numel() for p in model.parameters()) == 15554
+    assert 1.5e6 < figures["macs"] < 1.8e6
+    assert figures["size_bytes"] >= 4 * figures["params"]
