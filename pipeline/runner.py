@@ -29,7 +29,8 @@ from pipeline.report import StageRecord, build_report, environment, write_json_a
 from pipeline.stages import STAGES, StageContext
 from pipeline.state import ModelState
 
-STATE_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE = "state.json", "metrics.json", "model.pt", "report.json"
+STATE_FILE, METRICS_FILE, MODEL_FILE = "state.json", "metrics.json", "model.pt"
+REPORT_FILE, RECIPE_FILE = "report.json", "recipe.json"
 log = logging.getLogger("compress")
 
 
@@ -66,6 +67,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         record.metrics = json.loads((folder / METRICS_FILE).read_text())
     recipe_meta = {"name": recipe.name, "sha256": recipe.sha256}
     env = environment()
+    write_json_atomic(run_dir / RECIPE_FILE, header.model_dump(mode="json"))
 
     def report() -> dict:
         data_ = build_report(recipe_meta, records, state.artifacts, state.reference, state.devices, env)

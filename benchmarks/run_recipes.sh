@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs both shipped recipes from scratch, timing each, then prints the per-stage table of each run.
+#   bash benchmarks/run_recipes.sh [OUT_DIR]      (default /tmp/compress-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/compress-bench}
+for recipe in quickstart fashion-mnist; do
+  start=$(date +%s.%N)
+  compress run "recipes/$recipe.yaml" --out "$out/$recipe" --fresh --quiet > "$out-$recipe.log" 2>&1 || { cat "$out-$recipe.log"; exit 1; }
+  end=$(date +%s.%N)
+  printf '\n### %s: wall time %.0f s\n\n' "$recipe" "$(echo "$end - $start" | bc)"
+  python benchmarks/stage_table.py "$out/$recipe"
+  echo
+  sed -n '/^device/,/^$/p' "$out-$recipe.log"
+done

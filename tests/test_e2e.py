@@ -1,0 +1,61 @@
+"""One whole recipe through the CLI, every stage, on a small subset: the report, the INT8 graph,
+parity, the gate's exit codes, and resume."""
+
+import json
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+def test_whole_recipe_end_to_end(tmp_path, tiny_recipe, write_recipe, lenient_device):
+    tiny_recipe["devices"] = ["host", "raspberry-pi-4", str(lenient_device)]
+    recipe = write_recipe(tiny_recipe)
+    out = tmp_path / "run"
+    cli = CliRunner()
+
+    result = cli.invoke(main, ["run", str(recipe), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "05-validate" in result.output and "lenient" in result.output
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema_version"] == 1
+    assert report["recipe"]["name"] == "tiny" and len(report["recipe"]["sha256"]) == 64
+    assert {"python", "torch", "onnxruntime", "cpu"} <= set(report["environment"])
+    assert [s["name"] for s in report["stages"]] == ["train", "prune", "export", "quantize", "validate"]
+    for s in report["stages"]:
+        assert s["status"] == "ran" and s["seconds"] > 0
+        assert all(s["metrics"][k] is not None for k in ("accuracy", "params", "macs", "size_bytes"))
+    train, prune = report["stages"][0]["metrics"], report["stages"][1]["metrics"]
+    assert prune["macs"] <= 0.6 * train["macs"] * 1.001 and prune["params"] < train["params"]
+
+    int8_path = out / report["artifacts"]["onnx_int8"]
+    fp32_path = out / report["artifacts"]["onnx_fp32"]
+    assert int8_path.is_file() and fp32_path.is_file()
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in onnx.load(str(int8_path)).graph.node}
+    quantize = json.loads((out / "04-quantize/metrics.json").read_text())
+    assert quantize["int8_coverage"]["op_counts"]["QLinearConv"] == 4
+    export = json.loads((out / "03-export/metrics.json").read_text())
+    assert export["parity"]["max_abs_diff"] < 1e-3 and export["parity"]["top1_agreement"] >= 0.99
+    meta = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    assert "preprocessing" in meta and meta["recipe"] == "tiny"
+
+    devices = report["devices"]
+    assert set(devices) == {"host", "raspberry-pi-4", "lenient"}
+    lenient = devices["lenient"]
+    assert lenient["artifact"] == "onnx_int8" and lenient["latency_kind"] == "estimated"
+    assert lenient["size_bytes"] == int8_path.stat().st_size
+    assert set(lenient["latency_ms"]) == {"p50", "p90", "p99"}
+    assert lenient["passed"] is True
+
+    assert cli.invoke(main, ["gate", str(out), "--device", "lenient"]).exit_code == 0
+    strict = cli.invoke(main, ["gate", str(out), "--device", "host"])  # 2 epochs on 600 samples: below min_accuracy 0.80
+    assert strict.exit_code == 1 and "min_accuracy" in strict.output
+    assert cli.invoke(main, ["gate", str(out), "--device", "jetson"]).exit_code == 2
+
+    again = cli.invoke(main, ["run", str(recipe), "--out", str(out), "--quiet"])
+    assert again.exit_code == 0
+    assert [s["status"] for s in json.loads((out / "report.json").read_text())["stages"]] == ["resumed"] * 5

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from pipeline.errors import UserError
+from pipeline.recipe import parse_recipe
+from pipeline.runner import run_recipe
+from pipeline.stages import STAGES
+
+
+def short(recipe: dict) -> dict:
+    """train -> export only: enough to exercise resume, seconds to run."""
+    recipe["stages"] = [recipe["stages"][0], recipe["stages"][2]]
+    recipe["devices"] = ["host"]
+    return recipe
+
+
+def statuses(report):
+    return [s["status"] for s in report["stages"]]
+
+
+def test_rerun_resumes_and_edits_rerun_from_the_changed_stage(tmp_path, tiny_recipe):
+    recipe = short(tiny_recipe)
+    first = run_recipe(parse_recipe(recipe), tmp_path)
+    assert statuses(first) == ["ran", "ran"]
+    model_time = (tmp_path / "01-train/model.pt").stat().st_mtime_ns
+
+    again = run_recipe(parse_recipe(recipe), tmp_path)
+    assert statuses(again) == ["resumed", "resumed"]
+    assert again["stages"][0]["metrics"] == first["stages"][0]["metrics"]
+    assert (tmp_path / "01-train/model.pt").stat().st_mtime_ns == model_time
+
+    recipe["stages"][1]["export"]["parity_samples"] = 64
+    edited = run_recipe(parse_recipe(recipe), tmp_path)
+    assert statuses(edited) == ["resumed", "ran"]
+    assert json.loads((tmp_path / "02-export/metrics.json").read_text())["parity"]["parity_samples"] == 64
+
+    fresh = run_recipe(parse_recipe(recipe), tmp_path, fresh=True)
+    assert statuses(fresh) == ["ran", "ran"]
+    assert fresh["stages"][0]["metrics"] == first["stages"][0]["metrics"], "same seed, same result"
+
+
+def test_interrupted_stage_leaves_finished_ones_and_resumes(tmp_path, tiny_recipe, monkeypatch):
+    recipe = short(tiny_recipe)
+    export_stage = STAGES._items["export"]
+
+    def killed(cfg, state, ctx):
+        (ctx.stage_dir / "model.onnx").write_text("half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(STAGES._items, "export", export_stage.__class__(**{**export_stage.__dict__, "run": killed}))
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(parse_recipe(recipe), tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert statuses(report) == ["ran", "failed"]
+    assert not (tmp_path / "02-export/state.json").exists()
+
+    monkeypatch.setitem(STAGES._items, "export", export_stage)
+    resumed = run_recipe(parse_recipe(recipe), tmp_path)
+    assert statuses(resumed) == ["resumed", "ran"]
+    assert resumed["artifacts"]["onnx_fp32"] == "02-export/model.onnx"
+
+
+def test_removed_stages_leave_no_stale_folders(tmp_path, tiny_recipe):
+    recipe = short(tiny_recipe)
+    run_recipe(parse_recipe(recipe), tmp_path)
+    recipe["stages"] = recipe["stages"][:1]
+    run_recipe(parse_recipe(recipe), tmp_path)
+    assert not (tmp_path / "02-export").exists()
+
+
+def test_unwritable_output_folder_is_a_user_error(tmp_path, tiny_recipe):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write to the output folder"):
+        run_recipe(parse_recipe(short(tiny_recipe)), blocker / "run")
