@@ -61,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = stage_rows(args.run_dir, args.threads, args.runs)
-    print(f"| stage | seconds | test acc | params | MACs | ONNX KiB | p50 ms | p90 ms |")
+    print("| stage | seconds | test acc | params | MACs | ONNX KiB | p50 ms | p90 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         kind = " (INT8)" if r["int8"] else ""

@@ -2,7 +2,6 @@
 parity, the gate's exit codes, and resume."""
 
 import json
-from pathlib import Path
 
 import onnx
 import onnxruntime as ort
