@@ -9,10 +9,10 @@ install:
 	$(PIP_INSTALL) torch==2.13.0 -e '.[test]'
 
 quickstart: install
-	compress run recipes/quickstart.yaml
+	$(PYTHON) -m pipeline run recipes/quickstart.yaml
 
 fashion-mnist: install
-	compress run recipes/fashion-mnist.yaml
+	$(PYTHON) -m pipeline run recipes/fashion-mnist.yaml
 
 test: install
 	$(PYTHON) -m pytest -q
