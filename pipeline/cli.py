@@ -21,7 +21,6 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
 
 
 def friendly_errors(command):

@@ -74,3 +74,15 @@ def test_unwritable_output_folder_is_a_user_error(tmp_path, tiny_recipe):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot write to the output folder"):
         run_recipe(parse_recipe(short(tiny_recipe)), blocker / "run")
+
+
+def test_cuda_asked_without_cuda_falls_back_to_cpu(monkeypatch, caplog):
+    import torch
+
+    from pipeline.runner import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="compress"):
+        assert pick_device("cuda").type == "cpu"
+    assert "no CUDA device is available" in caplog.text
+    assert pick_device("auto").type == "cpu"

@@ -54,5 +54,7 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
         parity={k: v for k, v in result.to_json().items() if k != "path"},
     )
+    if not state.reference and not state.compressed:  # a user checkpoint exported as is: it is the baseline
+        state.reference = {k: ctx.metrics[k] for k in ("accuracy", "params", "macs", "size_bytes")} | {"source": "export"}
     state.artifacts["onnx_fp32"] = ref
     return state

@@ -24,3 +24,11 @@ def test_impossible_tolerance_fails_the_stage(tmp_path):
     ctx = make_context(tmp_path)
     with pytest.raises(ParityError):
         run(ExportConfig(max_abs_diff=1e-30), trained_state(ctx), ctx)
+
+
+def test_uncompressed_export_without_a_reference_becomes_the_reference(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx)
+    state.reference = {}
+    state = run(ExportConfig(), state, ctx)
+    assert state.reference["accuracy"] == ctx.metrics["accuracy"] and state.reference["source"] == "export"
