@@ -5,10 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/compress-bench}
 for recipe in quickstart fashion-mnist; do
-  start=$(date +%s.%N)
+  SECONDS=0
   compress run "recipes/$recipe.yaml" --out "$out/$recipe" --fresh --quiet > "$out-$recipe.log" 2>&1 || { cat "$out-$recipe.log"; exit 1; }
-  end=$(date +%s.%N)
-  printf '\n### %s: wall time %.0f s\n\n' "$recipe" "$(echo "$end - $start" | bc)"
+  printf '\n### %s: wall time %d s\n\n' "$recipe" "$SECONDS"
   python benchmarks/stage_table.py "$out/$recipe"
   echo
   sed -n '/^device/,/^$/p' "$out-$recipe.log"
