@@ -1,7 +1,8 @@
 """Per-stage figures of a finished run, side by side: accuracy, params, MACs, ONNX size, host latency.
 
-Stages that leave no ONNX file (train, prune) are exported here to a temporary FP32 file so that
-every row has a measured latency; the quantize row times the INT8 file the run shipped.
+Each row times the file the state after that stage would ship (INT8 if there is one, else FP32, as
+in `validate`); where a stage left no valid ONNX file (train, prune), its model.pt is exported here
+to a temporary FP32 file so that every row has a measured latency.
 
     python benchmarks/stage_table.py runs/quickstart [--threads 1 --runs 500]
 """
@@ -32,12 +33,9 @@ def stage_rows(run_dir: Path, threads: int, runs: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for stage in report["stages"]:
             folder = run_dir / stage["folder"]
-            shipped = report["artifacts"]["onnx_int8"] or report["artifacts"]["onnx_fp32"]
-            onnx_file = {
-                "export": folder / "model.onnx",
-                "quantize": folder / "model.int8.onnx",
-                "validate": run_dir / shipped if shipped else None,
-            }.get(stage["name"])
+            artifacts = json.loads((folder / "state.json").read_text())["artifacts"]
+            shipped = artifacts.get("onnx_int8") or artifacts.get("onnx_fp32")  # what validate's `auto` would pick
+            onnx_file = run_dir / shipped if shipped else None
             if onnx_file is None:
                 model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=False)
                 load_model(model, folder / "model.pt")

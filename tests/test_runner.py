@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -48,7 +49,7 @@ def test_interrupted_stage_leaves_finished_ones_and_resumes(tmp_path, tiny_recip
         (ctx.stage_dir / "model.onnx").write_text("half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(STAGES._items, "export", export_stage.__class__(**{**export_stage.__dict__, "run": killed}))
+    monkeypatch.setitem(STAGES._items, "export", dataclasses.replace(export_stage, run=killed))
     with pytest.raises(KeyboardInterrupt):
         run_recipe(parse_recipe(recipe), tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())
