@@ -105,7 +105,8 @@ def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
 
 
 def _check_stage_order(entries: list[StageEntry]) -> list[str]:
-    """Each stage's required artifacts must be made by an earlier stage, and not made stale since."""
+    """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
+    each stage's own static check (if it declares one) must pass against the stages before it."""
     available: set[str] = set()
     errors = []
     for i, entry in enumerate(entries):
@@ -117,6 +118,8 @@ def _check_stage_order(entries: list[StageEntry]) -> list[str]:
                 f"  - stages.{i}.{entry.name}: needs {', '.join(missing)}, which no earlier stage provides"
                 f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
             )
+        if spec.check is not None:
+            errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, [e.name for e in entries[:i]])]
         if spec.changes_model:
             available.clear()
         available.update(spec.provides)

@@ -22,14 +22,15 @@ import torch
 from pipeline.checkpoints import load_model, save_model
 from pipeline.data import load_data
 from pipeline.devices import load_profile
-from pipeline.errors import UserError
+from pipeline.errors import StageError, UserError
+from pipeline.heads import HeadSpec, build_heads
 from pipeline.models import build_model
 from pipeline.recipe import Recipe
 from pipeline.report import StageRecord, build_report, environment, write_json_atomic
 from pipeline.stages import STAGES, StageContext
 from pipeline.state import ModelState
 
-STATE_FILE, METRICS_FILE, MODEL_FILE = "state.json", "metrics.json", "model.pt"
+STATE_FILE, METRICS_FILE, MODEL_FILE, HEADS_FILE = "state.json", "metrics.json", "model.pt", "heads.pt"
 REPORT_FILE, RECIPE_FILE = "report.json", "recipe.json"
 log = logging.getLogger("compress")
 
@@ -82,6 +83,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         ctx = StageContext(
             data=data, device=device, run_dir=run_dir, stage_dir=folder, seed=header.seed * 1000 + i,
             profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
+            model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes),
         )
         torch.manual_seed(ctx.seed)
         log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}")
@@ -96,6 +98,24 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
         report()
     return report()
+
+
+def earlier_models(recipe: Recipe, folders: list[Path], current: int, in_channels: int, num_classes: int):
+    """`model_before(name)`: the backbone as it entered the last stage called `name` before stage
+    `current`, rebuilt from the recipe and loaded from the folder before it (a teacher for `distill`)."""
+
+    def model_before(name: str) -> torch.nn.Module:
+        earlier = [j for j in range(current) if recipe.stages[j].name == name]
+        if not earlier:
+            before = ", ".join(e.name for e in recipe.stages[:current]) or "none"
+            raise StageError(f"before:{name}: no `{name}` stage runs before this one (stages before it: {before})")
+        j = earlier[-1]
+        with torch.random.fork_rng():
+            torch.manual_seed(recipe.header.seed)  # the same initial weights the run started from
+            model = build_model(recipe.header.model, in_channels, num_classes, load_checkpoint=j == 0)
+        return model if j == 0 else load_model(model, folders[j - 1] / MODEL_FILE)
+
+    return model_before
 
 
 def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
@@ -124,6 +144,8 @@ def finished(folder: Path, fingerprint: str) -> bool:
 
 def save_stage_state(folder: Path, state: ModelState, metrics: dict, fingerprint: str, seconds: float) -> None:
     save_model(state.model, folder / MODEL_FILE)
+    if state.heads is not None:
+        save_model(state.heads, folder / HEADS_FILE)
     write_json_atomic(folder / METRICS_FILE, metrics)
     write_json_atomic(folder / STATE_FILE, {"fingerprint": fingerprint, "seconds": seconds, **state.to_json()})
 
@@ -131,7 +153,11 @@ def save_stage_state(folder: Path, state: ModelState, metrics: dict, fingerprint
 def load_stage_state(folder: Path, model: torch.nn.Module) -> ModelState:
     saved = json.loads((folder / STATE_FILE).read_text())
     fields = {k: saved[k] for k in ("artifacts", "reference", "compressed", "devices")}
-    return ModelState(model=load_model(model, folder / MODEL_FILE), **fields)
+    fields["head_specs"] = saved.get("head_specs", [])
+    heads = None
+    if fields["head_specs"]:
+        heads = load_model(build_heads([HeadSpec.model_validate(s) for s in fields["head_specs"]]), folder / HEADS_FILE)
+    return ModelState(model=load_model(model, folder / MODEL_FILE), heads=heads, **fields)
 
 
 def ensure_writable(run_dir: Path) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from pipeline.heads import HeadedModel
 
 
 @dataclass
@@ -13,17 +17,35 @@ class ModelState:
 
     `artifacts` maps a name (`onnx_fp32`, `onnx_int8`) to a path relative to the run folder.
     `reference` holds the figures of the float model before any compression, the baseline for
-    "maximum accuracy drop" budgets. `devices` holds the verdicts of the last validation.
+    "maximum accuracy drop" budgets. `devices` holds the verdicts of the last validation. `heads` are
+    auxiliary classifiers beside the backbone (never inside it, so export sees only `model`), rebuilt
+    on resume from `head_specs`.
     """
 
     model: nn.Module
+    heads: nn.ModuleDict | None = None
+    head_specs: list[dict] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
     compressed: bool = False
     devices: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "model"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("model", "heads")}
+
+    def headed(self, taps: list[str] = (), classifier: str | None = None) -> "HeadedModel":
+        """The backbone with its heads (if any) for training or tracing; close it after use."""
+        from pipeline.heads import HeadedModel, HeadSpec
+
+        specs = [HeadSpec.model_validate(s) for s in self.head_specs]
+        return HeadedModel(self.model, self.heads, specs, taps=taps, classifier=classifier)
+
+    def weights_trained(self, metrics: dict, source: str) -> None:
+        """After training: until something compresses the model, its figures are the baseline that
+        accuracy-drop budgets compare against; and earlier exports are now stale."""
+        if not self.compressed:
+            self.reference = {**{k: metrics[k] for k in ("accuracy", "params", "macs", "size_bytes")}, "source": source}
+        self.model_changed()
 
     def model_changed(self) -> None:
         """Exported files describe the old weights: drop them so no stage ships a stale model."""

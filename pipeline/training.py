@@ -1,10 +1,13 @@
-"""The one training loop. Stages that train (train, prune's recovery, later distillation) call `fit`
-with a `TrainConfig` and may add loss terms through `extra_loss`, instead of copying the loop."""
+"""The one training loop. Stages that train (train, prune's recovery, aux heads, self-distillation,
+distillation) call `fit` with a `TrainConfig` and an `objective` that returns named loss terms, instead
+of copying the loop. The terms are summed for the gradient and logged one by one per epoch, so a
+report shows what each term contributed."""
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -13,10 +16,42 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.data import DataSplits
+from pipeline.errors import StageError
 from pipeline.evaluation import accuracy
 from pipeline.progress import progress
 
-ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+@dataclass
+class Batch:
+    """One training step as an objective sees it. `idx` are the samples' positions in the training
+    split (progressive self-distillation keeps per-sample predictions across epochs)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    idx: torch.Tensor
+    logits: torch.Tensor
+    epoch: int
+    epochs: int
+
+
+Objective = Callable[[Batch], dict[str, torch.Tensor]]
+
+
+def cross_entropy(label_smoothing: float = 0.0, weight: float = 1.0) -> Objective:
+    """The default objective: cross-entropy of the model's output against the labels."""
+    return lambda b: {"ce": weight * F.cross_entropy(b.logits, b.y, label_smoothing=label_smoothing)}
+
+
+def combine(*objectives: Objective) -> Objective:
+    """Several objectives as one; their term names must differ."""
+
+    def total(batch: Batch) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        for objective in objectives:
+            terms.update(objective(batch))
+        return terms
+
+    return total
 
 
 class Augment(BaseModel):
@@ -52,10 +87,14 @@ def fit(
     generator: torch.Generator,
     desc: str = "train",
     quiet: bool = False,
-    extra_loss: ExtraLoss | None = None,
+    objective: Objective | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[dict]:
-    """Train `model` in place; returns one row per epoch with train loss and validation accuracy."""
+    """Train `model` in place; returns one row per epoch with the mean of each loss term and validation accuracy.
+
+    `objective` defaults to cross-entropy with the config's label smoothing.
+    """
+    objective = objective or cross_entropy(cfg.label_smoothing)
     model.to(device)
     if cfg.epochs == 0:
         return []
@@ -68,25 +107,28 @@ def fit(
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(data.train), generator=generator)
-        total_loss = 0.0
+        total_loss, term_sums = 0.0, {}
         bar = progress(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
         for step in bar:
             idx = order[step * batch : (step + 1) * batch]
             x = data.train.x[idx].to(device)
             y = data.train.y[idx].to(device)
             x = augment(x, cfg.augment, background, generator)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            if extra_loss is not None:
-                loss = loss + extra_loss(model, x, y, logits)
+            terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs))
+            loss = sum(terms.values())
+            if not torch.isfinite(loss):
+                raise StageError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1} step {step + 1} (terms: {_round(terms)}); lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total_loss += loss.item()
+            for name, value in terms.items():
+                term_sums[name] = term_sums.get(name, 0.0) + value.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         val_acc = accuracy(model, data.val, device=device)
-        history.append({"epoch": epoch + 1, "loss": round(total_loss / steps_per_epoch, 5), "val_accuracy": round(val_acc, 5)})
+        terms_mean = {name: round(v / steps_per_epoch, 5) for name, v in term_sums.items()}
+        history.append({"epoch": epoch + 1, "loss": round(total_loss / steps_per_epoch, 5), "terms": terms_mean, "val_accuracy": round(val_acc, 5)})
         log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / steps_per_epoch:.4f}, val acc {val_acc:.4f}")
         if cfg.early_stopping_patience is not None:
             if val_acc > best:
@@ -132,3 +174,7 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: 
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def _round(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: round(v.item(), 4) for k, v in terms.items()}

@@ -62,13 +62,21 @@ def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
-    """Load a plain state_dict (or one under 'state_dict'/'model') strictly, explaining any mismatch."""
+    """Load a plain state_dict (or one under 'state_dict'/'model') strictly, explaining any mismatch.
+
+    A `model.pt` from a run folder (possibly pruned) loads too: it carries its layers' shapes.
+    """
     if not path.is_file():
         raise CheckpointError(f"model.checkpoint: {path} does not exist")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"model.checkpoint: {path} cannot be loaded with weights_only=True: {str(e).splitlines()[0]}") from None
+    if isinstance(saved, dict) and set(saved) == {"tensors", "shapes"}:
+        from pipeline.checkpoints import load_model
+
+        load_model(model, path)
+        return
     if isinstance(saved, dict) and ("state_dict" in saved or "model" in saved):
         saved = saved.get("state_dict", saved.get("model"))
     if not isinstance(saved, dict):

@@ -37,6 +37,7 @@ class StageContext:
     log: logging.Logger
     quiet: bool = False
     metrics: dict = field(default_factory=dict)
+    model_before: Callable[[str], torch.nn.Module] | None = None  # see runner.earlier_models
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -54,6 +55,7 @@ class StageContext:
 
 
 StageFn = Callable[[BaseModel, ModelState, StageContext], ModelState]
+StaticCheck = Callable[[BaseModel, list[str]], list[str]]  # (config, names of earlier stages) -> problems
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Stage:
     provides: tuple[str, ...] = ()
     changes_model: bool = False
     uses_device_profiles: bool = False
+    check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. a teacher's stage exists)
 
     @property
     def summary(self) -> str:
@@ -84,4 +87,13 @@ def stage(name: str, config: type[BaseModel], **declared) -> Callable[[StageFn],
     return register
 
 
-from pipeline.stages import export, prune, quantize, train, validate  # noqa: E402,F401  (register the stages)
+from pipeline.stages import (  # noqa: E402,F401  (register the stages)
+    aux_heads,
+    distill,
+    export,
+    prune,
+    quantize,
+    self_distill,
+    train,
+    validate,
+)

@@ -6,10 +6,15 @@ after every round and a collapse shows where it happened. Targets:
 - `remove_channels: r` removes the fraction r of channels (per layer, or globally);
 - `keep_macs: f` / `keep_params: f` prunes in small increments until MACs / params fall to f of
   the starting figure, spread evenly over the rounds.
+
+Recovery is fine-tuning from the labels, or distillation from the model as it was before pruning
+(`recovery: distill`). Auxiliary heads are pruned with the backbone (they are in the traced graph)
+and keep training during recovery.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Literal
 
 import torch
@@ -18,8 +23,10 @@ import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from pipeline.distillation import Distillation, KDConfig
 from pipeline.errors import StageError
 from pipeline.evaluation import accuracy, model_metrics, size_figures
+from pipeline.heads import head_accuracy, supervised_objective
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
 from pipeline.training import TrainConfig, fit
@@ -61,49 +68,59 @@ class PruneConfig(BaseModel):
     round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (hardware-friendly)")
     ignore: list[str] = Field(default_factory=list, description="module names to leave unpruned (the classifier always is)")
     finetune: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=1), description="recovery after each round")
+    recovery: Literal["finetune", "distill"] = Field(
+        "finetune", description="finetune: labels only; distill: the model from before pruning teaches the pruned one (KD settings in `distill`)"
+    )
+    distill: KDConfig = Field(default_factory=KDConfig, description="teacher-to-student settings when recovery: distill")
 
 
 @stage("prune", PruneConfig, changes_model=True)
 def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
-    """Prune channels with torch-pruning in rounds with recovery fine-tuning; records each round."""
-    model, data, shape = state.model.to(ctx.device), ctx.data, ctx.data.input_shape
-    example = torch.zeros(1, *shape, device=ctx.device)
-    start = size_figures(model, shape)
+    """Prune channels with torch-pruning in rounds with recovery (fine-tuning or distillation); records each round."""
+    data, shape = ctx.data, ctx.data.input_shape
+    start = size_figures(state.model, shape)
     if not state.reference:
-        state.reference = {"accuracy": round(accuracy(model, data.test, device=ctx.device), 5), **start, "source": "before prune"}
-
+        state.reference = {"accuracy": round(accuracy(state.model, data.test), 5), **start, "source": "before prune"}
     target = cfg.target
     measure, keep = ("macs", target.keep_macs) if target.keep_macs else ("params", target.keep_params)
     by_ratio = target.remove_channels is not None
-    pruner = tp.pruner.MetaPruner(
-        model,
-        example,
-        importance=IMPORTANCE[cfg.importance](),
-        global_pruning=cfg.global_pruning,
-        pruning_ratio=target.remove_channels if by_ratio else cfg.max_layer_ratio,
-        max_pruning_ratio=cfg.max_layer_ratio,
-        iterative_steps=cfg.steps if by_ratio else FINE_INCREMENTS,
-        ignored_layers=ignored_layers(model, cfg.ignore, data.num_classes),
-        round_to=cfg.round_to,
-    )
+    teacher = copy.deepcopy(state.model) if cfg.recovery == "distill" else None
+    example = torch.zeros(1, *shape, device=ctx.device)
     rounds = []
-    for k in range(1, cfg.steps + 1):
-        if by_ratio:
-            prune_once(pruner, model, cfg.importance, ctx)
-        else:
-            goal = 1 - (1 - keep) * k / cfg.steps
-            while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
-                prune_once(pruner, model, cfg.importance, ctx)
-        fit(model, data, cfg.finetune, device=ctx.device, generator=ctx.generator, desc=f"recover {k}/{cfg.steps}", quiet=ctx.quiet, log=ctx.log.debug)
-        figures = size_figures(model, shape)
-        row = {"round": k, **figures, "val_accuracy": round(accuracy(model, data.val, device=ctx.device), 5)}
-        rounds.append(row)
-        ctx.log.info(
-            f"prune round {k}/{cfg.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, "
-            f"val acc {row['val_accuracy']:.4f}"
+    with state.headed() as traced:  # heads in the traced graph lose their input channels with the backbone's
+        model = state.model
+        traced.to(ctx.device)
+        pruner = tp.pruner.MetaPruner(
+            traced,
+            example,
+            forward_fn=lambda m, x: m.forward_all(x),
+            importance=IMPORTANCE[cfg.importance](),
+            global_pruning=cfg.global_pruning,
+            pruning_ratio=target.remove_channels if by_ratio else cfg.max_layer_ratio,
+            max_pruning_ratio=cfg.max_layer_ratio,
+            iterative_steps=cfg.steps if by_ratio else FINE_INCREMENTS,
+            ignored_layers=ignored_layers(model, cfg.ignore, data.num_classes) + classifiers(traced.heads, data.num_classes),
+            round_to=cfg.round_to,
         )
+        for k in range(1, cfg.steps + 1):
+            if by_ratio:
+                prune_once(pruner, model, cfg.importance, ctx)
+            else:
+                goal = 1 - (1 - keep) * k / cfg.steps
+                while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
+                    prune_once(pruner, model, cfg.importance, ctx)
+            recover(cfg, state, teacher, ctx, f"recover {k}/{cfg.steps}")
+            figures = size_figures(model, shape)
+            row = {"round": k, **figures, "val_accuracy": round(accuracy(model, data.val, device=ctx.device), 5)}
+            rounds.append(row)
+            ctx.log.info(
+                f"prune round {k}/{cfg.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, "
+                f"val acc {row['val_accuracy']:.4f}"
+            )
+        traced.cpu()
+        if state.heads:
+            ctx.metrics["heads_accuracy"] = head_accuracy(traced, data.test)
 
-    model.cpu()
     metrics = model_metrics(model, data.test, shape)
     reached = by_ratio or metrics[measure] <= keep * start[measure] * 1.001
     if not reached:
@@ -111,10 +128,21 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             f"prune: could not reach keep_{measure}={keep} within max_layer_ratio={cfg.max_layer_ratio}: "
             f"stopped at {metrics[measure] / start[measure]:.3f} of the starting {measure}"
         )
-    ctx.metrics.update(metrics, before=start, rounds=rounds, target_reached=reached)
+    ctx.metrics.update(metrics, before=start, rounds=rounds, target_reached=reached, recovery=cfg.recovery)
     state.compressed = True
     state.model_changed()
     return state
+
+
+def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx: StageContext, desc: str) -> None:
+    """Fine-tune after a pruning round, from the labels or from the unpruned model (heads keep learning too)."""
+    train = dict(data=ctx.data, cfg=cfg.finetune, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, log=ctx.log.debug)
+    if teacher is None:
+        with state.headed() as view:
+            fit(view, objective=supervised_objective(view, cfg.finetune.label_smoothing), **train)
+        return
+    with Distillation(cfg.distill, teacher, state, ctx.data.input_shape, ctx.device, cfg.finetune.label_smoothing) as kd:
+        fit(kd.view, objective=kd.objective, **train)
 
 
 def prune_once(pruner: tp.pruner.MetaPruner, model: nn.Module, importance: str, ctx: StageContext) -> None:
@@ -136,8 +164,12 @@ def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list
     if unknown:
         prunable = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
         raise StageError(f"prune.ignore: no module named {', '.join(unknown)}; conv/linear modules: {', '.join(prunable)}")
-    classifiers = [
-        m for m in modules.values()
+    return classifiers(model, num_classes) + [modules[n] for n in names]
+
+
+def classifiers(model: nn.Module, num_classes: int) -> list[nn.Module]:
+    """Layers whose outputs are the classes: pruning them would remove classes."""
+    return [
+        m for m in model.modules()
         if (isinstance(m, nn.Linear) and m.out_features == num_classes) or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)
     ]
-    return classifiers + [modules[n] for n in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.evaluation import model_metrics
+from pipeline.heads import head_accuracy, supervised_objective
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
 from pipeline.training import TrainConfig, fit
@@ -10,17 +11,19 @@ from pipeline.training import TrainConfig, fit
 
 @stage("train", TrainConfig, changes_model=True)
 def run(cfg: TrainConfig, state: ModelState, ctx: StageContext) -> ModelState:
-    """Train the model; test accuracy, params and MACs go into the metrics.
+    """Train the model (and its auxiliary heads, if an earlier stage attached some); test accuracy, params and MACs go into the metrics.
 
     Before any compression, the result becomes the reference that accuracy-drop budgets compare against.
     """
-    history = fit(
-        state.model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc="train", quiet=ctx.quiet, log=ctx.log.info
-    )
-    state.model.cpu()
+    with state.headed() as view:
+        history = fit(
+            view, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc="train", quiet=ctx.quiet,
+            objective=supervised_objective(view, cfg.label_smoothing), log=ctx.log.info,
+        )
+        view.cpu()
+        if state.heads:
+            ctx.metrics["heads_accuracy"] = head_accuracy(view, ctx.data.test)
     metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
     ctx.metrics.update(metrics, history=history)
-    if not state.compressed:
-        state.reference = {**metrics, "source": "train"}
-    state.model_changed()
+    state.weights_trained(metrics, "train")
     return state

@@ -62,3 +62,36 @@ def test_unknown_ignored_module_lists_choices(tmp_path):
     cfg = PruneConfig(target={"remove_channels": 0.3}, ignore=["features.9"], finetune=TrainConfig(epochs=0))
     with pytest.raises(StageError, match="no module named features.9; conv/linear modules: features.0.0"):
         run(cfg, state, ctx)
+
+
+def test_heads_are_pruned_with_the_backbone_and_keep_working(tmp_path):
+    from pipeline.stages.aux_heads import AuxHeadsConfig
+    from pipeline.stages.aux_heads import run as attach
+
+    ctx = make_context(tmp_path)
+    state = attach(AuxHeadsConfig(kind="bottleneck", train=TrainConfig(epochs=1)), trained_state(ctx, epochs=1), ctx)
+    state = run(PruneConfig(target={"remove_channels": 0.5}, steps=1, finetune=TrainConfig(epochs=1)), state, ctx)
+    modules = dict(state.model.named_modules())
+    for spec in state.head_specs:
+        attach_width = modules[spec["attach"]][0].out_channels
+        assert state.heads[spec["name"]].body[0][0].in_channels == attach_width
+    assert state.heads["head1"].fc.out_features == 10
+    assert set(ctx.metrics["heads_accuracy"]) == {"head1", "head2", "final"}
+    with state.headed() as view:
+        view(torch.zeros(2, 1, 28, 28))
+        assert all(v.shape == (2, 10) for v in view.head_logits.values())
+
+
+def test_distillation_recovery_trains_on_the_teachers_term(tmp_path, monkeypatch):
+    import pipeline.stages.prune as prune_module
+
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=2)
+    histories = []
+    original = prune_module.fit
+    monkeypatch.setattr(prune_module, "fit", lambda *a, **kw: histories.append(original(*a, **kw)))
+    cfg = PruneConfig(target={"keep_macs": 0.5}, steps=2, recovery="distill", finetune=TrainConfig(epochs=1))
+    run(cfg, state, ctx)
+    assert len(histories) == 2
+    assert all(set(h[-1]["terms"]) == {"ce", "kd"} and h[-1]["terms"]["kd"] > 0 for h in histories)
+    assert ctx.metrics["recovery"] == "distill" and ctx.metrics["target_reached"]

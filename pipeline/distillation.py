@@ -1,0 +1,132 @@
+"""Teacher-to-student knowledge distillation as a training objective.
+
+Used by the `distill` stage, by `prune`'s `recovery: distill` (the teacher is the model before
+pruning) and by anything else that trains a student with the shared loop. The loss is Hinton et al.'s:
+(1 - alpha) * CE(student, labels) + alpha * T^2 * KL(teacher_T || student_T), plus an optional feature
+term: the student's last feature map, through a learned 1x1 adapter when widths differ, matched to the
+teacher's by mean squared error (FitNets). The adapter only lives during training.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from pipeline.errors import StageError
+from pipeline.heads import deep_supervision, feature_maps, final_features, trace_outputs
+from pipeline.training import Batch
+
+
+class KDConfig(BaseModel):
+    """How much the student listens to the teacher."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(4.0, gt=0, description="softens both distributions; the KL term is scaled by T^2")
+    alpha: float = Field(0.7, ge=0, le=1, description="weight of the teacher's term; the labels' cross-entropy gets 1 - alpha")
+    feature_weight: float = Field(0.0, ge=0, description="weight of feature matching (MSE through a learned 1x1 adapter); 0 turns it off")
+    student_layer: str | Literal["auto"] = Field("auto", description="student module whose output is matched; auto: its last feature map")
+    teacher_layer: str | Literal["auto"] = Field("auto", description="teacher module whose output is matched; auto: its last feature map")
+
+
+def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, 1), F.softmax(teacher_logits / t, 1), reduction="batchmean") * t * t
+
+
+class Teacher:
+    """A frozen model in eval mode, with a hook on the layer whose features the student matches."""
+
+    def __init__(self, model: nn.Module, layer: str | None, device: torch.device):
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.features: torch.Tensor | None = None
+        if layer is not None:
+            dict(self.model.named_modules())[layer].register_forward_hook(self._keep)
+
+    def _keep(self, _module, _inputs, output) -> None:
+        self.features = output
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def pick_layer(model: nn.Module, input_shape: tuple[int, ...], layer: str, who: str) -> tuple[str, tuple[int, ...]]:
+    trace = trace_outputs(model, input_shape)
+    maps = feature_maps(trace)
+    if layer == "auto":
+        return final_features(trace)
+    if layer not in maps:
+        raise StageError(f"{who}_layer: {layer!r} is not a module with a 4-D output in the {who}; candidates: {', '.join(maps)}")
+    return layer, maps[layer]
+
+
+def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> None:
+    """A teacher must score the same classes: its output shape must equal the student's."""
+    x = torch.zeros(2, *input_shape, device=device)
+    with torch.no_grad():
+        was = student.training
+        student.eval()
+        s, t = student.to(device)(x), teacher.to(device).eval()(x)
+        student.train(was)
+    if s.shape != t.shape:
+        raise StageError(
+            f"teacher outputs shape {list(t.shape)} but the student outputs {list(s.shape)} for the same batch of 2; "
+            "a teacher must predict the same classes as the student"
+        )
+
+
+class Distillation:
+    """The student (with its heads, if any) wired to a teacher: `view` to train, `objective` to train it with.
+
+    Use as a context manager so the hooks leave the student afterwards.
+    """
+
+    def __init__(self, cfg: KDConfig, teacher_model: nn.Module, state, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float):
+        check_compatible(state.model, teacher_model, input_shape, device)
+        self.cfg, self.label_smoothing = cfg, label_smoothing
+        matching = cfg.feature_weight > 0
+        teacher_layer = student_layer = None
+        if matching:
+            student_layer, s_shape = pick_layer(state.model, input_shape, cfg.student_layer, "student")
+            teacher_layer, t_shape = pick_layer(teacher_model, input_shape, cfg.teacher_layer, "teacher")
+        self.teacher = Teacher(teacher_model, teacher_layer, device)
+        self.student_layer = student_layer
+        self.view = state.headed(taps=[student_layer] if matching else [])
+        if matching:
+            self.view.adapters["kd"] = nn.Conv2d(s_shape[1], t_shape[1], 1, bias=False)
+        self.view.to(device)
+        self._heads = deep_supervision(self.view, label_smoothing)
+
+    def objective(self, batch: Batch) -> dict[str, torch.Tensor]:
+        teacher_logits = self.teacher(batch.x)
+        a = self.cfg.alpha
+        terms = {
+            "ce": (1 - a) * F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing),
+            "kd": a * kl_divergence(batch.logits, teacher_logits, self.cfg.temperature),
+        }
+        if self.student_layer is not None:
+            terms["feature"] = self.cfg.feature_weight * feature_mse(
+                self.view.adapters["kd"](self.view.taps[self.student_layer]), self.teacher.features
+            )
+        terms.update(self._heads(batch))
+        return terms
+
+    def __enter__(self) -> "Distillation":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.view.close()
+
+
+def feature_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE between feature maps, pooled to the smaller spatial size when the two differ."""
+    if student.shape[2:] != teacher.shape[2:]:
+        size = min(student.shape[2], teacher.shape[2]), min(student.shape[3], teacher.shape[3])
+        student, teacher = F.adaptive_avg_pool2d(student, size), F.adaptive_avg_pool2d(teacher, size)
+    return F.mse_loss(student, teacher)

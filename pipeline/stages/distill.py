@@ -1,0 +1,67 @@
+"""`distill`: teacher-to-student knowledge distillation (Hinton et al. 2015; FitNets' feature matching).
+
+The teacher is the model as it entered an earlier stage (`teacher: before:prune` recovers what
+pruning took, with the unpruned model as teacher), or another model from a checkpoint
+(`teacher: {name: resnet20, checkpoint: runs/teacher/01-train/model.pt}`), which may be wider or a
+different architecture: it only has to predict the same classes.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from pipeline.distillation import Distillation, KDConfig
+from pipeline.evaluation import model_metrics
+from pipeline.heads import head_accuracy
+from pipeline.models import ModelConfig, build_model
+from pipeline.stages import StageContext, stage
+from pipeline.state import ModelState
+from pipeline.training import TrainConfig, fit
+
+BEFORE = "before:"
+
+
+class DistillConfig(KDConfig):
+    teacher: str | ModelConfig = Field(
+        description='"before:<stage>" (the model as it entered that earlier stage) or a model with a checkpoint: {name: resnet20, checkpoint: path}'
+    )
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=5, lr=1e-3))
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_source(cls, value: str | ModelConfig) -> str | ModelConfig:
+        if isinstance(value, str) and (not value.startswith(BEFORE) or not value[len(BEFORE) :]):
+            raise ValueError(f'a teacher is "before:<stage name>" (e.g. "before:prune") or a model with a checkpoint; got {value!r}')
+        if isinstance(value, ModelConfig) and not value.checkpoint:
+            raise ValueError("a teacher model needs `checkpoint:` (an untrained teacher teaches nothing)")
+        return value
+
+
+def teacher_stage_exists(cfg: DistillConfig, earlier: list[str]) -> list[str]:
+    if isinstance(cfg.teacher, str):
+        name = cfg.teacher[len(BEFORE) :]
+        if name not in earlier:
+            return [f"teacher {cfg.teacher!r}: no {name!r} stage runs before this one (stages before it: {', '.join(earlier) or 'none'})"]
+    return []
+
+
+@stage("distill", DistillConfig, changes_model=True, check=teacher_stage_exists)
+def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
+    """Train the model as a student of a teacher (KL at temperature T + cross-entropy, optional feature matching)."""
+    if isinstance(cfg.teacher, str):
+        teacher, source = ctx.model_before(cfg.teacher[len(BEFORE) :]), cfg.teacher
+    else:
+        teacher, source = build_model(cfg.teacher, ctx.data.input_shape[0], ctx.data.num_classes), cfg.teacher.checkpoint
+    teacher_metrics = model_metrics(teacher, ctx.data.test, ctx.data.input_shape)
+    ctx.log.info(f"distill: teacher {source}: test acc {teacher_metrics['accuracy']:.4f}, {teacher_metrics['params']:,} params")
+    with Distillation(cfg, teacher, state, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing) as kd:
+        history = fit(
+            kd.view, ctx.data, cfg.train, device=ctx.device, generator=ctx.generator, desc="distill", quiet=ctx.quiet,
+            objective=kd.objective, log=ctx.log.info,
+        )
+        kd.view.cpu()
+        heads_acc = head_accuracy(kd.view, ctx.data.test) if state.heads else None
+    metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
+    ctx.metrics.update(metrics, teacher={"source": source, **teacher_metrics}, heads_accuracy=heads_acc, history=history)
+    state.weights_trained(metrics, "distill")
+    return state

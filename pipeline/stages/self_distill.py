@@ -1,0 +1,141 @@
+"""`self_distill`: the model teaches itself, at no inference cost.
+
+- `byot` (Zhang et al., "Be Your Own Teacher", ICCV 2019): the deepest classifier teaches every
+  auxiliary head by KL at temperature T, and an L2 hint pulls each head's features toward the deepest
+  features; the deepest classifier learns from the labels. The heads pass their learning back into the
+  shared layers. Needs heads: put `aux_heads` before this stage.
+- `pskd` (Kim et al., "Self-Knowledge Distillation with Progressive Refinement of Targets", ICCV 2021):
+  the target of each sample mixes its label with the model's own prediction for it in the previous
+  epoch, the mixing weight rising linearly to `pskd_alpha` over training. Works without heads.
+- `both`: the two together.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from pipeline.distillation import kl_divergence
+from pipeline.errors import StageError
+from pipeline.evaluation import model_metrics
+from pipeline.heads import HeadedModel, classifier_name, deep_supervision, head_accuracy
+from pipeline.stages import StageContext, stage
+from pipeline.state import ModelState
+from pipeline.training import Batch, TrainConfig, fit
+
+
+class SelfDistillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["byot", "pskd", "both"] = Field("byot", description="byot: deepest classifier teaches the heads; pskd: progressive self-knowledge targets")
+    temperature: float = Field(3.0, gt=0, description="BYOT: softens the deepest classifier's distribution")
+    alpha: float = Field(0.3, ge=0, le=1, description="BYOT: weight of the KL term in each head's loss; its cross-entropy gets 1 - alpha")
+    hint_weight: float = Field(0.1, ge=0, description="BYOT: weight of the L2 feature hint from the deepest features to each head's; 0 turns it off")
+    pskd_alpha: float = Field(0.8, ge=0, le=1, description="PS-KD: final weight of the model's own previous-epoch predictions in the target")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
+
+
+def needs_heads(cfg: SelfDistillConfig, earlier: list[str]) -> list[str]:
+    if cfg.mode != "pskd" and "aux_heads" not in earlier:
+        return [f"mode {cfg.mode} needs auxiliary heads to teach: put an aux_heads stage before it (or use mode: pskd)"]
+    return []
+
+
+@stage("self_distill", SelfDistillConfig, changes_model=True, check=needs_heads)
+def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
+    """Self-distillation (BYOT and/or PS-KD) with the shared training loop; loss terms per epoch in the metrics."""
+    byot = cfg.mode in ("byot", "both")
+    if byot and not state.heads:
+        raise StageError(f"self_distill: mode {cfg.mode} needs auxiliary heads, and the model has none; add an aux_heads stage before it (or use mode: pskd)")
+    classifier = classifier_name(state.model, ctx.data.num_classes) if byot and cfg.hint_weight > 0 else None
+    if byot and cfg.hint_weight > 0 and classifier is None:
+        raise StageError(
+            f"self_distill.hint_weight: feature hints read the input of the model's classifier (an nn.Linear with "
+            f"{ctx.data.num_classes} outputs), and this model has none; set hint_weight: 0"
+        )
+    with state.headed(classifier=classifier) as view:
+        smoothing = cfg.train.label_smoothing
+        byot_terms = ByotTerms(view, cfg, smoothing, classifier) if byot else None
+        pskd = PskdTargets(len(ctx.data.train), ctx.data.num_classes, cfg.pskd_alpha) if cfg.mode != "byot" else None
+        objective = SelfDistillObjective(view, smoothing, byot_terms, pskd)
+        history = fit(
+            view, ctx.data, cfg.train, device=ctx.device, generator=ctx.generator, desc="self_distill", quiet=ctx.quiet,
+            objective=objective, log=ctx.log.info,
+        )
+        view.cpu()
+        heads_acc = head_accuracy(view, ctx.data.test) if state.heads else None
+    metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
+    ctx.metrics.update(metrics, mode=cfg.mode, heads_accuracy=heads_acc, history=history)
+    state.weights_trained(metrics, "self_distill")
+    return state
+
+
+class ByotTerms:
+    """Per head: (1 - alpha) CE + alpha KL(deepest || head) + hint * |head features - deepest features|^2.
+    The deepest classifier's outputs are the teacher's and are not pushed toward the heads (detached)."""
+
+    def __init__(self, view: HeadedModel, cfg: SelfDistillConfig, label_smoothing: float, classifier: str | None):
+        self.view, self.cfg, self.label_smoothing = view, cfg, label_smoothing
+        if classifier is not None:
+            deep_width = dict(view.backbone.named_modules())[classifier].in_features
+            for name in view.specs:
+                head_width = view.heads[name].fc.in_features
+                if head_width != deep_width:  # linear heads: features as wide as their attach point
+                    view.adapters[f"hint_{name}"] = nn.Linear(head_width, deep_width, bias=False)
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        v, cfg = self.view, self.cfg
+        teacher = batch.logits.detach()
+        deep = v.deep_features.detach().flatten(1) if v.deep_features is not None else None
+        terms = {}
+        for name, logits in v.head_logits.items():
+            terms[f"ce_{name}"] = (1 - cfg.alpha) * F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
+            terms[f"kd_{name}"] = cfg.alpha * kl_divergence(logits, teacher, cfg.temperature)
+            if deep is not None:
+                features = v.head_features[name]
+                if f"hint_{name}" in v.adapters:
+                    features = v.adapters[f"hint_{name}"](features)
+                terms[f"hint_{name}"] = cfg.hint_weight * F.mse_loss(features, deep)
+        return terms
+
+
+class PskdTargets:
+    """Remembers each training sample's softmax from the current epoch to build the next epoch's targets."""
+
+    def __init__(self, n: int, classes: int, final_alpha: float):
+        self.previous = torch.zeros(n, classes)
+        self.current = torch.zeros(n, classes)
+        self.final_alpha, self.epoch = final_alpha, 0
+
+    def __call__(self, batch: Batch, smoothed_labels: torch.Tensor) -> torch.Tensor:
+        if batch.epoch != self.epoch:
+            self.previous, self.current, self.epoch = self.current, self.previous, batch.epoch
+        idx = batch.idx
+        self.current[idx] = F.softmax(batch.logits.detach(), 1).cpu()
+        alpha = self.final_alpha * batch.epoch / max(1, batch.epochs - 1)  # 0 in the first epoch: nothing remembered yet
+        return (1 - alpha) * smoothed_labels + alpha * self.previous[idx].to(smoothed_labels.device)
+
+
+class SelfDistillObjective:
+    def __init__(self, view: HeadedModel, label_smoothing: float, byot: ByotTerms | None, pskd: PskdTargets | None):
+        self.view, self.label_smoothing, self.byot, self.pskd = view, label_smoothing, byot, pskd
+        self.heads_from_labels = deep_supervision(view, label_smoothing)  # heads kept from aux_heads keep learning
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.pskd is None:
+            terms = {"ce": F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing)}
+        else:
+            classes = batch.logits.shape[1]
+            labels = F.one_hot(batch.y, classes).float() * (1 - self.label_smoothing) + self.label_smoothing / classes
+            target = self.pskd(batch, labels)
+            terms = {"ce_pskd": -(target * F.log_softmax(batch.logits, 1)).sum(1).mean()}
+        if self.byot is not None:
+            terms.update(self.byot(batch))
+        else:
+            terms.update(self.heads_from_labels(batch))
+        return terms
+
