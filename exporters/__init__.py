@@ -3,6 +3,14 @@
 They depend on torch, onnx and onnxruntime only, never on `pipeline`, so they can be used alone.
 """
 
-from exporters.onnx import ExportResult, ParityError, export_onnx, onnx_logits, set_metadata
+from exporters.onnx import (
+    ExportResult,
+    ParityError,
+    export_onnx,
+    extract_segment,
+    onnx_logits,
+    onnx_outputs,
+    set_metadata,
+)
 
-__all__ = ["ExportResult", "ParityError", "export_onnx", "onnx_logits", "set_metadata"]
+__all__ = ["ExportResult", "ParityError", "export_onnx", "extract_segment", "onnx_logits", "onnx_outputs", "set_metadata"]

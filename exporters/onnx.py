@@ -39,11 +39,14 @@ def export_onnx(
     opset: int = 17,
     max_abs_diff: float = 1e-3,
     min_top1_agreement: float = 0.99,
+    output_names: list[str] = (OUTPUT_NAME,),
 ) -> ExportResult:
     """Export with a dynamic batch axis, run the ONNX checker, stamp metadata, compare with PyTorch.
 
     `parity_inputs` are real samples (not noise: noise can hide errors that only real
     activations reach). Raises `ParityError` and renames the file `*.rejected` on failure.
+    A module returning a tuple needs one name per output; parity covers every output (top-1
+    agreement on the 2-D ones, the logits).
 
     >>> export_onnx(model, Path("model.onnx"), x_test[:256], {"mean": "0.286"})  # doctest: +SKIP
     """
@@ -58,19 +61,20 @@ def export_onnx(
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *output_names)},
         )
     onnx.checker.check_model(str(path), full_check=True)
     if metadata:
         set_metadata(path, metadata)
     with torch.no_grad():
-        expected = module(parity_inputs).numpy()
-    got = onnx_logits(path, parity_inputs.numpy())
+        expected = module(parity_inputs)
+    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    got = onnx_outputs(path, parity_inputs.numpy())
     result = ExportResult(
         path=path,
-        max_abs_diff=float(np.abs(expected - got).max()),
-        top1_agreement=float((expected.argmax(1) == got.argmax(1)).mean()),
+        max_abs_diff=max(float(np.abs(e - g).max()) for e, g in zip(expected, got)),
+        top1_agreement=min(float((e.argmax(1) == g.argmax(1)).mean()) for e, g in zip(expected, got) if e.ndim == 2),
         parity_samples=len(parity_inputs),
     )
     if result.max_abs_diff > max_abs_diff or result.top1_agreement < min_top1_agreement:
@@ -97,11 +101,30 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
 
 
 def onnx_logits(path: Path, x: np.ndarray, batch_size: int = 256, threads: int = 0) -> np.ndarray:
-    """Run the whole array through onnxruntime on the CPU in batches."""
+    """Run the whole array through onnxruntime on the CPU in batches; the first output."""
+    return onnx_outputs(path, x, batch_size, threads)[0]
+
+
+def onnx_outputs(path: Path, x: np.ndarray, batch_size: int = 256, threads: int = 0) -> list[np.ndarray]:
+    """Every output of the model for the whole array, in the graph's output order."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    outputs = [session.run(None, {name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
-    return np.concatenate(outputs)
+    batches = [session.run(None, {name: x[i : i + batch_size]}) for i in range(0, len(x), batch_size)]
+    return [np.concatenate(parts) for parts in zip(*batches)]
+
+
+def extract_segment(path: Path, out: Path, inputs: list[str], outputs: list[str]) -> Path:
+    """The part of the graph that computes `outputs` from `inputs` alone, as its own model.
+
+    Early exits run as a cascade of segments, so a sample that leaves early never pays for the rest
+    (onnxruntime runs the whole graph even when asked for one early output). Raises ValueError when
+    the cut is not clean: something after it still needs a tensor from before it.
+    """
+    try:
+        onnx.utils.extract_model(str(path), str(out), inputs, outputs, check_model=True)
+    except Exception as e:  # onnx raises checker and key errors alike for a graph that does not close
+        raise ValueError(f"cannot cut {path.name} between {inputs} and {outputs}: {str(e).splitlines()[0]}") from None
+    return out

@@ -5,7 +5,7 @@ from pipeline.errors import CheckpointError, UserError
 from pipeline.models import ModelConfig, ZOO, build_model
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "resnet8", "resnet20", "mobilenetv2"])
+@pytest.mark.parametrize("name", ["tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2"])
 def test_zoo_models_classify_small_inputs(name):
     model = build_model(ModelConfig(name=name), in_channels=1, num_classes=10).eval()
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -33,7 +33,7 @@ def test_name_and_factory_are_exclusive():
 
 
 def test_unknown_zoo_model_lists_known():
-    with pytest.raises(UserError, match="known: mobilenetv2, resnet20, resnet8, tiny_cnn"):
+    with pytest.raises(UserError, match="known: ds_cnn, mobilenetv2, resnet20, resnet8, tiny_cnn"):
         build_model(ModelConfig(name="vgg"), 1, 10)
 
 
@@ -58,4 +58,4 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 
 
 def test_zoo_registry_names():
-    assert set(ZOO.names()) == {"tiny_cnn", "resnet8", "resnet20", "mobilenetv2"}
+    assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2"}

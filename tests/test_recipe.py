@@ -89,3 +89,27 @@ def test_schema_offers_every_stage():
     names = {ref["$ref"].rsplit("/", 1)[1] for ref in alternatives}
     assert {"TrainEntry", "PruneEntry", "ExportEntry", "QuantizeEntry", "ValidateEntry"} <= names
     assert schema["$defs"]["PruneEntry"]["required"] == ["prune"]
+
+
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ([{"self_distill": {}}], r"stages\.1\.self_distill: mode byot needs auxiliary heads.*put an aux_heads stage before it"),
+        ([{"distill": {"teacher": "before:prune"}}], r"stages\.1\.distill: teacher 'before:prune': no 'prune' stage runs before this one \(stages before it: train\)"),
+        ([{"export": {"exits": ["head1"]}}], r"stages\.1\.export: exits \['head1'\] are auxiliary heads: put an aux_heads stage before export"),
+    ],
+)
+def test_prerequisites_of_training_stages_are_checked_before_running(tiny_recipe, stages, message):
+    tiny_recipe["stages"] = [tiny_recipe["stages"][0], *stages]
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(tiny_recipe)
+
+
+def test_pskd_needs_no_heads_and_teacher_stage_may_come_earlier(tiny_recipe):
+    tiny_recipe["stages"] = [
+        tiny_recipe["stages"][0],
+        {"self_distill": {"mode": "pskd"}},
+        tiny_recipe["stages"][1],
+        {"distill": {"teacher": "before:prune"}},
+    ]
+    assert [s.name for s in parse_recipe(tiny_recipe).stages] == ["train", "self_distill", "prune", "distill"]

@@ -87,3 +87,28 @@ def test_cuda_asked_without_cuda_falls_back_to_cpu(monkeypatch, caplog):
         assert pick_device("cuda").type == "cpu"
     assert "no CUDA device is available" in caplog.text
     assert pick_device("auto").type == "cpu"
+
+
+def test_heads_and_teachers_survive_resume(tmp_path, tiny_recipe):
+    """aux_heads -> self_distill -> prune (distillation recovery) -> distill from before:prune -> export with exits."""
+    tiny_recipe["devices"] = ["host"]
+    tiny_recipe["stages"] = [
+        {"aux_heads": {"kind": "bottleneck", "train": {"epochs": 1, "lr": 0.01}}},
+        {"self_distill": {"mode": "both", "train": {"epochs": 1}}},
+        {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "recovery": "distill", "finetune": {"epochs": 1}}},
+        {"distill": {"teacher": "before:prune", "train": {"epochs": 1}}},
+        {"export": {"exits": ["head1"], "exit_max_accuracy_drop": 10}},
+    ]
+    first = run_recipe(parse_recipe(tiny_recipe), tmp_path)
+    assert statuses(first) == ["ran"] * 5
+    assert (tmp_path / "03-prune/heads.pt").is_file()
+    distill = json.loads((tmp_path / "04-distill/metrics.json").read_text())
+    prune = json.loads((tmp_path / "03-prune/metrics.json").read_text())
+    assert distill["teacher"]["params"] == prune["before"]["params"], "the teacher is the model that entered prune"
+
+    tiny_recipe["stages"][4]["export"]["exit_max_accuracy_drop"] = 5
+    again = run_recipe(parse_recipe(tiny_recipe), tmp_path)
+    assert statuses(again) == ["resumed"] * 4 + ["ran"]
+    exported = json.loads((tmp_path / "05-export/metrics.json").read_text())
+    assert exported["heads_stripped"] == ["head1", "head2"]
+    assert exported["params"] == prune["params"], "the resumed backbone is the pruned one"

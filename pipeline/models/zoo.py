@@ -115,3 +115,27 @@ def mobilenetv2(
             cin = cout
     layers.append(conv_bn_relu(cin, head, kernel=1))
     return Classifier(nn.Sequential(*layers), head, num_classes)
+
+
+def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
+    """Depthwise 3x3 then pointwise 1x1: about 9/cout + 1/9 of a full 3x3 conv's weights."""
+    return nn.Sequential(conv_bn_relu(cin, cin, stride, groups=cin), conv_bn_relu(cin, cout, kernel=1))
+
+
+@ZOO.register("ds_cnn")
+def ds_cnn(
+    in_channels: int = 1,
+    num_classes: int = 10,
+    stem: int = 16,
+    widths: tuple[int, ...] = (32, 32, 64, 96),
+    strides: tuple[int, ...] = (2, 1, 2, 1),
+) -> nn.Module:
+    """A full 3x3 stem, then depthwise-separable blocks: more depth and width per parameter than
+    tiny_cnn (~12.6 k params, ~1.3 M MACs at 28x28 by default)."""
+    if len(widths) != len(strides):
+        raise ValueError(f"ds_cnn: widths {widths} and strides {strides} must have the same length")
+    layers, cin = [conv_bn_relu(in_channels, stem)], stem
+    for w, s in zip(widths, strides):
+        layers.append(separable(cin, w, s))
+        cin = w
+    return Classifier(nn.Sequential(*layers), cin, num_classes)

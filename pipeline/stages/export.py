@@ -1,14 +1,28 @@
-"""`export`: the current model to ONNX (opset >= 17, dynamic batch), checked against PyTorch on real test samples."""
+"""`export`: the current model to ONNX (opset >= 17, dynamic batch), checked against PyTorch on real test samples.
+
+The exported graph is the backbone alone, with exactly one output: auxiliary heads live beside it and
+are stripped by construction. Heads named in `exits` are also kept as early exits in a second file,
+`model_exits.onnx` (outputs: the logits, each exit's logits, each exit's input features), with a
+confidence threshold per exit chosen on the validation split, and cut into segments that run as a
+cascade (see pipeline/early_exit.py).
+"""
 
 from __future__ import annotations
 
 import json
 
+import onnx
+import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
 import pipeline
-from exporters import export_onnx
+from exporters import export_onnx, extract_segment, onnx_outputs, set_metadata
+from exporters.onnx import INPUT_NAME, OUTPUT_NAME
+from pipeline.early_exit import choose_thresholds, summarize
+from pipeline.errors import StageError
 from pipeline.evaluation import size_figures
+from pipeline.heads import HeadedModel, trace_outputs
 from pipeline.onnx_runtime import onnx_accuracy
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
@@ -21,6 +35,16 @@ class ExportConfig(BaseModel):
     parity_samples: int = Field(256, ge=8, description="real test samples compared between PyTorch and onnxruntime")
     max_abs_diff: float = Field(1e-3, gt=0, description="largest allowed |logit difference|")
     min_top1_agreement: float = Field(0.99, gt=0, le=1, description="share of samples whose predicted class must agree")
+    exits: list[str] = Field(default_factory=list, description="auxiliary heads to keep as early exits (names from aux_heads: head1, head2, …)")
+    exit_max_accuracy_drop: float = Field(
+        0.5, ge=0, description="points of validation accuracy the early exits may cost; thresholds are the lowest that stay within it"
+    )
+
+
+def exits_need_heads(cfg: ExportConfig, earlier: list[str]) -> list[str]:
+    if cfg.exits and "aux_heads" not in earlier:
+        return [f"exits {cfg.exits} are auxiliary heads: put an aux_heads stage before export"]
+    return []
 
 
 def model_metadata(ctx: StageContext) -> dict[str, str]:
@@ -35,7 +59,7 @@ def model_metadata(ctx: StageContext) -> dict[str, str]:
     }
 
 
-@stage("export", ExportConfig, provides=("onnx_fp32",))
+@stage("export", ExportConfig, provides=("onnx_fp32",), check=exits_need_heads)
 def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Export FP32 ONNX with metadata; a parity failure fails the run and nothing is shipped."""
     path, ref = ctx.artifact("model.onnx")
@@ -54,7 +78,68 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
         parity={k: v for k, v in result.to_json().items() if k != "path"},
     )
+    ctx.metrics["outputs"] = [o.name for o in onnx.load(str(path)).graph.output]
+    ctx.metrics["heads_stripped"] = list(state.heads or {})
     if not state.reference and not state.compressed:  # a user checkpoint exported as is: it is the baseline
         state.reference = {k: ctx.metrics[k] for k in ("accuracy", "params", "macs", "size_bytes")} | {"source": "export"}
     state.artifacts["onnx_fp32"] = ref
+    state.artifacts.pop("onnx_exits", None)
+    if cfg.exits:
+        state.artifacts["onnx_exits"] = export_exits(cfg, state, ctx)
     return state
+
+
+class ExitModel(nn.Module):
+    """The backbone's logits, then each exit's logits, then each exit's input features (the cut points)."""
+
+    def __init__(self, view: HeadedModel, exits: list[str]):
+        super().__init__()
+        self.view, self.exits = view, exits
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = self.view(x)
+        attach = [self.view.specs[e].attach for e in self.exits]
+        return (logits, *[self.view.head_logits[e] for e in self.exits], *[self.view.taps[a] for a in attach])
+
+
+def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str:
+    """The multi-exit file, its thresholds (chosen on the validation split) and its cascade segments."""
+    heads = list(state.heads or {})
+    unknown = [e for e in cfg.exits if e not in heads]
+    if unknown:
+        raise StageError(f"export.exits: no head named {', '.join(unknown)}; the model's heads: {', '.join(heads) or 'none (add aux_heads)'}")
+    order = [name for name, _ in trace_outputs(state.model, ctx.data.input_shape)]
+    by_depth = {s["name"]: order.index(s["attach"]) for s in state.head_specs}
+    exits = sorted(cfg.exits, key=by_depth.__getitem__)
+    names = [f"exit_{e}" for e in exits]
+    features = [f"features_{e}" for e in exits]
+    path, ref = ctx.artifact("model_exits.onnx")
+    with state.headed() as view:
+        export_onnx(
+            ExitModel(view.cpu().eval(), exits), path, ctx.data.test.x[: cfg.parity_samples], model_metadata(ctx),
+            opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,
+            output_names=[OUTPUT_NAME, *names, *features],
+        )
+    val = onnx_outputs(path, ctx.data.val.x.numpy())
+    thresholds = choose_thresholds(val[1 : 1 + len(exits)], val[0], ctx.data.val.y.numpy(), cfg.exit_max_accuracy_drop)
+    segments = []
+    cuts = [INPUT_NAME, *features]
+    for k in range(len(exits) + 1):
+        outputs = [names[k], features[k]] if k < len(exits) else [OUTPUT_NAME]
+        segment = ctx.stage_dir / f"exit_segment_{k + 1}.onnx"
+        try:
+            extract_segment(path, segment, [cuts[k]], outputs)
+        except ValueError as e:
+            raise StageError(f"export.exits: the exit after {exits[k - 1] if k else 'the input'} is not a clean cut of the graph ({e})") from None
+        segments.append(segment.name)
+    set_metadata(path, {"exits": json.dumps(exits), "exit_thresholds": json.dumps(thresholds), "exit_segments": json.dumps(segments)})
+    test = onnx_outputs(path, ctx.data.test.x.numpy())
+    ctx.metrics["early_exit"] = {
+        "exits": exits,
+        "thresholds": thresholds,
+        "segments": segments,
+        "val_max_accuracy_drop_points": cfg.exit_max_accuracy_drop,
+        "test": summarize(exits, test[1 : 1 + len(exits)], test[0], ctx.data.test.y.numpy(), thresholds),
+    }
+    ctx.log.info(f"export: early exits {exits} with thresholds {thresholds} (chosen on the validation split)")
+    return ref

@@ -32,3 +32,64 @@ def test_uncompressed_export_without_a_reference_becomes_the_reference(tmp_path)
     state.reference = {}
     state = run(ExportConfig(), state, ctx)
     assert state.reference["accuracy"] == ctx.metrics["accuracy"] and state.reference["source"] == "export"
+
+
+def headed_state(ctx, kind="linear"):
+    from pipeline.stages.aux_heads import AuxHeadsConfig
+    from pipeline.stages.aux_heads import run as attach
+    from pipeline.training import TrainConfig
+
+    return attach(AuxHeadsConfig(kind=kind, train=TrainConfig(epochs=2, lr=0.01)), trained_state(ctx, epochs=1), ctx)
+
+
+def test_heads_are_stripped_from_the_export(tmp_path):
+    ctx = make_context(tmp_path, folder="03-export")
+    state = run(ExportConfig(), headed_state(ctx, "bottleneck"), ctx)
+    graph = onnx.load(str(tmp_path / "03-export/model.onnx")).graph
+    assert [o.name for o in graph.output] == ["logits"]
+    assert ctx.metrics["heads_stripped"] == ["head1", "head2"]
+    assert ctx.metrics["params"] == sum(p.numel() for p in state.model.parameters()), "the backbone's parameters, not the heads'"
+    assert "onnx_exits" not in state.artifacts
+
+
+def test_early_exit_model_has_every_exit_and_applies_its_thresholds(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from pipeline.early_exit import softmax
+
+    ctx = make_context(tmp_path, folder="03-export")
+    state = run(ExportConfig(exits=["head2", "head1"], exit_max_accuracy_drop=5.0), headed_state(ctx), ctx)
+    path = tmp_path / state.artifacts["onnx_exits"]
+    model = onnx.load(str(path))
+    assert [o.name for o in model.graph.output] == ["logits", "exit_head1", "exit_head2", "features_head1", "features_head2"]
+    meta = {p.key: json.loads(p.value) for p in model.metadata_props if p.key.startswith("exit")}
+    assert meta["exits"] == ["head1", "head2"], "exits run shallow first, whatever order the recipe gave"
+    thresholds = meta["exit_thresholds"]
+    summary = ctx.metrics["early_exit"]["test"]
+    assert sum(row["fraction"] for row in summary["exits"]) == pytest.approx(1.0)
+
+    # Run the cascade of segments by hand, as a device would, and compare with the recorded summary.
+    sessions = [ort.InferenceSession(str(path.parent / s), providers=["CPUExecutionProvider"]) for s in meta["exit_segments"]]
+    taken = []
+    for x in ctx.data.test.x.numpy()[:, None]:
+        value = x
+        for k, sess in enumerate(sessions[:-1]):
+            exit_logits, value = sess.run(None, {sess.get_inputs()[0].name: value})
+            if thresholds[k] is not None and softmax(exit_logits).max() >= thresholds[k]:
+                taken.append(k)
+                break
+        else:
+            sessions[-1].run(None, {sessions[-1].get_inputs()[0].name: value})
+            taken.append(len(sessions) - 1)
+    fractions = np.bincount(taken, minlength=3) / len(taken)
+    assert fractions == pytest.approx([row["fraction"] for row in summary["exits"]], abs=1e-3)
+    assert summary["accuracy"] >= summary["full_model_accuracy"] - 0.08
+
+
+def test_unknown_exit_lists_the_heads(tmp_path):
+    from pipeline.errors import StageError
+
+    ctx = make_context(tmp_path)
+    with pytest.raises(StageError, match="no head named head7; the model's heads: head1, head2"):
+        run(ExportConfig(exits=["head7"]), headed_state(ctx), ctx)
