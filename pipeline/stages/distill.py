@@ -8,9 +8,12 @@ different architecture: it only has to predict the same classes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from pipeline.distillation import Distillation, KDConfig
+from pipeline.errors import StageError
 from pipeline.evaluation import model_metrics
 from pipeline.heads import head_accuracy
 from pipeline.models import ModelConfig, build_model
@@ -51,6 +54,8 @@ def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
     if isinstance(cfg.teacher, str):
         teacher, source = ctx.model_before(cfg.teacher[len(BEFORE) :]), cfg.teacher
     else:
+        if not Path(cfg.teacher.checkpoint).is_file():
+            raise StageError(f"distill.teacher.checkpoint: {cfg.teacher.checkpoint} does not exist (a path relative to where compress runs)")
         teacher, source = build_model(cfg.teacher, ctx.data.input_shape[0], ctx.data.num_classes), cfg.teacher.checkpoint
     teacher_metrics = model_metrics(teacher, ctx.data.test, ctx.data.input_shape)
     ctx.log.info(f"distill: teacher {source}: test acc {teacher_metrics['accuracy']:.4f}, {teacher_metrics['params']:,} params")

@@ -71,3 +71,10 @@ def test_teacher_with_other_classes_is_a_clear_error(tmp_path):
 def test_bad_teacher_specs(teacher, message):
     with pytest.raises(ValueError, match=message):
         DistillConfig(teacher=teacher)
+
+
+def test_missing_teacher_checkpoint_names_the_field(tmp_path):
+    ctx = make_context(tmp_path, train=128)
+    cfg = DistillConfig(teacher={"name": "resnet20", "checkpoint": str(tmp_path / "nope.pt")})
+    with pytest.raises(StageError, match=r"distill\.teacher\.checkpoint: .*nope\.pt does not exist"):
+        run(cfg, trained_state(ctx, epochs=0), ctx)
