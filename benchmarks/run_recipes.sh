@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs both shipped recipes from scratch, timing each, then prints the per-stage table of each run.
-#   bash benchmarks/run_recipes.sh [OUT_DIR]      (default /tmp/compress-bench)
+# Runs shipped recipes from scratch into runs/<name> (in order: a later recipe may use an earlier
+# one's run folder, e.g. fashion-mnist-16k's teacher), timing each, then prints each run's
+# per-stage table and device verdicts.
+#   bash benchmarks/run_recipes.sh [RECIPE ...]      (default: quickstart fashion-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-/tmp/compress-bench}
-for recipe in quickstart fashion-mnist; do
+recipes=("${@:-quickstart fashion-mnist}")
+mkdir -p runs
+for recipe in ${recipes[*]}; do
   SECONDS=0
-  compress run "recipes/$recipe.yaml" --out "$out/$recipe" --fresh --quiet > "$out-$recipe.log" 2>&1 || { cat "$out-$recipe.log"; exit 1; }
+  python -m pipeline run "recipes/$recipe.yaml" --fresh --quiet > "runs/$recipe.log" 2>&1 || { cat "runs/$recipe.log"; exit 1; }
   printf '\n### %s: wall time %d s\n\n' "$recipe" "$SECONDS"
-  python benchmarks/stage_table.py "$out/$recipe"
+  python benchmarks/stage_table.py "runs/$recipe"
   echo
-  sed -n '/^device/,/^$/p' "$out-$recipe.log"
+  sed -n '/^device/,/^$/p' "runs/$recipe.log"
 done

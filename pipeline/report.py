@@ -13,6 +13,7 @@ from pipeline.budgets import overall
 
 SCHEMA_VERSION = 1
 STANDARD_METRICS = ("accuracy", "params", "macs", "size_bytes")
+OPTIONAL_METRICS = ("heads_accuracy",)  # present only for stages whose model had auxiliary heads
 
 
 @dataclass
@@ -29,7 +30,8 @@ class StageRecord:
             "folder": self.folder,
             "status": self.status,
             "seconds": self.seconds,
-            "metrics": {k: self.metrics.get(k) for k in STANDARD_METRICS},
+            "metrics": {k: self.metrics.get(k) for k in STANDARD_METRICS}
+            | {k: self.metrics[k] for k in OPTIONAL_METRICS if self.metrics.get(k) is not None},
             "details": f"{self.folder}/metrics.json" if self.status in ("ran", "resumed") else None,
         }
 

@@ -102,6 +102,8 @@ def test_heads_and_teachers_survive_resume(tmp_path, tiny_recipe):
     first = run_recipe(parse_recipe(tiny_recipe), tmp_path)
     assert statuses(first) == ["ran"] * 5
     assert (tmp_path / "03-prune/heads.pt").is_file()
+    assert set(first["stages"][2]["metrics"]["heads_accuracy"]) == {"head1", "head2", "final"}, "the report lists each head's accuracy"
+    assert "heads_accuracy" not in first["stages"][4]["metrics"], "exported model has no heads"
     distill = json.loads((tmp_path / "04-distill/metrics.json").read_text())
     prune = json.loads((tmp_path / "03-prune/metrics.json").read_text())
     assert distill["teacher"]["params"] == prune["before"]["params"], "the teacher is the model that entered prune"

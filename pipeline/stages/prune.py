@@ -26,7 +26,7 @@ from torch import nn
 from pipeline.distillation import Distillation, KDConfig
 from pipeline.errors import StageError
 from pipeline.evaluation import accuracy, model_metrics, size_figures
-from pipeline.heads import head_accuracy, supervised_objective
+from pipeline.heads import HeadedModel, head_accuracy, supervised_objective
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
 from pipeline.training import TrainConfig, fit
@@ -104,11 +104,11 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
         )
         for k in range(1, cfg.steps + 1):
             if by_ratio:
-                prune_once(pruner, model, cfg.importance, ctx)
+                prune_once(pruner, traced, cfg.importance, ctx)
             else:
                 goal = 1 - (1 - keep) * k / cfg.steps
                 while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
-                    prune_once(pruner, model, cfg.importance, ctx)
+                    prune_once(pruner, traced, cfg.importance, ctx)
             recover(cfg, state, teacher, ctx, f"recover {k}/{cfg.steps}")
             figures = size_figures(model, shape)
             row = {"round": k, **figures, "val_accuracy": round(accuracy(model, data.val, device=ctx.device), 5)}
@@ -145,14 +145,16 @@ def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx:
         fit(kd.view, objective=kd.objective, **train)
 
 
-def prune_once(pruner: tp.pruner.MetaPruner, model: nn.Module, importance: str, ctx: StageContext) -> None:
-    """One pruner step; Taylor importance first needs gradients from a few training batches."""
+def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, ctx: StageContext) -> None:
+    """One pruner step; Taylor importance first needs gradients from a few training batches (on
+    every output, so the heads' layers, pruned with the backbone, have gradients too)."""
+    model = traced
     if importance == "taylor":
         model.zero_grad()
         for start in range(0, min(len(ctx.data.train), 4 * ctx.data.batch_size), ctx.data.batch_size):
             x = ctx.data.train.x[start : start + ctx.data.batch_size].to(ctx.device)
             y = ctx.data.train.y[start : start + ctx.data.batch_size].to(ctx.device)
-            F.cross_entropy(model(x), y).backward()
+            sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
     pruner.step()
     model.zero_grad(set_to_none=True)
 

@@ -64,13 +64,15 @@ def test_unknown_ignored_module_lists_choices(tmp_path):
         run(cfg, state, ctx)
 
 
-def test_heads_are_pruned_with_the_backbone_and_keep_working(tmp_path):
+@pytest.mark.parametrize("importance", ["magnitude", "taylor"])
+def test_heads_are_pruned_with_the_backbone_and_keep_working(tmp_path, importance):
     from pipeline.stages.aux_heads import AuxHeadsConfig
     from pipeline.stages.aux_heads import run as attach
 
     ctx = make_context(tmp_path)
     state = attach(AuxHeadsConfig(kind="bottleneck", train=TrainConfig(epochs=1)), trained_state(ctx, epochs=1), ctx)
-    state = run(PruneConfig(target={"remove_channels": 0.5}, steps=1, finetune=TrainConfig(epochs=1)), state, ctx)
+    cfg = PruneConfig(target={"remove_channels": 0.5}, importance=importance, steps=1, finetune=TrainConfig(epochs=1))
+    state = run(cfg, state, ctx)
     modules = dict(state.model.named_modules())
     for spec in state.head_specs:
         attach_width = modules[spec["attach"]][0].out_channels
