@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from pipeline.errors import StageError
-from pipeline.heads import HeadedModel, auto_attach, build_heads, make_specs, trace_outputs
+from pipeline.heads import (
+    HeadedModel,
+    auto_attach,
+    build_heads,
+    make_specs,
+    trace_outputs,
+)
 from pipeline.models.zoo import mobilenetv2, resnet20, tiny_cnn
 
 

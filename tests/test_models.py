@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pipeline.errors import CheckpointError, UserError
-from pipeline.models import ModelConfig, ZOO, build_model
+from pipeline.models import ZOO, ModelConfig, build_model
 
 
 @pytest.mark.parametrize("name", ["tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2"])
