@@ -64,6 +64,11 @@ class PruneConfig(BaseModel):
     importance: Literal["magnitude", "taylor", "bn_scale", "lamp"] = "magnitude"
     global_pruning: bool = Field(False, description="rank channels across layers instead of pruning each layer evenly")
     steps: int = Field(3, ge=1, le=50, description="pruning rounds, each followed by recovery fine-tuning")
+    schedule: Literal["linear", "geometric"] = Field(
+        "linear",
+        description="keep_macs/keep_params goals per round: linear removes the same amount each round (the last "
+        "round cuts the largest share of what is left); geometric removes the same fraction each round",
+    )
     max_layer_ratio: float = Field(0.9, gt=0, lt=1, description="never remove more than this fraction of any layer")
     round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (hardware-friendly)")
     ignore: list[str] = Field(default_factory=list, description="module names to leave unpruned (the classifier always is)")
@@ -106,7 +111,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             if by_ratio:
                 prune_once(pruner, traced, cfg.importance, ctx)
             else:
-                goal = 1 - (1 - keep) * k / cfg.steps
+                goal = keep ** (k / cfg.steps) if cfg.schedule == "geometric" else 1 - (1 - keep) * k / cfg.steps
                 while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
                     prune_once(pruner, traced, cfg.importance, ctx)
             recover(cfg, state, teacher, ctx, f"recover {k}/{cfg.steps}")

@@ -97,3 +97,14 @@ def test_distillation_recovery_trains_on_the_teachers_term(tmp_path, monkeypatch
     assert len(histories) == 2
     assert all(set(h[-1]["terms"]) == {"ce", "kd"} and h[-1]["terms"]["kd"] > 0 for h in histories)
     assert ctx.metrics["recovery"] == "distill" and ctx.metrics["target_reached"]
+
+
+def test_geometric_schedule_removes_the_same_fraction_each_round(tmp_path):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0)
+    start = size_figures(state.model, (1, 28, 28))["macs"]
+    cfg = PruneConfig(target={"keep_macs": 0.36}, steps=2, schedule="geometric", finetune=TrainConfig(epochs=0))
+    run(cfg, state, ctx)
+    first, second = (r["macs"] / start for r in ctx.metrics["rounds"])
+    assert 0.5 <= first <= 0.6, "round 1 aims at 0.36 ** 0.5 = 0.6 of the MACs, not the linear 0.68"
+    assert second <= 0.36 and second / first > 0.5
