@@ -22,6 +22,7 @@ from torch import nn
 
 from pipeline.errors import StageError
 from pipeline.models.zoo import conv_bn_relu
+from pipeline.training import combine, cross_entropy
 
 HeadKind = Literal["linear", "bottleneck"]
 
@@ -266,9 +267,4 @@ def head_accuracy(model: HeadedModel, split, batch_size: int = 512) -> dict[str,
 
 def supervised_objective(model: HeadedModel, label_smoothing: float):
     """Cross-entropy on the backbone plus deep supervision of its heads: training without a teacher."""
-    heads = deep_supervision(model, label_smoothing)
-
-    def terms(batch) -> dict[str, torch.Tensor]:
-        return {"ce": F.cross_entropy(batch.logits, batch.y, label_smoothing=label_smoothing), **heads(batch)}
-
-    return terms
+    return combine(cross_entropy(label_smoothing), deep_supervision(model, label_smoothing))

@@ -37,9 +37,9 @@ class Batch:
 Objective = Callable[[Batch], dict[str, torch.Tensor]]
 
 
-def cross_entropy(label_smoothing: float = 0.0, weight: float = 1.0) -> Objective:
+def cross_entropy(label_smoothing: float = 0.0) -> Objective:
     """The default objective: cross-entropy of the model's output against the labels."""
-    return lambda b: {"ce": weight * F.cross_entropy(b.logits, b.y, label_smoothing=label_smoothing)}
+    return lambda b: {"ce": F.cross_entropy(b.logits, b.y, label_smoothing=label_smoothing)}
 
 
 def combine(*objectives: Objective) -> Objective:
@@ -122,12 +122,13 @@ def fit(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item()
-            for name, value in terms.items():
-                term_sums[name] = term_sums.get(name, 0.0) + value.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            loss_value = loss.item()
+            total_loss += loss_value
+            for name, value in terms.items():  # detached tensors: one host sync per term per epoch, not per step
+                term_sums[name] = term_sums.get(name, 0.0) + value.detach()
+            bar.set_postfix(loss=f"{loss_value:.3f}")
         val_acc = accuracy(model, data.val, device=device)
-        terms_mean = {name: round(v / steps_per_epoch, 5) for name, v in term_sums.items()}
+        terms_mean = {name: round(float(v) / steps_per_epoch, 5) for name, v in term_sums.items()}
         history.append({"epoch": epoch + 1, "loss": round(total_loss / steps_per_epoch, 5), "terms": terms_mean, "val_accuracy": round(val_acc, 5)})
         log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / steps_per_epoch:.4f}, val acc {val_acc:.4f}")
         if cfg.early_stopping_patience is not None:

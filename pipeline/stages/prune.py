@@ -153,15 +153,14 @@ def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx:
 def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, ctx: StageContext) -> None:
     """One pruner step; Taylor importance first needs gradients from a few training batches (on
     every output, so the heads' layers, pruned with the backbone, have gradients too)."""
-    model = traced
     if importance == "taylor":
-        model.zero_grad()
+        traced.zero_grad()
         for start in range(0, min(len(ctx.data.train), 4 * ctx.data.batch_size), ctx.data.batch_size):
             x = ctx.data.train.x[start : start + ctx.data.batch_size].to(ctx.device)
             y = ctx.data.train.y[start : start + ctx.data.batch_size].to(ctx.device)
             sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
     pruner.step()
-    model.zero_grad(set_to_none=True)
+    traced.zero_grad(set_to_none=True)
 
 
 def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list[nn.Module]:

@@ -25,7 +25,7 @@ from pipeline.evaluation import model_metrics
 from pipeline.heads import HeadedModel, classifier_name, deep_supervision, head_accuracy
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
-from pipeline.training import Batch, TrainConfig, fit
+from pipeline.training import Batch, TrainConfig, cross_entropy, fit
 
 
 class SelfDistillConfig(BaseModel):
@@ -123,11 +123,12 @@ class PskdTargets:
 class SelfDistillObjective:
     def __init__(self, view: HeadedModel, label_smoothing: float, byot: ByotTerms | None, pskd: PskdTargets | None):
         self.view, self.label_smoothing, self.byot, self.pskd = view, label_smoothing, byot, pskd
+        self.labels = cross_entropy(label_smoothing)
         self.heads_from_labels = deep_supervision(view, label_smoothing)  # heads kept from aux_heads keep learning
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         if self.pskd is None:
-            terms = {"ce": F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing)}
+            terms = self.labels(batch)
         else:
             classes = batch.logits.shape[1]
             labels = F.one_hot(batch.y, classes).float() * (1 - self.label_smoothing) + self.label_smoothing / classes
