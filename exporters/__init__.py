@@ -4,6 +4,8 @@ They depend on torch, onnx and onnxruntime only, never on `pipeline`, so they ca
 """
 
 from exporters.onnx import (
+    INPUT_NAME,
+    OUTPUT_NAME,
     ExportResult,
     ParityError,
     export_onnx,
@@ -13,4 +15,4 @@ from exporters.onnx import (
     set_metadata,
 )
 
-__all__ = ["ExportResult", "ParityError", "export_onnx", "extract_segment", "onnx_logits", "onnx_outputs", "set_metadata"]
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportResult", "ParityError", "export_onnx", "extract_segment", "onnx_logits", "onnx_outputs", "set_metadata"]

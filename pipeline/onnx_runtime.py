@@ -68,12 +68,15 @@ def int8_coverage(path: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / "optimized.onnx"
         session(path, threads=1, optimized_copy=optimized)
-        ops = Counter(node.op_type for node in onnx.load(str(optimized)).graph.node)
+        nodes = onnx.load(str(optimized)).graph.node
+        ops = Counter(node.op_type for node in nodes)
+        fp32_nodes = [node.name or node.output[0] for node in nodes if node.op_type in FP32_COMPUTE]
     int8 = sum(n for op, n in ops.items() if op in INT8_COMPUTE)
     fp32 = sum(n for op, n in ops.items() if op in FP32_COMPUTE)
     return {
         "int8_compute_ops": int8,
         "fp32_compute_ops": fp32,
         "int8_fraction": round(int8 / max(1, int8 + fp32), 4),
+        "fp32_compute_nodes": fp32_nodes,
         "op_counts": dict(sorted(ops.items())),
     }

@@ -1,7 +1,12 @@
+import copy
+import re
+
 import onnx
 import pytest
+import torch
 
 from pipeline.errors import StageError
+from pipeline.onnx_runtime import onnx_accuracy
 from pipeline.stages import export, quantize
 from tests.stages.helpers import make_context, trained_state
 
@@ -35,3 +40,106 @@ def test_more_calibration_samples_than_data_is_an_error(tmp_path):
 def test_too_few_calibration_samples_is_refused():
     with pytest.raises(ValueError, match="greater than or equal to 32"):
         quantize.QuantizeConfig(calibration_samples=4)
+
+
+def make_first_block_sensitive(model, factor: float = 200.0) -> None:
+    """Same function, hard to quantize: channel 0 of block 0 is scaled up by `factor` (BN gamma and
+    beta, so the ReLU output scales too) and block 1's weights on that channel scaled down. One
+    activation scale and one per-tensor weight scale must then cover a range `factor` times wider."""
+    first_bn, second_conv = model.features[0][1], model.features[1][0]
+    with torch.no_grad():
+        first_bn.weight[0] *= factor
+        first_bn.bias[0] *= factor
+        second_conv.weight[:, 0] /= factor
+
+
+def test_accuracy_aware_leaves_the_sensitive_layer_in_fp32_and_meets_its_budget(tmp_path):
+    ctx = make_context(tmp_path, folder="01-export")
+    state = trained_state(ctx, epochs=3)
+    make_first_block_sensitive(state.model)
+    state = export.run(export.ExportConfig(), state, ctx)
+    plain_ctx = make_context(tmp_path, folder="02-static")
+    quantize.run(quantize.QuantizeConfig(per_channel=False, calibration_samples=128, min_top1_agreement=0.1), copy.deepcopy(state), plain_ctx)
+    fp32_val = onnx_accuracy(tmp_path / state.artifacts["onnx_fp32"], plain_ctx.data.val)
+    static_drop = (fp32_val - onnx_accuracy(tmp_path / "02-static" / "model.int8.onnx", plain_ctx.data.val)) * 100
+    assert static_drop > 5, "the sensitive layer should break plain per-tensor PTQ"
+
+    ctx = make_context(tmp_path, folder="03-aware")
+    cfg = quantize.QuantizeConfig(method="accuracy_aware", per_channel=False, calibration_samples=128, max_accuracy_drop=2.0, calibrations=["minmax"], min_top1_agreement=0.8)
+    quantize.run(cfg, state, ctx)
+    aware = ctx.metrics["accuracy_aware"]
+    assert aware["budget_met"] and aware["chosen"]["drop_points"] <= 2.0
+    assert aware["fp32_nodes"], "a fallback was needed"
+    assert all("sensitivity rank" in row["reason"] for row in aware["fp32_nodes"])
+    assert ctx.metrics["int8_coverage"]["fp32_compute_ops"] == len(aware["fp32_nodes"])
+    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 2
+
+
+def test_accuracy_aware_over_budget_keeps_the_best_model_and_says_so(tmp_path, caplog):
+    state, _, ctx = exported(tmp_path)
+    cfg = quantize.QuantizeConfig(method="accuracy_aware", calibration_samples=64, max_accuracy_drop=0.0, calibrations=["minmax"], max_fp32_nodes=1, min_top1_agreement=0.5)
+    # a zero budget on a model whose INT8 copy differs at all cannot be met with one fallback
+    with caplog.at_level("WARNING"):
+        quantize.run(cfg, state, ctx)
+    aware = ctx.metrics["accuracy_aware"]
+    best = max(aware["trials"], key=lambda t: t["val_accuracy"])
+    assert aware["chosen"]["val_accuracy"] == best["val_accuracy"]
+    if not aware["budget_met"]:
+        assert "no candidate met the 0.0-point budget" in caplog.text
+
+
+def test_qat_exports_a_fully_int8_graph_and_distills_from_the_float_model(tmp_path):
+    state, fp32_accuracy, ctx = exported(tmp_path)
+    cfg = quantize.QuantizeConfig(
+        # a 3-epoch model (~40 %) has small margins; one epoch of fine-tuning flips some of its classes
+        method="qat", calibration_samples=64, min_top1_agreement=0.6,
+        qat={"train": {"epochs": 1, "lr": 1e-4}, "distill": {"alpha": 0.5}},
+    )
+    quantize.run(cfg, state, ctx)
+    coverage = ctx.metrics["int8_coverage"]
+    assert coverage["fp32_compute_ops"] == 0 and coverage["op_counts"].get("QLinearConv") == 4
+    assert {"ce", "kd"} <= set(ctx.metrics["qat"]["history"][0]["terms"])
+    assert ctx.metrics["accuracy"] > fp32_accuracy - 0.05
+    assert "QAT" in {p.key: p.value for p in onnx.load(str(tmp_path / state.artifacts["onnx_int8"])).metadata_props}["quantization"]
+
+
+def test_dynamic_quantizes_the_linear_layer_and_warns_that_convs_stay_fp32(tmp_path, caplog):
+    state, _, ctx = exported(tmp_path)
+    with caplog.at_level("WARNING"):
+        quantize.run(quantize.QuantizeConfig(method="dynamic", min_top1_agreement=0.8), state, ctx)
+    ops = ctx.metrics["int8_coverage"]["op_counts"]
+    assert ops.get("DynamicQuantizeMatMul", 0) + ops.get("MatMulInteger", 0) == 1
+    assert "dynamic quantizes Linear layers only" in caplog.text
+
+
+def test_neural_compressor_backend_quantizes_a_tiny_model(tmp_path):
+    pytest.importorskip("neural_compressor")
+    state, fp32_accuracy, ctx = exported(tmp_path)
+    quantize.run(quantize.QuantizeConfig(backend="neural-compressor", calibration_samples=64, min_top1_agreement=0.8), state, ctx)
+    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 1
+    assert ctx.metrics["accuracy"] > fp32_accuracy - 0.05
+    assert "neural-compressor" in ctx.metrics["quantization"]
+
+
+def test_neural_compressor_autotune_scores_trials_in_onnxruntime(tmp_path):
+    pytest.importorskip("neural_compressor")
+    state, _, ctx = exported(tmp_path)
+    cfg = quantize.QuantizeConfig(backend="neural-compressor", method="accuracy_aware", calibration_samples=64, calibrations=["minmax"], max_accuracy_drop=5.0, min_top1_agreement=0.8)
+    quantize.run(cfg, state, ctx)
+    aware = ctx.metrics["accuracy_aware"]
+    assert aware["trials"] and aware["budget_met"]
+    assert 0 < aware["trials"][0]["val_accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"method": "qat", "backend": "neural-compressor"}, "method 'qat' is not available with backend 'neural-compressor'; it supports: static, accuracy_aware"),
+        ({"calibration": "percentile", "backend": "neural-compressor"}, "calibration 'percentile' is not available"),
+        ({"method": "accuracy_aware", "max_accuracy_drop": -1}, "greater than or equal to 0"),
+        ({"method": "int4"}, "Input should be 'static', 'dynamic', 'accuracy_aware' or 'qat'"),
+    ],
+)
+def test_bad_quantize_settings_are_refused_with_the_allowed_values(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        quantize.QuantizeConfig(**fields)
