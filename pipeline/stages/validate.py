@@ -1,8 +1,10 @@
 """`validate`: the deployable file in onnxruntime, judged against every device profile of the recipe.
 
-Accuracy is measured once on the test split (kernels do not change the class a model predicts beyond
-noise); latency is measured on this host at batch 1 with each profile's thread count and multiplied
-by the profile's factor, labelled `estimated` unless the profile is the host itself.
+Every variant the run made (FP32 and, after `quantize`, INT8) is measured: accuracy once on the test
+split, latency on this host at batch 1 with each profile's thread count, multiplied by the profile's
+factor and labelled `estimated` unless the profile is the host itself. Each device then gets the
+variant that meets its budgets with the best latency (`pipeline/variant_choice.py`), with the reason;
+`artifact: onnx_int8` forces INT8 everywhere.
 
 When `export` kept early exits, the cascade's test accuracy, the share of samples leaving at each
 exit, and its expected latency (segment latencies weighted by how many samples run them) are
@@ -12,6 +14,9 @@ reported beside the full model's; budgets are judged on the full model, which is
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -26,58 +31,80 @@ from pipeline.evaluation import size_figures
 from pipeline.onnx_runtime import measure_latency, onnx_accuracy
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
+from pipeline.variant_choice import Candidate, choose
 
 
 class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    artifact: Literal["auto", "onnx_int8", "onnx_fp32"] = Field("auto", description="auto: INT8 when a quantize stage made one")
+    artifact: Literal["auto", "onnx_int8", "onnx_fp32"] = Field(
+        "auto", description="auto: per device, the variant that meets the budgets with the best latency; a name forces that file"
+    )
     warmup: int = Field(20, ge=0)
-    runs: int = Field(200, ge=10, description="timed runs per thread count")
+    runs: int = Field(200, ge=10, description="timed runs per variant and thread count")
+
+
+@dataclass
+class Variant:
+    """One deployable file and what was measured of it, shared by every device."""
+
+    name: str
+    path: Path
+    size: int
+    accuracy: float
+    drop: float | None
+    host_latency: dict[int, dict] = field(default_factory=dict)
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
 def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState:
-    """Measure accuracy, latency and size of the exported model and judge each device's budgets."""
-    name = cfg.artifact if cfg.artifact != "auto" else ("onnx_int8" if "onnx_int8" in state.artifacts else "onnx_fp32")
-    if name not in state.artifacts:
-        raise StageError(f"validate.artifact: {name} was asked but no earlier stage made it; add a quantize stage or use auto")
-    path = ctx.resolve(state.artifacts[name])
-    size = path.stat().st_size
-    acc = onnx_accuracy(path, ctx.data.test)
+    """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
+    if cfg.artifact != "auto" and cfg.artifact not in state.artifacts:
+        raise StageError(f"validate.artifact: {cfg.artifact} was asked but no earlier stage made it; add a quantize stage or use auto")
+    names = [cfg.artifact] if cfg.artifact != "auto" else [n for n in ("onnx_int8", "onnx_fp32") if n in state.artifacts]
     reference = state.reference.get("accuracy")
-    drop = None if reference is None else (reference - acc) * 100
+    variants = {}
+    for name in names:
+        path = ctx.resolve(state.artifacts[name])
+        acc = onnx_accuracy(path, ctx.data.test)
+        variants[name] = Variant(name, path, path.stat().st_size, acc, None if reference is None else (reference - acc) * 100)
     sample = ctx.data.test.x[:1].numpy()
-    host_latency: dict[int, dict] = {}
     devices = {}
     for profile in ctx.profiles:
-        if profile.threads not in host_latency:
-            host_latency[profile.threads] = measure_latency(path, sample, profile.threads, cfg.warmup, cfg.runs)
-        measured = host_latency[profile.threads]
-        latency = {q: round(measured[q] * profile.latency_factor, 5) for q in ("p50", "p90", "p99")}
-        figures = {"size_kb": size / 1024, "latency_p90_ms": latency["p90"], "accuracy": acc, "accuracy_drop": drop}
-        budgets = judge(profile.budgets, figures)
+        judged = {}
+        for variant in variants.values():
+            if profile.threads not in variant.host_latency:
+                variant.host_latency[profile.threads] = measure_latency(variant.path, sample, profile.threads, cfg.warmup, cfg.runs)
+            judged[variant.name] = device_figures(variant, profile)
+        candidates = [
+            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p90"], entry["budgets"]) for name, entry in judged.items()
+        ]
+        chosen, reason = choose(candidates, forced=None if cfg.artifact == "auto" else cfg.artifact)
         devices[profile.name] = {
-            "artifact": name,
-            "accuracy": round(acc, 5),
-            "accuracy_drop_points": None if drop is None else round(drop, 4),
-            "latency_ms": latency,
-            "latency_kind": profile.latency_kind,
-            "host_latency_ms": measured,
-            "threads": profile.threads,
-            "size_bytes": size,
-            "budgets": budgets,
-            "passed": overall(budgets),
+            **judged[chosen.artifact],
+            "choice": {
+                "reason": reason,
+                "candidates": {
+                    name: {k: entry[k] for k in ("accuracy", "latency_ms", "size_bytes", "passed")} for name, entry in judged.items()
+                },
+            },
         }
+        entry = devices[profile.name]
         ctx.log.info(
-            f"validate {profile.name}: acc {acc:.4f}, p90 {latency['p90']:.3f} ms ({profile.latency_kind}), "
-            f"{size / 1024:.1f} KiB -> {'PASS' if devices[profile.name]['passed'] else 'FAIL'}"
+            f"validate {profile.name}: {chosen.artifact}, acc {entry['accuracy']:.4f}, p90 {entry['latency_ms']['p90']:.3f} ms "
+            f"({profile.latency_kind}), {entry['size_bytes'] / 1024:.1f} KiB -> {'PASS' if entry['passed'] else 'FAIL'} ({reason})"
         )
+    shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
+    main = variants[shipped[0][0] if shipped else names[0]]
     ctx.metrics.update(
-        artifact=name,
-        accuracy=round(acc, 5),
-        **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": size},
-        host_latency_ms=host_latency,
+        artifact=main.name,
+        accuracy=round(main.accuracy, 5),
+        **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": main.size},
+        host_latency_ms=main.host_latency,
+        shipped={device: d["artifact"] for device, d in devices.items()},
+        variants={
+            v.name: {"accuracy": round(v.accuracy, 5), "size_bytes": v.size, "host_latency_ms": v.host_latency} for v in variants.values()
+        },
     )
     if "onnx_exits" in state.artifacts:
         ctx.metrics["early_exit"] = early_exit_figures(ctx.resolve(state.artifacts["onnx_exits"]), ctx.resolve(state.artifacts["onnx_fp32"]), cfg, ctx)
@@ -91,6 +118,26 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
             }
     state.devices = devices
     return state
+
+
+def device_figures(variant: Variant, profile) -> dict:
+    """One variant on one device: its latency estimate, and the budgets judged on it."""
+    measured = variant.host_latency[profile.threads]
+    latency = {q: round(measured[q] * profile.latency_factor, 5) for q in ("p50", "p90", "p99")}
+    figures = {"size_kb": variant.size / 1024, "latency_p90_ms": latency["p90"], "accuracy": variant.accuracy, "accuracy_drop": variant.drop}
+    budgets = judge(profile.budgets, figures)
+    return {
+        "artifact": variant.name,
+        "accuracy": round(variant.accuracy, 5),
+        "accuracy_drop_points": None if variant.drop is None else round(variant.drop, 4),
+        "latency_ms": latency,
+        "latency_kind": profile.latency_kind,
+        "host_latency_ms": measured,
+        "threads": profile.threads,
+        "size_bytes": variant.size,
+        "budgets": budgets,
+        "passed": overall(budgets),
+    }
 
 
 def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageContext) -> dict:

@@ -35,3 +35,44 @@ def test_early_exit_reports_fractions_and_expected_latency(tmp_path):
     assert min(host["segments_p50"][:1]) <= host["expected"] <= sum(host["segments_p50"]) + 1e-9
     pi = state.devices["raspberry-pi-4"]["early_exit"]
     assert pi["expected_latency_ms"] == pytest.approx(early["host_latency_ms"]["4"]["expected"] * 6.0, rel=1e-4)
+
+
+def int8_state(tmp_path):
+    from pipeline.stages import quantize
+
+    ctx = make_context(tmp_path, folder="01-export")
+    state = export.run(export.ExportConfig(), trained_state(ctx), ctx)
+    ctx = make_context(tmp_path, folder="02-quantize")
+    return quantize.run(quantize.QuantizeConfig(calibration_samples=64, min_top1_agreement=0.5), state, ctx)
+
+
+def fake_latency(int8_ms: float, fp32_ms: float):
+    def measure(path, sample, threads, warmup, runs):
+        ms = int8_ms if "int8" in path.name else fp32_ms
+        return {"p50": ms, "p90": ms, "p99": ms, "mean": ms, "spread": 0.0, "runs": runs, "threads": threads}
+
+    return measure
+
+
+def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monkeypatch):
+    state = int8_state(tmp_path)
+    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.05, fp32_ms=0.03))
+    ctx = make_context(tmp_path, folder="03-validate", devices=("host", "raspberry-pi-4"))
+    state = validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx)
+    for device in state.devices.values():
+        assert device["artifact"] == "onnx_fp32" and device["size_bytes"] == (tmp_path / state.artifacts["onnx_fp32"]).stat().st_size
+        assert "1.67x faster" in device["choice"]["reason"]
+        assert set(device["choice"]["candidates"]) == {"onnx_int8", "onnx_fp32"}
+    assert ctx.metrics["shipped"] == {"host": "onnx_fp32", "raspberry-pi-4": "onnx_fp32"}
+
+
+def test_int8_ships_when_faster_and_a_recipe_can_force_it(tmp_path, monkeypatch):
+    state = int8_state(tmp_path)
+    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.02, fp32_ms=0.04))
+    ctx = make_context(tmp_path, folder="03-validate")
+    assert validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx).devices["host"]["artifact"] == "onnx_int8"
+    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.08, fp32_ms=0.04))
+    ctx = make_context(tmp_path, folder="04-validate")
+    forced = validate.run(validate.ValidateConfig(artifact="onnx_int8", runs=20, warmup=2), state, ctx).devices["host"]
+    assert forced["artifact"] == "onnx_int8" and "forced" in forced["choice"]["reason"]
+    assert set(forced["choice"]["candidates"]) == {"onnx_int8"}
