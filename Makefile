@@ -6,7 +6,7 @@ PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 .PHONY: install quickstart test fashion-mnist
 
 install:
-	$(PIP_INSTALL) torch==2.13.0 -e '.[test]'
+	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor]'
 
 quickstart: install
 	$(PYTHON) -m pipeline run recipes/quickstart.yaml

@@ -34,7 +34,12 @@ def stage_rows(run_dir: Path, threads: int, runs: int) -> list[dict]:
         for stage in report["stages"]:
             folder = run_dir / stage["folder"]
             artifacts = json.loads((folder / "state.json").read_text())["artifacts"]
-            shipped = artifacts.get("onnx_int8") or artifacts.get("onnx_fp32")  # what validate's `auto` would pick
+            newest = artifacts.get("onnx_int8") or artifacts.get("onnx_fp32")
+            if stage["name"] == "validate":  # the file most devices were given (latency-aware choice)
+                chosen = json.loads((folder / "metrics.json").read_text()).get("artifact", "")
+                shipped = artifacts.get(chosen, newest)
+            else:
+                shipped = newest
             onnx_file = run_dir / shipped if shipped else None
             if onnx_file is None:
                 model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=False)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,17 @@ def test_valid_recipe_is_typed(tiny_recipe):
 
 
 def test_shipped_recipes_validate():
-    for path in ("recipes/quickstart.yaml", "recipes/fashion-mnist.yaml"):
+    paths = sorted(Path("recipes").glob("*.yaml"))
+    assert len(paths) >= 5
+    for path in paths:
         assert load_recipe(path).stages
+
+
+def test_a_method_the_quantize_backend_lacks_names_the_stage_and_what_it_supports(tiny_recipe):
+    tiny_recipe["stages"][3]["quantize"] = {"backend": "neural-compressor", "method": "qat"}
+    message = error_of(tiny_recipe)
+    assert "stages.3.quantize" in message
+    assert "method 'qat' is not available with backend 'neural-compressor'; it supports: static, accuracy_aware" in message
 
 
 def test_unknown_key_names_path_and_allowed_fields(tiny_recipe):

@@ -39,6 +39,7 @@ def _quiet():
     """neural-compressor logs every pass at INFO and warns at import; keep the pipeline's output readable."""
     previous = os.environ.get("LOGLEVEL")
     os.environ["LOGLEVEL"] = "ERROR"
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" from the dynamo exporter
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

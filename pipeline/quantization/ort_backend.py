@@ -7,6 +7,8 @@ ops between Q/DQ pairs in float. Defaults follow what was measured fastest on x8
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -79,6 +81,12 @@ def quantize_static_file(
     """Calibrate on `samples` and write the INT8 file; nodes in `exclude` stay FP32."""
     input_name = onnx.load(str(prepared)).graph.input[0].name
     symmetric = settings.activations == "symmetric"
+    with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
+        _quantize_static(prepared, out, input_name, samples, settings, symmetric, exclude, tick)
+    return out
+
+
+def _quantize_static(prepared, out, input_name, samples, settings, symmetric, exclude, tick) -> None:
     quantize_static(
         str(prepared),
         str(out),
@@ -91,7 +99,6 @@ def quantize_static_file(
         nodes_to_exclude=list(exclude),
         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
     )
-    return out
 
 
 def quantize_dynamic_file(prepared: Path, out: Path, per_channel: bool) -> Path:

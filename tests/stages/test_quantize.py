@@ -113,7 +113,6 @@ def test_dynamic_quantizes_the_linear_layer_and_warns_that_convs_stay_fp32(tmp_p
 
 
 def test_neural_compressor_backend_quantizes_a_tiny_model(tmp_path):
-    pytest.importorskip("neural_compressor")
     state, fp32_accuracy, ctx = exported(tmp_path)
     quantize.run(quantize.QuantizeConfig(backend="neural-compressor", calibration_samples=64, min_top1_agreement=0.8), state, ctx)
     assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 1
@@ -122,7 +121,6 @@ def test_neural_compressor_backend_quantizes_a_tiny_model(tmp_path):
 
 
 def test_neural_compressor_autotune_scores_trials_in_onnxruntime(tmp_path):
-    pytest.importorskip("neural_compressor")
     state, _, ctx = exported(tmp_path)
     cfg = quantize.QuantizeConfig(backend="neural-compressor", method="accuracy_aware", calibration_samples=64, calibrations=["minmax"], max_accuracy_drop=5.0, min_top1_agreement=0.8)
     quantize.run(cfg, state, ctx)
