@@ -6,32 +6,12 @@ A figure that could not be measured has value None and verdict None; the gate tr
 
 from __future__ import annotations
 
+from devices.on_device import validate_on_device as on_device
 from pipeline.devices import Budgets
 
-# budget name -> (figure it reads, True when the value must stay at or below the limit)
-RULES = {
-    "max_size_kb": ("size_kb", True),
-    "max_latency_p90_ms": ("latency_p90_ms", True),
-    "min_accuracy": ("accuracy", False),
-    "max_accuracy_drop": ("accuracy_drop", True),
-}
+RULES = on_device.RULES  # one set of rules for the pipeline, `compress gate` and the on-device script
+overall = on_device.overall
 
 
 def judge(budgets: Budgets, figures: dict[str, float | None]) -> dict[str, dict]:
-    rows = {}
-    for name, limit in budgets.model_dump(exclude_none=True).items():
-        figure, at_most = RULES[name]
-        value = figures.get(figure)
-        passed = None if value is None else (value <= limit if at_most else value >= limit)
-        rows[name] = {"value": None if value is None else round(value, 6), "limit": limit, "passed": passed}
-    return rows
-
-
-def overall(rows: dict[str, dict]) -> bool | None:
-    """False if any budget fails, None if any cannot be judged (or there are none), else True."""
-    verdicts = [r["passed"] for r in rows.values()]
-    if any(v is False for v in verdicts):
-        return False
-    if not verdicts or any(v is None for v in verdicts):
-        return None
-    return True
+    return on_device.judge(budgets.model_dump(exclude_none=True), figures)

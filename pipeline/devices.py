@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices import PROFILES_DIR
 from pipeline.errors import DeviceProfileError
 from pipeline.validation_errors import format_validation_error
+
+CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
 
 
 class Budgets(BaseModel):
@@ -24,9 +26,13 @@ class Budgets(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_size_kb: float | None = Field(None, gt=0, description="ONNX file size on disk, KiB")
+    max_size_gzip_kb: float | None = Field(None, gt=0, description="ONNX file size gzipped, KiB (what an over-the-air update sends)")
     max_latency_p90_ms: float | None = Field(None, gt=0, description="90th percentile latency at batch 1, ms (estimated for the device)")
     min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy of the exported model, 0..1")
     max_accuracy_drop: float | None = Field(None, ge=0, le=100, description="points lost vs the uncompressed float model")
+    max_peak_memory_mb: float | None = Field(
+        None, gt=0, description="peak resident memory of a process that loads the model and runs it (Python + onnxruntime included), MB"
+    )
 
 
 class DeviceProfile(BaseModel):
@@ -34,15 +40,27 @@ class DeviceProfile(BaseModel):
 
     name: str
     description: str
-    cpu: str = Field(description="CPU core, e.g. cortex-a72, x86-64")
+    cpu: Literal[CPU_CLASSES] = Field(description="CPU core class; decides nothing by itself, but an unknown one is a typo")
     cores: int = Field(ge=1)
     threads: int = Field(ge=1, description="onnxruntime intra-op threads to use on this device")
     int8_dot_product: bool = Field(description="has INT8 dot-product instructions (Arm dotprod / x86 VNNI)")
-    memory_mb: int = Field(ge=1)
+    memory_mb: int = Field(ge=1, description="RAM")
+    storage_mb: int = Field(ge=1, description="storage available for the model and runtime")
     latency_factor: float = Field(gt=0, description="device latency = host latency x this factor")
-    latency_factor_source: Literal["measured", "nominal", "calibrated"] = "nominal"
-    latency_factor_note: str = ""
+    latency_factor_source: Literal["measured", "nominal", "calibrated"] = Field(
+        description="measured: the host itself; nominal: from public figures; calibrated: from an on-device run"
+    )
+    latency_factor_note: str = Field(min_length=1, description="how the factor was obtained")
+    sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages, calibration runs)")
     budgets: Budgets = Field(default_factory=Budgets)
+
+    @model_validator(mode="after")
+    def _threads_and_sources(self) -> "DeviceProfile":
+        if self.threads > self.cores:
+            raise ValueError(f"threads ({self.threads}) is more than the device's cores ({self.cores})")
+        if self.latency_factor_source != "measured" and not self.sources:
+            raise ValueError("sources: a nominal or calibrated profile must say where its figures come from")
+        return self
 
     @property
     def latency_kind(self) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
 from pipeline.data import Split
 
@@ -25,38 +29,41 @@ def onnx_accuracy(path: Path, split: Split) -> float:
 
 def session(path: Path, threads: int, optimized_copy: Path | None = None) -> ort.InferenceSession:
     """A session as a device would run it: sequential, `threads` intra-op threads, all graph optimisations."""
+    if optimized_copy is None:
+        return on_device.session(path, threads)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    if optimized_copy is not None:
-        options.optimized_model_filepath = str(optimized_copy)
+    options.optimized_model_filepath = str(optimized_copy)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 20, runs: int = 200) -> dict[str, float]:
-    """Batch-1 latency in ms after warm-up: p50/p90/p99, mean, and the spread (p90 - p10) / p50."""
-    sess = session(path, threads)
-    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(sample[:1], dtype=np.float32)}
-    for _ in range(warmup):
-        sess.run(None, feed)
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        sess.run(None, feed)
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    p10, p50, p90, p99 = np.percentile(times, [10, 50, 90, 99])
-    return {
-        "p50": round(float(p50), 5),
-        "p90": round(float(p90), 5),
-        "p99": round(float(p99), 5),
-        "mean": round(float(times.mean()), 5),
-        "spread": round(float((p90 - p10) / p50), 4),
-        "runs": runs,
-        "threads": threads,
-    }
+    """Batch-1 latency in ms the way the on-device script measures it (same code): the process pinned
+    to `threads` CPUs where possible, warm-up, then at least `runs` runs and more until p90 is stable.
+
+    A host with fewer cores than `threads` cannot run them in parallel; `host_cores` says so.
+    """
+    previous = on_device.pin_threads(threads)
+    try:
+        figures = on_device.measure_latency(on_device.session(path, threads), sample, warmup=warmup, min_runs=runs)
+    finally:
+        if previous is not None:
+            os.sched_setaffinity(0, previous)
+    return {**figures, "threads": threads, "host_cores": len(previous) if previous is not None else os.cpu_count()}
+
+
+def peak_memory_mb(path: Path, threads: int) -> float | None:
+    """Peak resident memory of a fresh Python process that loads the model and runs it at batch 1,
+    measured by the on-device script's probe, so host and device figures mean the same thing."""
+    probe = subprocess.run(
+        [sys.executable, on_device.__file__, str(path), "--memory-probe", "--threads", str(threads)],
+        capture_output=True, text=True, timeout=120,
+    )
+    if probe.returncode != 0:
+        return None
+    return json.loads(probe.stdout.strip().splitlines()[-1])["peak_memory_mb"]
 
 
 def int8_coverage(path: Path) -> dict:

@@ -54,8 +54,15 @@ def lenient_device(tmp_path: Path) -> Path:
                 "threads": 1,
                 "int8_dot_product": True,
                 "memory_mb": 512,
+                "storage_mb": 1024,
                 "latency_factor": 2.0,
-                "budgets": {"max_size_kb": 4096, "max_latency_p90_ms": 1000, "min_accuracy": 0.2, "max_accuracy_drop": 50},
+                "latency_factor_source": "nominal",
+                "latency_factor_note": "made up for the test",
+                "sources": ["tests/conftest.py"],
+                "budgets": {
+                    "max_size_kb": 4096, "max_size_gzip_kb": 4096, "max_latency_p90_ms": 1000, "min_accuracy": 0.2,
+                    "max_accuracy_drop": 50, "max_peak_memory_mb": 4096,
+                },
             }
         )
     )

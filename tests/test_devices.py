@@ -29,3 +29,36 @@ def test_invalid_profile_names_the_field(tmp_path):
         load_profile(str(path))
     assert "threads: required field is missing" in str(e.value)
     assert "budgets.max_size_kb: Input should be greater than 0" in str(e.value)
+
+
+def test_the_library_covers_the_asked_boards_with_sources():
+    names = set(known_profiles())
+    assert {"raspberry-pi-4", "raspberry-pi-zero-2w", "cortex-a55-phone", "cortex-a76-phone", "jetson-nano-cpu", "intel-n100", "host"} <= names
+    for name in names - {"host"}:
+        profile = load_profile(name)
+        assert profile.latency_factor_source == "nominal" and profile.sources and profile.storage_mb
+        assert profile.latency_kind == "estimated"
+
+
+def write_profile(tmp_path, **changes):
+    raw = yaml.safe_load(open("devices/raspberry-pi-4.yaml"))
+    raw.update(changes)
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"cpu": "cortex-a99"}, "cpu: Input should be 'cortex-a53', 'cortex-a55', 'cortex-a57', 'cortex-a72', 'cortex-a76' or 'x86-64'"),
+        ({"threads": 8}, "threads (8) is more than the device's cores (4)"),
+        ({"sources": []}, "sources: a nominal or calibrated profile must say where its figures come from"),
+        ({"budgets": {"max_latency_p90_ms": -1}}, "budgets.max_latency_p90_ms: Input should be greater than 0"),
+        ({"latency_factor_source": "guessed"}, "latency_factor_source: Input should be 'measured', 'nominal' or 'calibrated'"),
+    ],
+)
+def test_bad_profiles_are_refused_naming_the_field(tmp_path, changes, message):
+    with pytest.raises(DeviceProfileError) as e:
+        load_profile(write_profile(tmp_path, **changes))
+    assert message in str(e.value)

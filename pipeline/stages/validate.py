@@ -23,12 +23,13 @@ import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
+from devices.on_device.validate_on_device import gzip_size
 from exporters import onnx_outputs
 from pipeline.budgets import judge, overall
 from pipeline.early_exit import summarize
 from pipeline.errors import StageError
 from pipeline.evaluation import size_figures
-from pipeline.onnx_runtime import measure_latency, onnx_accuracy
+from pipeline.onnx_runtime import measure_latency, onnx_accuracy, peak_memory_mb
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
 from pipeline.variant_choice import Candidate, choose
@@ -53,7 +54,9 @@ class Variant:
     size: int
     accuracy: float
     drop: float | None
+    size_gzip: int
     host_latency: dict[int, dict] = field(default_factory=dict)
+    peak_memory: dict[int, float | None] = field(default_factory=dict)
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
@@ -67,7 +70,8 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     for name in names:
         path = ctx.resolve(state.artifacts[name])
         acc = onnx_accuracy(path, ctx.data.test)
-        variants[name] = Variant(name, path, path.stat().st_size, acc, None if reference is None else (reference - acc) * 100)
+        drop = None if reference is None else (reference - acc) * 100
+        variants[name] = Variant(name, path, path.stat().st_size, acc, drop, gzip_size(path))
     sample = ctx.data.test.x[:1].numpy()
     devices = {}
     for profile in ctx.profiles:
@@ -75,6 +79,7 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         for variant in variants.values():
             if profile.threads not in variant.host_latency:
                 variant.host_latency[profile.threads] = measure_latency(variant.path, sample, profile.threads, cfg.warmup, cfg.runs)
+                variant.peak_memory[profile.threads] = peak_memory_mb(variant.path, profile.threads)
             judged[variant.name] = device_figures(variant, profile)
         candidates = [
             Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p90"], entry["budgets"]) for name, entry in judged.items()
@@ -103,7 +108,8 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         host_latency_ms=main.host_latency,
         shipped={device: d["artifact"] for device, d in devices.items()},
         variants={
-            v.name: {"accuracy": round(v.accuracy, 5), "size_bytes": v.size, "host_latency_ms": v.host_latency} for v in variants.values()
+            v.name: {"accuracy": round(v.accuracy, 5), "size_bytes": v.size, "size_gzip_bytes": v.size_gzip, "host_latency_ms": v.host_latency, "peak_memory_mb": v.peak_memory}
+            for v in variants.values()
         },
     )
     if "onnx_exits" in state.artifacts:
@@ -124,7 +130,14 @@ def device_figures(variant: Variant, profile) -> dict:
     """One variant on one device: its latency estimate, and the budgets judged on it."""
     measured = variant.host_latency[profile.threads]
     latency = {q: round(measured[q] * profile.latency_factor, 5) for q in ("p50", "p90", "p99")}
-    figures = {"size_kb": variant.size / 1024, "latency_p90_ms": latency["p90"], "accuracy": variant.accuracy, "accuracy_drop": variant.drop}
+    figures = {
+        "size_kb": variant.size / 1024,
+        "size_gzip_kb": variant.size_gzip / 1024,
+        "latency_p90_ms": latency["p90"],
+        "accuracy": variant.accuracy,
+        "accuracy_drop": variant.drop,
+        "peak_memory_mb": variant.peak_memory[profile.threads],
+    }
     budgets = judge(profile.budgets, figures)
     return {
         "artifact": variant.name,
@@ -135,6 +148,9 @@ def device_figures(variant: Variant, profile) -> dict:
         "host_latency_ms": measured,
         "threads": profile.threads,
         "size_bytes": variant.size,
+        "size_gzip_bytes": variant.size_gzip,
+        "peak_memory_mb": variant.peak_memory[profile.threads],
+        "peak_memory_kind": "measured on the host",
         "budgets": budgets,
         "passed": overall(budgets),
     }

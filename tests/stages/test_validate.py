@@ -15,7 +15,9 @@ def test_validate_judges_each_device(tmp_path):
     assert pi["latency_ms"]["p90"] == round(pi["host_latency_ms"]["p90"] * 6.0, 5)
     assert host["latency_ms"]["p50"] <= host["latency_ms"]["p90"] <= host["latency_ms"]["p99"]
     assert host["artifact"] == "onnx_fp32"
-    assert set(host["budgets"]) == {"max_size_kb", "max_latency_p90_ms", "min_accuracy", "max_accuracy_drop"}
+    assert set(host["budgets"]) == {"max_size_kb", "max_latency_p90_ms", "min_accuracy", "max_accuracy_drop", "max_peak_memory_mb"}
+    assert 20 < host["peak_memory_mb"] < 2000, "a Python + onnxruntime process"
+    assert pi["budgets"]["max_size_gzip_kb"]["value"] == round(pi["size_gzip_bytes"] / 1024, 6) < pi["size_bytes"] / 1024
     assert host["accuracy_drop_points"] == pytest.approx((0.5 - host["accuracy"]) * 100, abs=1e-3)
     assert host["passed"] == all(b["passed"] for b in host["budgets"].values())
 

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Validate an edge-compress bundle on the device itself. Needs Python 3.8+, numpy and onnxruntime only.
+
+    python3 validate_on_device.py bundle.zip            # or the unpacked bundle folder
+    python3 validate_on_device.py bundle.zip --out results.json --threads 4
+
+It checks the model file against the SHA-256 in the bundle's manifest, measures accuracy on the bundled
+test samples and batch-1 latency (p50/p90/p99, with warm-up and as many runs as a stable p90 needs)
+with the device profile's thread count, reads the process's peak memory from the OS, judges the
+device's budgets, writes results.json and prints a verdict. Exit codes, as `compress gate`: 0 every
+budget met, 1 a budget broken, 2 cannot judge (a bad bundle, a wrong hash, a figure not measured).
+Copy results.json back and run `compress gate results.json`, or `compress devices calibrate`.
+
+The edge-compress pipeline imports this file too (latency, peak memory and budget rules), so the host
+measures the way the device does; keep it free of anything but the standard library, numpy and
+onnxruntime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+BUNDLE_FORMAT = "edge-compress-bundle/1"
+RESULTS_FORMAT = "edge-compress-device-results/1"
+PASS, FAIL, CANNOT_JUDGE = 0, 1, 2
+
+# budget name -> (figure it reads, True when the value must stay at or below the limit)
+RULES = {
+    "max_size_kb": ("size_kb", True),
+    "max_size_gzip_kb": ("size_gzip_kb", True),
+    "max_latency_p90_ms": ("latency_p90_ms", True),
+    "min_accuracy": ("accuracy", False),
+    "max_accuracy_drop": ("accuracy_drop", True),
+    "max_peak_memory_mb": ("peak_memory_mb", True),
+}
+
+
+class BundleError(Exception):
+    """The bundle cannot be trusted or read: a path outside its folder, a wrong hash, a missing file."""
+
+
+def judge(budgets: dict, figures: dict) -> dict:
+    """One row per budget: value, limit, passed (None when the figure was not measured)."""
+    rows = {}
+    for name, limit in budgets.items():
+        if limit is None:
+            continue
+        figure, at_most = RULES[name]
+        value = figures.get(figure)
+        passed = None if value is None else (value <= limit if at_most else value >= limit)
+        rows[name] = {"value": None if value is None else round(float(value), 6), "limit": limit, "passed": passed}
+    return rows
+
+
+def overall(rows: dict):
+    """False if any budget fails, None if any cannot be judged (or there are none), else True."""
+    verdicts = [r["passed"] for r in rows.values()]
+    if any(v is False for v in verdicts):
+        return False
+    if not verdicts or any(v is None for v in verdicts):
+        return None
+    return True
+
+
+def exit_code(passed) -> int:
+    return {True: PASS, False: FAIL, None: CANNOT_JUDGE}[passed]
+
+
+def inside(folder: Path, relative: str) -> Path:
+    """`folder / relative`, refusing any path that resolves outside `folder` (absolute, `..`, links)."""
+    root = folder.resolve()
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise BundleError(f"refusing path {relative!r}: it points outside the bundle folder {root}")
+    return target
+
+
+def unpack(bundle: Path, into: Path) -> Path:
+    """Extract a zip bundle member by member, refusing any member whose path escapes `into`."""
+    with zipfile.ZipFile(bundle) as archive:
+        for member in archive.infolist():
+            target = inside(into, member.filename)
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(target, "wb") as sink:
+                sink.write(source.read())
+    return into
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gzip_size(path: Path) -> int:
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process in MB, where the OS tells it (Linux, macOS); else None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    except (ImportError, OSError):
+        return None
+
+
+def pin_threads(threads: int):
+    """Pin this process to `threads` CPUs where the OS allows it (Linux); returns the previous set."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(previous)[: max(1, threads)])
+    return previous
+
+
+def session(model: Path, threads: int):
+    """A session as the device runs it: sequential, `threads` intra-op threads, all graph optimisations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+def measure_latency(sess, sample, warmup: int = 20, min_runs: int = 200, max_runs: int = 5000, max_seconds: float = 20.0, tolerance: float = 0.02) -> dict:
+    """Batch-1 latency in ms: warm-up, then batches of runs until p90 moves less than `tolerance`
+    between batches (or `max_runs` / `max_seconds` is reached). Spread = (p90 - p10) / p50."""
+    import numpy as np
+
+    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(sample[:1], dtype=np.float32)}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times, previous_p90, started = [], None, time.perf_counter()
+    while True:
+        for _ in range(min_runs if not times else max(50, min_runs // 2)):
+            start = time.perf_counter_ns()
+            sess.run(None, feed)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+        p90 = float(np.percentile(times, 90))
+        stable = previous_p90 is not None and abs(p90 - previous_p90) <= tolerance * previous_p90
+        if stable or len(times) >= max_runs or time.perf_counter() - started > max_seconds:
+            break
+        previous_p90 = p90
+    values = np.array(times)
+    p10, p50, p90, p99 = np.percentile(values, [10, 50, 90, 99])
+    return {
+        "p50": round(float(p50), 5),
+        "p90": round(float(p90), 5),
+        "p99": round(float(p99), 5),
+        "mean": round(float(values.mean()), 5),
+        "spread": round(float((p90 - p10) / p50), 4),
+        "runs": len(values),
+        "stable": bool(stable),
+    }
+
+
+def predictions(sess, inputs, batch: int = 64):
+    import numpy as np
+
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: inputs[i : i + batch]})[0].argmax(1) for i in range(0, len(inputs), batch)])
+
+
+def memory_probe(model: Path, threads: int, runs: int = 20) -> dict:
+    """Peak memory of a fresh process that loads `model` and runs it at batch 1 (run as a subprocess)."""
+    import numpy as np
+
+    sess = session(model, threads)
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in sess.get_inputs()[0].shape]
+    feed = {sess.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)}
+    for _ in range(runs):
+        sess.run(None, feed)
+    return {"peak_memory_mb": peak_memory_mb()}
+
+
+def load_bundle(path: Path, workdir: Path):
+    """The bundle folder and its manifest; a zip is unpacked safely into `workdir` first."""
+    folder = unpack(path, workdir) if path.is_file() else path
+    manifest_path = inside(folder, "manifest.json")
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: no manifest.json; is this a bundle made by `compress bundle`?")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: manifest format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    return folder, manifest
+
+
+def validate(bundle: Path, threads=None, out=None) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, manifest = load_bundle(bundle, Path(tmp))
+        model = inside(folder, manifest["model"]["path"])
+        digest = sha256(model)
+        if digest != manifest["model"]["sha256"]:
+            raise BundleError(f"{manifest['model']['path']}: SHA-256 {digest} does not match the manifest's {manifest['model']['sha256']}; the bundle was altered or corrupted")
+        inputs = np.load(inside(folder, manifest["samples"]["inputs"]))
+        labels = np.load(inside(folder, manifest["samples"]["labels"]))
+        expected = np.load(inside(folder, manifest["samples"]["expected_predictions"]))
+        device = manifest["device"]
+        threads = threads or device["threads"]
+        previous = pin_threads(threads)
+        try:
+            sess = session(model, threads)
+            predicted = predictions(sess, inputs)
+            latency = measure_latency(sess, inputs)
+        finally:
+            if previous is not None:
+                os.sched_setaffinity(0, previous)
+        accuracy = float((predicted == labels).mean())
+        reference = manifest["expected"].get("reference_accuracy")
+        figures = {
+            "size_kb": model.stat().st_size / 1024,
+            "size_gzip_kb": gzip_size(model) / 1024,
+            "latency_p90_ms": latency["p90"],
+            "accuracy": accuracy,
+            "accuracy_drop": None if reference is None else (reference - accuracy) * 100,
+            "peak_memory_mb": peak_memory_mb(),
+        }
+        budgets = judge(manifest["budgets"], figures)
+        results = {
+            "format": RESULTS_FORMAT,
+            "device": device["name"],
+            "model_sha256": digest,
+            "artifact": manifest["model"]["artifact"],
+            "run": manifest.get("run", {}),
+            "samples": int(len(labels)),
+            "accuracy": round(accuracy, 5),
+            "agreement_with_host": round(float((predicted == expected).mean()), 5),
+            "expected": manifest["expected"],
+            "latency_ms": latency,
+            "threads": threads,
+            "size_bytes": model.stat().st_size,
+            "size_gzip_bytes": gzip_size(model),
+            "peak_memory_mb": None if figures["peak_memory_mb"] is None else round(figures["peak_memory_mb"], 2),
+            "budgets": budgets,
+            "passed": overall(budgets),
+            "platform": {
+                "machine": platform.machine(),
+                "system": platform.system(),
+                "release": platform.release(),
+                "python": platform.python_version(),
+                "onnxruntime": ort.__version__,
+                "numpy": np.__version__,
+                "cpu_count": os.cpu_count(),
+            },
+        }
+    if out is not None:
+        Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def print_verdict(results: dict) -> None:
+    print(f"device {results['device']}: {results['artifact']} ({results['model_sha256'][:12]}), {results['threads']} thread(s)")
+    print(f"  accuracy {results['accuracy']:.4f} on {results['samples']} samples (host expected {results['expected']['sample_accuracy']:.4f}); agreement with host {results['agreement_with_host']:.4f}")
+    lat = results["latency_ms"]
+    print(f"  latency p50 {lat['p50']:.4f} ms, p90 {lat['p90']:.4f} ms, p99 {lat['p99']:.4f} ms over {lat['runs']} runs (spread {lat['spread']:.2%})")
+    print(f"  peak memory {results['peak_memory_mb']} MB, size {results['size_bytes'] / 1024:.1f} KiB ({results['size_gzip_bytes'] / 1024:.1f} KiB gzipped)")
+    for name, row in results["budgets"].items():
+        verdict = {True: "pass", False: "FAIL", None: "unknown"}[row["passed"]]
+        print(f"  {name:<20} {row['value']!s:>12} {row['limit']!s:>10}  {verdict}")
+    if results["agreement_with_host"] < 0.97:
+        print("  warning: predictions differ from the host's on more than 3 % of samples: the runtime computes differently here")
+    print({True: "verdict: PASS", False: "verdict: FAIL", None: "verdict: CANNOT JUDGE"}[results["passed"]])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path, help="bundle .zip made by `compress bundle`, or its unpacked folder")
+    parser.add_argument("--out", type=Path, default=Path("results.json"))
+    parser.add_argument("--threads", type=int, default=None, help="default: the device profile's")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)  # BUNDLE is a model file here
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(args.bundle, args.threads or 1)))
+        return PASS
+    try:
+        results = validate(args.bundle, args.threads, args.out)
+    except (BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return CANNOT_JUDGE
+    print_verdict(results)
+    print(f"results: {args.out}")
+    return exit_code(results["passed"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
