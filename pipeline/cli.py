@@ -94,17 +94,31 @@ def recipe_schema_cmd() -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path())
+@click.argument("source", metavar="RUN_DIR|RESULTS.json", type=click.Path())
 @click.option("--device", help="judge only this device")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="also write JUnit XML: one test case per device and budget")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), help="also write a markdown table (e.g. $GITHUB_STEP_SUMMARY)")
 @click.option("--debug", is_flag=True)
-def gate(run_dir: str, device: str | None, debug: bool) -> None:
-    """Judge RUN_DIR's report against device budgets: exit 0 pass, 1 broken budget, 2 cannot judge."""
-    from pipeline.gate import CANNOT_JUDGE, judge_report, read_report
+def gate(source: str, device: str | None, junit_path: str | None, summary_path: str | None, debug: bool) -> None:
+    """Judge a run folder (or report.json), or on-device results.json, against device budgets.
+
+    Exit 0 pass, 1 a budget broken, 2 cannot judge (missing report, unknown device, unmeasured figure).
+    """
+    from pipeline.gate import (
+        CANNOT_JUDGE,
+        GateResult,
+        judge_report,
+        junit_xml,
+        markdown_summary,
+        read_report,
+    )
 
     try:
-        result = judge_report(read_report(Path(run_dir)), device)
-    except (OSError, ValueError) as e:
+        result = judge_report(read_report(Path(source)), device)
+    except (OSError, ValueError, KeyError) as e:
         click.echo(f"error: {e}", err=True)
+        result = GateResult([], [str(e)])
+        _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
         sys.exit(CANNOT_JUDGE)
     if result.rows:
         click.echo(f"{'device':<20} {'budget':<20} {'value':>12} {'limit':>12}  verdict")
@@ -113,13 +127,43 @@ def gate(run_dir: str, device: str | None, debug: bool) -> None:
             click.echo(f"{r.device:<20} {r.budget:<20} {_fmt(r.value):>12} {_fmt(r.limit):>12}  {verdict}")
     for problem in result.problems:
         click.echo(f"cannot judge: {problem}", err=True)
+    _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
     click.echo({0: "gate: PASS", 1: "gate: FAIL", 2: "gate: CANNOT JUDGE"}[result.exit_code])
     sys.exit(result.exit_code)
 
 
+def _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary) -> None:
+    if junit_path:
+        Path(junit_path).write_text(junit_xml(result))
+    if summary_path:
+        with open(summary_path, "a") as f:  # appending: CI summary files collect several steps
+            f.write(markdown_summary(result, source))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--device", required=True, help="profile name or .yaml path")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="default: bundle-<device>.zip")
+@click.option("--artifact", type=click.Choice(["onnx_int8", "onnx_fp32"]), help="default: the file validate chose for the device")
+@click.option("--samples", type=click.IntRange(min=10), help="test samples to include (default: as many as fit in 2 MB, at most 1000)")
+@click.option("--debug", is_flag=True)
+@friendly_errors
+def bundle(run_dir: str, device: str, out_path: str | None, artifact: str | None, samples: int | None, debug: bool) -> None:
+    """Pack RUN_DIR's model, test samples, budgets and the torch-free on-device script into a zip."""
+    from pipeline.bundle import make_bundle
+
+    out = Path(out_path or f"bundle-{Path(device).stem}.zip")
+    manifest = make_bundle(Path(run_dir), device, out, artifact, samples)
+    click.echo(
+        f"{out}: {manifest['model']['artifact']} ({manifest['model']['size_bytes'] / 1024:.1f} KiB, sha256 {manifest['model']['sha256'][:16]}…), "
+        f"{manifest['samples']['count']} test samples, budgets of {manifest['device']['name']}; {out.stat().st_size / 1024:.0f} KiB in all\n"
+        f"on the device: unzip {out.name} && python3 validate_on_device.py .   (or pass the zip itself)"
+    )
+
+
 @main.group()
 def devices() -> None:
-    """List or show device profiles."""
+    """List, show or calibrate device profiles."""
 
 
 @devices.command("list")
@@ -142,6 +186,27 @@ def devices_show(name: str) -> None:
     from pipeline.devices import load_profile
 
     click.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
+
+
+@devices.command("calibrate")
+@click.argument("name")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True), help="run folder holding the same model: host latency is measured here, now")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="default: <name>.calibrated.yaml (never a shipped profile)")
+@click.option("--force", is_flag=True, help="replace OUT if it exists")
+@click.option("--debug", is_flag=True)
+@friendly_errors
+def devices_calibrate(name: str, results: str, run_dir: str | None, out_path: str | None, force: bool, debug: bool) -> None:
+    """Write a calibrated copy of profile NAME from on-device RESULTS (results.json)."""
+    from pipeline.calibration import calibrated_profile, write_profile
+
+    profile, figures = calibrated_profile(name, Path(results), Path(run_dir) if run_dir else None)
+    out = write_profile(profile, Path(out_path or f"{profile.name}.calibrated.yaml"), force)
+    click.echo(
+        f"{out}: latency_factor {figures['previous_factor']} (nominal) -> {profile.latency_factor} (calibrated: "
+        f"device p50 {figures['device_p50_ms']:.4g} ms / host p50 {figures['host_p50_ms']:.4g} ms)\n"
+        f"use it by path: devices: [{out}]"
+    )
 
 
 def summary_table(report: dict) -> str:

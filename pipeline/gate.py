@@ -1,7 +1,9 @@
-"""The CI gate: judge a run's report against device budgets. Exit 0 pass, 1 a budget broken, 2 cannot judge.
+"""The CI gate: judge a run's report, or on-device results, against device budgets.
 
-It fails closed: a missing report, an unknown device, a device without budgets or a budget whose
-figure was never measured is exit 2, never a silent pass.
+Exit 0 pass, 1 a budget broken, 2 cannot judge. It fails closed: a missing report, an unknown device,
+a device without budgets or a budget whose figure was never measured is exit 2, never a silent pass.
+`results.json` from the on-device script is judged with the same rules (the script's budget rows
+are re-judged here from their values and limits, so an edited verdict does not pass).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from devices.on_device import validate_on_device as on_device
 
 PASS, FAIL, CANNOT_JUDGE = 0, 1, 2
 
@@ -40,10 +44,29 @@ def read_report(run: Path) -> dict:
     path = run / "report.json" if run.is_dir() else run
     if not path.is_file():
         raise FileNotFoundError(f"no report at {path}: run `compress run RECIPE` first (or give the run folder)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON: {e}") from None
+
+
+def is_device_results(document: dict) -> bool:
+    return document.get("format") == on_device.RESULTS_FORMAT
+
+
+def results_as_report(results: dict) -> dict:
+    """On-device results in a run report's shape: one device, its budgets re-judged from the figures."""
+    budgets = {name: row.get("limit") for name, row in (results.get("budgets") or {}).items()}
+    unknown = sorted(set(budgets) - set(on_device.RULES))
+    if unknown:
+        raise ValueError(f"results.json has budgets this version does not know: {', '.join(unknown)}")
+    figures = {on_device.RULES[name][0]: row.get("value") for name, row in results["budgets"].items()}
+    return {"devices": {results.get("device", "device"): {"budgets": on_device.judge(budgets, figures)}}}
 
 
 def judge_report(report: dict, device: str | None = None) -> GateResult:
+    if is_device_results(report):
+        report = results_as_report(report)
     devices = report.get("devices") or {}
     problems = []
     if device is not None and device not in devices:
@@ -62,3 +85,46 @@ def judge_report(report: dict, device: str | None = None) -> GateResult:
             if row.get("value") is None:
                 problems.append(f"{name}: {budget} has no measured value")
     return GateResult(rows, problems)
+
+
+def junit_xml(result: GateResult) -> str:
+    """One test case per device and budget (a failure when broken, an error when it cannot be judged),
+    plus one error case per problem, so CI systems list every budget."""
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="compress gate", tests=str(len(result.rows) + len(result.problems)))
+    failures = errors = 0
+    for row in result.rows:
+        case = ET.SubElement(suite, "testcase", classname=f"compress.gate.{row.device}", name=row.budget)
+        detail = f"{row.budget}: value {row.value}, limit {row.limit}"
+        if row.passed is False:
+            failures += 1
+            ET.SubElement(case, "failure", message=detail, type="BudgetBroken").text = detail
+        elif row.passed is None:
+            errors += 1
+            ET.SubElement(case, "error", message=f"{row.budget}: cannot judge (value {row.value})", type="CannotJudge")
+    for problem in result.problems:
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname="compress.gate", name="judgeable")
+        ET.SubElement(case, "error", message=problem, type="CannotJudge")
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def markdown_summary(result: GateResult, source: str) -> str:
+    """A table fit for a CI job summary ($GITHUB_STEP_SUMMARY and the like)."""
+    verdict = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "CANNOT JUDGE"}[result.exit_code]
+    lines = [f"## compress gate: {verdict}", "", f"`{source}`", "", "| device | budget | value | limit | verdict |", "|---|---|---|---|---|"]
+    for row in result.rows:
+        mark = {True: "✅ pass", False: "❌ FAIL", None: "⚠️ unknown"}[row.passed]
+        lines.append(f"| {row.device} | {row.budget} | {_cell(row.value)} | {_cell(row.limit)} | {mark} |")
+    if result.problems:
+        lines += ["", "Cannot judge:", *[f"- {p}" for p in result.problems]]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,94 @@
+"""`compress bundle`: what a device needs to prove a run's model on itself, in one small zip.
+
+The bundle holds the model file the run chose for that device (its SHA-256 in the manifest), a
+sample of test inputs with labels and the host's predictions, the expected accuracy and latency, the
+device's budgets and the torch-free script `validate_on_device.py`. The sample is capped so the
+bundle stays small (`MAX_SAMPLE_BYTES`). By default the file is the one `validate` chose for the
+device (INT8 or FP32, whichever met the budgets faster); `artifact` forces one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from devices.on_device import validate_on_device as on_device
+from exporters import onnx_logits
+from pipeline.data import load_data
+from pipeline.devices import load_profile
+from pipeline.errors import UserError
+from pipeline.gate import read_report
+from pipeline.recipe import RecipeHeader
+
+MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
+MAX_SAMPLES = 1000
+README = """edge-compress bundle for {device}
+
+On the device (Python 3.8+, numpy and onnxruntime; no torch, no project install):
+
+    python3 validate_on_device.py {name}
+
+It verifies the model's SHA-256, measures accuracy on {count} test samples and batch-1 latency with
+{threads} thread(s), reads peak memory, judges the budgets in manifest.json and writes results.json.
+Copy results.json back and run `compress gate results.json` (same exit codes as for a run folder)
+or `compress devices calibrate {device} results.json` to turn the timing into a calibrated profile.
+"""
+
+
+def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = None, samples: int | None = None) -> dict:
+    """Write the bundle zip for `device` (a profile name or path) from a finished run; returns the manifest."""
+    report = read_report(run_dir)
+    profile = load_profile(device)
+    entry = (report.get("devices") or {}).get(profile.name)
+    artifacts = {k: v for k, v in (report.get("artifacts") or {}).items() if v}
+    chosen = artifact or (entry["artifact"] if entry else ("onnx_int8" if "onnx_int8" in artifacts else "onnx_fp32"))
+    if chosen not in artifacts:
+        raise UserError(f"bundle: the run at {run_dir} has no {chosen} file (it has: {', '.join(artifacts) or 'none; did export run?'})")
+    model = run_dir / artifacts[chosen]
+    header = RecipeHeader.model_validate(json.loads((run_dir / "recipe.json").read_text()))
+    test = load_data(header.data, header.seed).test
+    per_sample = int(np.prod(test.x.shape[1:])) * 4
+    count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))
+    inputs = np.ascontiguousarray(test.x[:count].numpy(), dtype=np.float32)
+    labels = test.y[:count].numpy().astype(np.int64)
+    predicted = onnx_logits(model, inputs).argmax(1).astype(np.int64)
+    model_path = f"model/{model.name}"
+    same = entry is not None and entry["artifact"] == chosen
+    manifest = {
+        "format": on_device.BUNDLE_FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": {"recipe": report["recipe"]["name"], "recipe_sha256": report["recipe"]["sha256"]},
+        "model": {"path": model_path, "artifact": chosen, "sha256": on_device.sha256(model), "size_bytes": model.stat().st_size},
+        "device": profile.model_dump(),
+        "budgets": profile.budgets.model_dump(exclude_none=True),
+        "samples": {
+            "inputs": "samples/inputs.npy",
+            "labels": "samples/labels.npy",
+            "expected_predictions": "samples/expected_predictions.npy",
+            "count": count,
+        },
+        "expected": {
+            "sample_accuracy": round(float((predicted == labels).mean()), 5),
+            "test_accuracy": entry["accuracy"] if same else None,
+            "reference_accuracy": (report.get("reference") or {}).get("accuracy"),
+            "host_latency_ms": entry["host_latency_ms"] if same else None,  # measured on the host, at the device's threads
+            "estimated_latency_ms": entry["latency_ms"] if same else None,
+            "threads": profile.threads,
+        },
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+        archive.write(model, model_path)
+        for key, array in (("inputs", inputs), ("labels", labels), ("expected_predictions", predicted)):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(manifest["samples"][key], buffer.getvalue())
+        archive.write(on_device.__file__, "validate_on_device.py")
+        archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads))
+    return manifest

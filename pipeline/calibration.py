@@ -1,0 +1,95 @@
+"""`compress devices calibrate`: turn an on-device run into a measured host-to-device latency factor.
+
+factor = device p50 / host p50 for the same model file at the same thread count. The host figure is
+measured here, now, when a run folder holding that file is given (the factor then fits this host,
+which is what later runs multiply), else taken from the bundle (the host that made it). The result is
+a copy of the profile with `latency_factor_source: calibrated`, written to a user file: a shipped
+profile is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from devices import PROFILES_DIR
+from devices.on_device import validate_on_device as on_device
+from pipeline.devices import DeviceProfile, load_profile
+from pipeline.errors import UserError
+from pipeline.gate import is_device_results, read_report
+from pipeline.onnx_runtime import measure_latency
+
+
+def read_results(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (copy results.json back from the device)")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not JSON: {e}") from None
+    if not is_device_results(results):
+        raise UserError(f"{path}: not results written by validate_on_device.py (format {results.get('format')!r})")
+    return results
+
+
+def model_in_run(run_dir: Path, sha256: str) -> Path:
+    """The run's file with this hash; results from any other model are refused."""
+    report = read_report(run_dir)
+    files = {name: run_dir / rel for name, rel in (report.get("artifacts") or {}).items() if rel}
+    for path in files.values():
+        if path.is_file() and on_device.sha256(path) == sha256:
+            return path
+    raise UserError(
+        f"the results are from a different model (SHA-256 {sha256[:16]}…) than any file of {run_dir} "
+        f"({', '.join(f'{n} {on_device.sha256(p)[:16]}…' for n, p in files.items() if p.is_file())})"
+    )
+
+
+def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = None) -> tuple[DeviceProfile, dict]:
+    results = read_results(results_path)
+    profile = load_profile(name)
+    if results["device"] != profile.name:
+        raise UserError(f"{results_path} holds results from device '{results['device']}', not '{profile.name}'")
+    device_p50 = results["latency_ms"]["p50"]
+    threads = results["threads"]
+    if run_dir is not None:
+        model = model_in_run(run_dir, results["model_sha256"])
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in on_device.session(model, 1).get_inputs()[0].shape]
+        host_p50 = measure_latency(model, np.zeros(shape, dtype=np.float32), threads)["p50"]
+        host_source = f"measured now on this host ({model.name}, {threads} thread(s))"
+    else:
+        host = (results.get("expected") or {}).get("host_latency_ms") or {}
+        if not host.get("p50"):
+            raise UserError("the bundle recorded no host latency for this model; give --run RUN_DIR to measure it here")
+        host_p50 = host["p50"]
+        host_source = "recorded in the bundle by the host that made it"
+    factor = round(device_p50 / host_p50, 3)
+    note = (
+        f"calibrated {date.today().isoformat()}: device p50 {device_p50:.4g} ms over {results['latency_ms']['runs']} runs / "
+        f"host p50 {host_p50:.4g} ms ({host_source}), model {results['model_sha256'][:16]}…, "
+        f"{results['platform'].get('machine')} {results['platform'].get('system')}, onnxruntime {results['platform'].get('onnxruntime')}"
+    )
+    calibrated = profile.model_copy(
+        update={
+            "latency_factor": factor,
+            "latency_factor_source": "calibrated",
+            "latency_factor_note": note,
+            "sources": [*profile.sources, f"on-device results {results_path.name} (model {results['model_sha256'][:16]}…)"],
+        }
+    )
+    return DeviceProfile.model_validate(calibrated.model_dump()), {"device_p50_ms": device_p50, "host_p50_ms": host_p50, "previous_factor": profile.latency_factor}
+
+
+def write_profile(profile: DeviceProfile, out: Path, force: bool = False) -> Path:
+    out = out.expanduser()
+    if PROFILES_DIR.resolve() in out.resolve().parents:
+        raise UserError(f"refusing to write {out}: it is inside the shipped profiles folder; write a user copy elsewhere")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(profile.model_dump(exclude_none=True), sort_keys=False))
+    return out
