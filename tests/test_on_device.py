@@ -1,0 +1,188 @@
+"""Bundle -> torch-free on-device script -> gate / calibrate, as a user with a board would run them."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from devices.on_device import validate_on_device as on_device
+from pipeline.cli import main
+from pipeline.recipe import parse_recipe
+from pipeline.runner import run_recipe
+from tests.conftest import TINY_RECIPE
+
+SCRIPT = Path(on_device.__file__)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A finished tiny run: train, export, validate on the host and the Pi 4 profile."""
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["stages"] = [{"train": {"epochs": 2, "lr": 0.01}}, {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}]
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "bundle.zip"
+    result = CliRunner().invoke(main, ["bundle", str(run_dir), "--device", "raspberry-pi-4", "-o", str(out), "--samples", "100"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def without_torch(tmp_path: Path) -> dict:
+    """An environment in which `import torch` (and the project) fails, as on a board."""
+    shadow = tmp_path / "shadow"
+    for name in ("torch", "pipeline", "exporters"):
+        (shadow / name).mkdir(parents=True, exist_ok=True)
+        (shadow / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed on this device')\n")
+    return {"PYTHONPATH": str(shadow), "PATH": "/usr/bin:/bin"}
+
+
+def on_board(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the script as shipped inside the bundle, from a folder holding nothing else."""
+    board = tmp_path / "board"
+    board.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=board, env=without_torch(tmp_path), capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_script_is_python_3_8_and_imports_nothing_of_torch_or_the_project():
+    tree = ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "__future__"}
+
+
+def test_bundle_holds_model_hash_samples_budgets_and_script(bundle, run_dir):
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert {"manifest.json", "validate_on_device.py", "README.txt", manifest["model"]["path"]} <= names
+    report = json.loads((run_dir / "report.json").read_text())
+    shipped = report["devices"]["raspberry-pi-4"]["artifact"]
+    assert manifest["model"]["artifact"] == shipped
+    assert manifest["model"]["sha256"] == on_device.sha256(run_dir / report["artifacts"][shipped])
+    assert manifest["samples"]["count"] == 100 and manifest["budgets"]["max_latency_p90_ms"] == 2.0
+    assert bundle.stat().st_size < 1_000_000
+
+
+def test_script_runs_without_torch_and_its_verdict_matches_the_gate(bundle, tmp_path):
+    done = on_board(tmp_path, str(bundle), "--out", str(tmp_path / "results.json"))
+    assert done.returncode in (0, 1), done.stderr
+    assert "verdict:" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["format"] == on_device.RESULTS_FORMAT and results["samples"] == 100
+    assert results["agreement_with_host"] >= 0.97 and results["peak_memory_mb"] > 0
+    assert {"p50", "p90", "p99", "spread", "runs"} <= set(results["latency_ms"])
+    assert set(results["budgets"]) == set(yaml.safe_load(open("devices/raspberry-pi-4.yaml"))["budgets"])
+    gate = CliRunner().invoke(main, ["gate", str(tmp_path / "results.json")])
+    assert gate.exit_code == done.returncode
+
+
+def test_a_tampered_model_is_refused(bundle, tmp_path):
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(tampered, "w") as sink:
+        for item in source.infolist():
+            data = source.read(item)
+            sink.writestr(item, data + b"\0" if item.filename.startswith("model/") else data)
+    done = on_board(tmp_path, str(tampered))
+    assert done.returncode == 2 and "does not match the manifest" in done.stderr
+    assert not (tmp_path / "board" / "results.json").exists()
+
+
+def test_a_bundle_with_a_path_outside_its_folder_is_refused(bundle, tmp_path):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(evil, "w") as sink:
+        for item in source.infolist():
+            sink.writestr(item, source.read(item))
+        sink.writestr("../../escaped.txt", "gotcha")
+    done = on_board(tmp_path, str(evil))
+    assert done.returncode == 2 and "points outside the bundle folder" in done.stderr
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_a_manifest_pointing_outside_the_bundle_is_refused(bundle, tmp_path):
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["samples"]["inputs"] = "/etc/passwd"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    done = on_board(tmp_path, str(folder))
+    assert done.returncode == 2 and "outside the bundle folder" in done.stderr
+
+
+def results_with(tmp_path: Path, **values) -> str:
+    rows = {"max_size_kb": (30.0, 512), "max_latency_p90_ms": (0.5, 2.0), "min_accuracy": (0.85, 0.8)}
+    rows.update(values)
+    budgets = {name: {"limit": limit, "value": value, "passed": True} for name, (value, limit) in rows.items()}
+    results = {"format": on_device.RESULTS_FORMAT, "device": "raspberry-pi-4", "budgets": budgets}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "values, code",
+    [
+        ({}, 0),
+        ({"max_latency_p90_ms": (2.5, 2.0)}, 1),  # the verdict is re-judged from the value, not trusted
+        ({"min_accuracy": (None, 0.8)}, 2),
+    ],
+)
+def test_gate_exit_codes_for_device_results(tmp_path, values, code):
+    result = CliRunner().invoke(main, ["gate", results_with(tmp_path, **values)])
+    assert result.exit_code == code, result.output
+
+
+def test_junit_has_a_case_per_device_and_budget_and_marks_failures(tmp_path):
+    junit, summary = tmp_path / "gate.xml", tmp_path / "summary.md"
+    path = results_with(tmp_path, max_latency_p90_ms=(2.5, 2.0), min_accuracy=(None, 0.8))
+    result = CliRunner().invoke(main, ["gate", path, "--junit", str(junit), "--summary", str(summary)])
+    assert result.exit_code == 1
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    cases = {case.get("name"): case for case in suite.findall("testcase") if case.get("classname") == "compress.gate.raspberry-pi-4"}
+    assert set(cases) == {"max_size_kb", "max_latency_p90_ms", "min_accuracy"}
+    assert cases["max_latency_p90_ms"].find("failure") is not None and cases["min_accuracy"].find("error") is not None
+    assert cases["max_size_kb"].find("failure") is None
+    assert suite.get("failures") == "1" and int(suite.get("errors")) >= 1
+    text = summary.read_text()
+    assert text.startswith("## compress gate: FAIL") and "| raspberry-pi-4 | max_latency_p90_ms | 2.5 | 2 | ❌ FAIL |" in text
+
+
+def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle, run_dir, tmp_path):
+    done = on_board(tmp_path, str(bundle), "--out", str(tmp_path / "results.json"))
+    assert done.returncode in (0, 1), done.stderr
+    out = tmp_path / "pi.yaml"
+    result = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "--run", str(run_dir), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    calibrated = yaml.safe_load(out.read_text())
+    assert calibrated["latency_factor_source"] == "calibrated" and calibrated["latency_factor"] > 0
+    assert "device p50" in calibrated["latency_factor_note"]
+    assert CliRunner().invoke(main, ["devices", "show", str(out)]).exit_code == 0
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    results["model_sha256"] = "0" * 64
+    (tmp_path / "other.json").write_text(json.dumps(results))
+    other = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "other.json"), "--run", str(run_dir), "-o", str(tmp_path / "x.yaml")])
+    assert other.exit_code == 1 and "different model" in other.output
+
+    wrong = CliRunner().invoke(main, ["devices", "calibrate", "host", str(tmp_path / "results.json"), "-o", str(tmp_path / "y.yaml")])
+    assert wrong.exit_code == 1 and "from device 'raspberry-pi-4', not 'host'" in wrong.output
+
+    shipped = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "-o", "devices/raspberry-pi-4.yaml", "--force"])
+    assert shipped.exit_code == 1 and "shipped profiles folder" in shipped.output
