@@ -7,6 +7,10 @@ after every round and a collapse shows where it happened. Targets:
 - `keep_macs: f` / `keep_params: f` prunes in small increments until MACs / params fall to f of
   the starting figure, spread evenly over the rounds.
 
+- `device: NAME` with `latency_p90_ms: X` or `size_kb: Y` prunes one small increment at a time,
+  measuring the exported model's latency (estimated for that device) or file size after each, and
+  stops at the least pruning that meets the budget; every increment is in `rounds`.
+
 Recovery is fine-tuning from the labels, or distillation from the model as it was before pruning
 (`recovery: distill`). Auxiliary heads are pruned with the backbone (they are in the traced graph)
 and keep training during recovery.
@@ -23,8 +27,10 @@ import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from pipeline.device_budget import measure_on_device
+from pipeline.devices import load_profile
 from pipeline.distillation import Distillation, KDConfig
-from pipeline.errors import StageError
+from pipeline.errors import DeviceProfileError, StageError
 from pipeline.evaluation import accuracy, model_metrics, size_figures
 from pipeline.heads import HeadedModel, head_accuracy, supervised_objective
 from pipeline.stages import StageContext, stage
@@ -41,20 +47,38 @@ FINE_INCREMENTS = 60  # pruner steps available to approach a MACs/params target
 
 
 class PruneTarget(BaseModel):
-    """Exactly one of the three."""
+    """Exactly one of: remove_channels, keep_macs, keep_params, or a device budget
+    (`device` with one of `latency_p90_ms` / `size_kb`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     remove_channels: float | None = Field(None, gt=0, lt=1, description="fraction of channels to remove")
     keep_macs: float | None = Field(None, gt=0, lt=1, description="fraction of the starting MACs to keep")
     keep_params: float | None = Field(None, gt=0, lt=1, description="fraction of the starting parameters to keep")
+    device: str | None = Field(None, description="device profile (name or .yaml path) whose latency or size the budget is for")
+    latency_p90_ms: float | None = Field(None, gt=0, description="with device: p90 latency at batch 1 on that device (estimated from the host)")
+    size_kb: float | None = Field(None, gt=0, description="with device: FP32 ONNX file size, KiB")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "PruneTarget":
-        given = [k for k in ("remove_channels", "keep_macs", "keep_params") if getattr(self, k) is not None]
+        given = [k for k in ("remove_channels", "keep_macs", "keep_params", "device") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of remove_channels, keep_macs, keep_params (got {', '.join(given) or 'none'})")
+            raise ValueError(f"give exactly one of remove_channels, keep_macs, keep_params, device (got {', '.join(given) or 'none'})")
+        budgets = [k for k in ("latency_p90_ms", "size_kb") if getattr(self, k) is not None]
+        if self.device is not None and len(budgets) != 1:
+            raise ValueError(f"a device target needs exactly one of latency_p90_ms, size_kb (got {', '.join(budgets) or 'none'})")
+        if self.device is None and budgets:
+            raise ValueError(f"{budgets[0]} needs device: the profile it is measured for")
+        if self.device is not None:
+            try:
+                load_profile(self.device)  # an unknown or invalid profile is a recipe error, before any training
+            except DeviceProfileError as e:
+                raise ValueError(str(e)) from None
         return self
+
+    @property
+    def budget(self) -> tuple[str, float]:
+        return ("latency_p90_ms", self.latency_p90_ms) if self.latency_p90_ms is not None else ("size_kb", self.size_kb)
 
 
 class PruneConfig(BaseModel):
@@ -89,9 +113,9 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     target = cfg.target
     measure, keep = ("macs", target.keep_macs) if target.keep_macs else ("params", target.keep_params)
     by_ratio = target.remove_channels is not None
+    by_device = target.device is not None
     teacher = copy.deepcopy(state.model) if cfg.recovery == "distill" else None
     example = torch.zeros(1, *shape, device=ctx.device)
-    rounds = []
     with state.headed() as traced:  # heads in the traced graph lose their input channels with the backbone's
         model = state.model
         traced.to(ctx.device)
@@ -107,36 +131,92 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             ignored_layers=ignored_layers(model, cfg.ignore, data.num_classes) + classifiers(traced.heads, data.num_classes),
             round_to=cfg.round_to,
         )
-        for k in range(1, cfg.steps + 1):
-            if by_ratio:
-                prune_once(pruner, traced, cfg.importance, ctx)
-            else:
-                goal = keep ** (k / cfg.steps) if cfg.schedule == "geometric" else 1 - (1 - keep) * k / cfg.steps
-                while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
-                    prune_once(pruner, traced, cfg.importance, ctx)
-            recover(cfg, state, teacher, ctx, f"recover {k}/{cfg.steps}")
-            figures = size_figures(model, shape)
-            row = {"round": k, **figures, "val_accuracy": round(accuracy(model, data.val, device=ctx.device), 5)}
-            rounds.append(row)
-            ctx.log.info(
-                f"prune round {k}/{cfg.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, "
-                f"val acc {row['val_accuracy']:.4f}"
-            )
+        if by_device:
+            rounds, reached = prune_to_device(cfg, state, teacher, pruner, traced, ctx)
+        else:
+            rounds = prune_in_rounds(cfg, state, teacher, pruner, traced, ctx, start)
         traced.cpu()
         if state.heads:
             ctx.metrics["heads_accuracy"] = head_accuracy(traced, data.test)
 
     metrics = model_metrics(model, data.test, shape)
-    reached = by_ratio or metrics[measure] <= keep * start[measure] * 1.001
-    if not reached:
-        ctx.log.warning(
-            f"prune: could not reach keep_{measure}={keep} within max_layer_ratio={cfg.max_layer_ratio}: "
-            f"stopped at {metrics[measure] / start[measure]:.3f} of the starting {measure}"
-        )
+    if not by_device:
+        reached = by_ratio or metrics[measure] <= keep * start[measure] * 1.001
+        if not reached:
+            ctx.log.warning(
+                f"prune: could not reach keep_{measure}={keep} within max_layer_ratio={cfg.max_layer_ratio}: "
+                f"stopped at {metrics[measure] / start[measure]:.3f} of the starting {measure}"
+            )
     ctx.metrics.update(metrics, before=start, rounds=rounds, target_reached=reached, recovery=cfg.recovery)
     state.compressed = True
     state.model_changed()
     return state
+
+
+def prune_in_rounds(cfg: PruneConfig, state: ModelState, teacher, pruner, traced: HeadedModel, ctx: StageContext, start: dict) -> list[dict]:
+    """`steps` rounds toward a channel ratio or a MACs/params goal, each followed by recovery."""
+    target, model, shape = cfg.target, state.model, ctx.data.input_shape
+    measure, keep = ("macs", target.keep_macs) if target.keep_macs else ("params", target.keep_params)
+    rounds = []
+    for k in range(1, cfg.steps + 1):
+        if target.remove_channels is not None:
+            prune_once(pruner, traced, cfg.importance, ctx)
+        else:
+            goal = keep ** (k / cfg.steps) if cfg.schedule == "geometric" else 1 - (1 - keep) * k / cfg.steps
+            while size_figures(model, shape)[measure] > goal * start[measure] and pruner.current_step < pruner.iterative_steps:
+                prune_once(pruner, traced, cfg.importance, ctx)
+        recover(cfg, state, teacher, ctx, f"recover {k}/{cfg.steps}")
+        figures = size_figures(model, shape)
+        row = {"round": k, **figures, "val_accuracy": round(accuracy(model, ctx.data.val, device=ctx.device), 5)}
+        rounds.append(row)
+        ctx.log.info(
+            f"prune round {k}/{cfg.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, "
+            f"val acc {row['val_accuracy']:.4f}"
+        )
+    return rounds
+
+
+def prune_to_device(cfg: PruneConfig, state: ModelState, teacher, pruner, traced: HeadedModel, ctx: StageContext) -> tuple[list[dict], bool]:
+    """Prune one small increment at a time, measuring the exported model on the device after each,
+    and stop at the first (least pruned) model within the budget. Recovery fine-tuning runs every
+    `FINE_INCREMENTS / steps` increments and once at the end, so accuracy is kept along the way.
+    Returns one row per increment and whether the budget was met; if not, says so with the closest figure."""
+    profile = load_profile(cfg.target.device)
+    figure, limit = cfg.target.budget
+    shape, model = ctx.data.input_shape, state.model
+    every = max(1, FINE_INCREMENTS // cfg.steps)
+    rows, recovered_at = [], 0
+
+    def measure(step: int) -> dict:
+        row = {"step": step, **size_figures(model, shape), **measure_on_device(model, shape, profile)}
+        row["meets"] = row[figure] <= limit
+        rows.append(row)
+        ctx.log.info(
+            f"prune toward {profile.name} {figure} <= {limit}: step {step}, MACs {row['macs'] / 1e6:.2f} M, "
+            f"{figure} {row[figure]:.4g} ({row['latency_kind'] if figure == 'latency_p90_ms' else 'on disk'})"
+        )
+        return row
+
+    row = measure(0)
+    while not row["meets"] and pruner.current_step < pruner.iterative_steps:
+        prune_once(pruner, traced, cfg.importance, ctx)
+        if pruner.current_step % every == 0:
+            recover(cfg, state, teacher, ctx, f"recover at step {pruner.current_step}")
+            recovered_at = pruner.current_step
+        row = measure(pruner.current_step)
+    if pruner.current_step and recovered_at != pruner.current_step:
+        recover(cfg, state, teacher, ctx, f"recover at step {pruner.current_step}")
+    for r in rows:
+        r["val_accuracy"] = None
+    rows[-1]["val_accuracy"] = round(accuracy(model, ctx.data.val, device=ctx.device), 5)
+    if not row["meets"]:
+        closest = min(r[figure] for r in rows)
+        ctx.log.warning(
+            f"prune: could not bring {figure} on {profile.name} to {limit} within max_layer_ratio={cfg.max_layer_ratio}; "
+            f"closest {closest:.4g} after {pruner.current_step} increments"
+        )
+    ctx.metrics["device_target"] = {"device": profile.name, "figure": figure, "limit": limit, "met": row["meets"], "steps": len(rows) - 1}
+    return rows, row["meets"]
 
 
 def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx: StageContext, desc: str) -> None:

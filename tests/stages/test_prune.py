@@ -1,8 +1,11 @@
+import re
+
 import pytest
 import torch
 
 from pipeline.errors import StageError
 from pipeline.evaluation import size_figures
+from pipeline.stages import prune
 from pipeline.stages.prune import PruneConfig, run
 from pipeline.training import TrainConfig
 from tests.stages.helpers import make_context, trained_state
@@ -108,3 +111,53 @@ def test_geometric_schedule_removes_the_same_fraction_each_round(tmp_path):
     first, second = (r["macs"] / start for r in ctx.metrics["rounds"])
     assert 0.5 <= first <= 0.6, "round 1 aims at 0.36 ** 0.5 = 0.6 of the MACs, not the linear 0.68"
     assert second <= 0.36 and second / first > 0.5
+
+
+def toy_device(monkeypatch, ms_per_mmac: float = 1.0):
+    """A toy latency model: latency proportional to MACs, size proportional to params."""
+    from pipeline.evaluation import size_figures
+
+    def measure(model, shape, profile, runs=100):
+        figures = size_figures(model, shape)
+        return {"size_kb": figures["params"] * 4 / 1024, "latency_p90_ms": figures["macs"] / 1e6 * ms_per_mmac, "host_p90_ms": 0.0, "latency_kind": "estimated"}
+
+    monkeypatch.setattr(prune, "measure_on_device", measure)
+
+
+def test_device_latency_target_stops_at_the_first_step_within_budget(tmp_path, monkeypatch):
+    toy_device(monkeypatch)
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=1)
+    budget = 0.7 * size_figures(state.model, ctx.data.input_shape)["macs"] / 1e6  # toy ms = M MACs
+    cfg = prune.PruneConfig(target={"device": "raspberry-pi-4", "latency_p90_ms": budget}, steps=2, finetune={"epochs": 1})
+    prune.run(cfg, state, ctx)
+    rows = ctx.metrics["rounds"]
+    assert ctx.metrics["target_reached"] and ctx.metrics["device_target"]["met"]
+    assert rows[-1]["latency_p90_ms"] <= budget and all(r["latency_p90_ms"] > budget for r in rows[:-1])
+    assert [r["step"] for r in rows] == list(range(len(rows))) and len(rows) > 2
+    assert rows[-1]["val_accuracy"] is not None
+
+
+def test_device_target_out_of_reach_says_so_with_the_closest_figure(tmp_path, monkeypatch, caplog):
+    toy_device(monkeypatch)
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=1)
+    cfg = prune.PruneConfig(target={"device": "host", "size_kb": 0.01}, steps=1, max_layer_ratio=0.3, finetune={"epochs": 0})
+    with caplog.at_level("WARNING"):
+        prune.run(cfg, state, ctx)
+    assert not ctx.metrics["target_reached"]
+    assert "could not bring size_kb on host to 0.01" in caplog.text and "closest" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ({"device": "raspberry-pi-4"}, "a device target needs exactly one of latency_p90_ms, size_kb"),
+        ({"latency_p90_ms": 1.0, "keep_macs": 0.5}, "latency_p90_ms needs device"),
+        ({"device": "pi9", "size_kb": 10}, "unknown device 'pi9'"),
+        ({"device": "host", "latency_p90_ms": -1}, "greater than 0"),
+    ],
+)
+def test_bad_device_targets_are_recipe_errors(target, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        prune.PruneConfig(target=target)
