@@ -161,6 +161,20 @@ def bundle(run_dir: str, device: str, out_path: str | None, artifact: str | None
     )
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), help="default: the run folder")
+@click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True, help="timed runs per stage and thread count")
+@click.option("--debug", is_flag=True)
+@friendly_errors
+def report(run_dir: str, out_dir: str | None, runs: int, debug: bool) -> None:
+    """Write RUN_DIR's report.md and self-contained report.html: stage tables, plots, gate verdicts."""
+    from pipeline.run_document import write_run_document
+
+    md, page = write_run_document(Path(run_dir), Path(out_dir) if out_dir else None, runs)
+    click.echo(f"{md}\n{page}")
+
+
 @main.group()
 def devices() -> None:
     """List, show or calibrate device profiles."""

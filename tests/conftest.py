@@ -67,3 +67,22 @@ def lenient_device(tmp_path: Path) -> Path:
         )
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished tiny run (train, export, quantize, validate on the host and the Pi 4), shared by
+    the tests that read run folders (bundle, report)."""
+    from pipeline.recipe import parse_recipe
+    from pipeline.runner import run_recipe
+
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["stages"] = [
+        {"train": {"epochs": 2, "lr": 0.01}},
+        {"export": {}},
+        {"quantize": {"calibration_samples": 64, "min_top1_agreement": 0.5}},
+        {"validate": {"runs": 20, "warmup": 2}},
+    ]
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import subprocess
 import sys
@@ -17,21 +16,13 @@ from click.testing import CliRunner
 
 from devices.on_device import validate_on_device as on_device
 from pipeline.cli import main
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
-from tests.conftest import TINY_RECIPE
 
 SCRIPT = Path(on_device.__file__)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A finished tiny run: train, export, validate on the host and the Pi 4 profile."""
-    recipe = copy.deepcopy(TINY_RECIPE)
-    recipe["stages"] = [{"train": {"epochs": 2, "lr": 0.01}}, {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}]
-    out = tmp_path_factory.mktemp("run") / "tiny"
-    run_recipe(parse_recipe(recipe), out, quiet=True)
-    return out
+def run_dir(finished_run) -> Path:
+    return finished_run
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,12 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
                 variant.host_latency[profile.threads] = measure_latency(variant.path, sample, profile.threads, cfg.warmup, cfg.runs)
                 variant.peak_memory[profile.threads] = peak_memory_mb(variant.path, profile.threads)
             judged[variant.name] = device_figures(variant, profile)
+        host_cores = next(iter(variants.values())).host_latency[profile.threads].get("host_cores")
+        if host_cores is not None and host_cores < profile.threads:
+            ctx.log.warning(
+                f"validate {profile.name}: the profile runs {profile.threads} threads but this host has {host_cores} cores; "
+                "its latency estimate is measured oversubscribed and is unreliable (calibrate on the device)"
+            )
         candidates = [
             Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p90"], entry["budgets"]) for name, entry in judged.items()
         ]

@@ -1,0 +1,149 @@
+"""`compress report RUN_DIR`: a run as a document a reviewer reads: markdown and self-contained HTML.
+
+A table per stage (accuracy, size, MACs, latency on the host and estimated per device), two plots
+(accuracy against latency per device, accuracy against ONNX size, one point per stage's model;
+matplotlib PNGs, embedded as data URIs in the HTML and written beside the markdown), which file
+each device was given and why, and the gate's verdict per device and budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from pipeline.devices import load_profile
+from pipeline.errors import UserError
+from pipeline.gate import judge_report
+from pipeline.stage_figures import stage_rows
+
+
+def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 200) -> tuple[Path, Path]:
+    """Measure every stage, draw the plots, write report.md (+ PNGs) and report.html; return both paths."""
+    report_path = run_dir / "report.json"
+    if not report_path.is_file():
+        raise UserError(f"no report at {report_path}: run `compress run RECIPE` first (or give the run folder)")
+    report = json.loads(report_path.read_text())
+    out_dir = out_dir or run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles = {name: load_profile(name) for name in report.get("devices") or {}} or {"host": load_profile("host")}
+    rows = stage_rows(run_dir, sorted({p.threads for p in profiles.values()}), runs)
+    for row in rows:
+        row["device_p90_ms"] = {n: row["latency"][p.threads]["p90"] * p.latency_factor for n, p in profiles.items()}
+    plots = {
+        "accuracy_vs_latency.png": plot(rows, profiles, "latency"),
+        "accuracy_vs_size.png": plot(rows, profiles, "size"),
+    }
+    for name, png in plots.items():
+        (out_dir / name).write_bytes(png)
+    gate = judge_report(report)
+    markdown = render_markdown(report, rows, profiles, gate, {n: n for n in plots})
+    md_path = out_dir / "report.md"
+    md_path.write_text(markdown)
+    html_path = out_dir / "report.html"
+    html_path.write_text(render_html(report, rows, profiles, gate, plots))
+    return md_path, html_path
+
+
+def plot(rows: list[dict], profiles: dict, kind: str) -> bytes:
+    """Accuracy (%) against device p90 latency (one series per device, log x) or against ONNX size."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    if kind == "latency":
+        for name, profile in profiles.items():
+            xs = [r["device_p90_ms"][name] for r in rows]
+            ax.plot(xs, [r["accuracy"] * 100 for r in rows], "o:", label=f"{name} ({profile.latency_kind})", alpha=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("p90 latency at batch 1, ms (log scale)")
+        ax.legend(fontsize=8)
+    else:
+        ax.plot([r["onnx_kib"] for r in rows], [r["accuracy"] * 100 for r in rows], "o:", color="tab:purple")
+        ax.set_xlabel("ONNX file size, KiB")
+    for r in rows:
+        x = r["device_p90_ms"][next(iter(profiles))] if kind == "latency" else r["onnx_kib"]
+        ax.annotate(r["stage"], (x, r["accuracy"] * 100), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_ylabel("test accuracy, %")
+    ax.grid(alpha=0.3)
+    ax.set_title("accuracy vs latency, every stage's model" if kind == "latency" else "accuracy vs size, every stage's model", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _tables(report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every table, shared by both renderings."""
+    devices = list(profiles)
+    stages = [
+        [r["stage"] + (" (INT8)" if r["int8"] else ""), f"{r['seconds']:.1f}", f"{r['accuracy']:.4f}", f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} M",
+         f"{r['onnx_kib']:.1f}", *[f"{r['device_p90_ms'][d]:.4g}" for d in devices]]
+        for r in rows
+    ]
+    stage_header = ["stage", "seconds", "test acc", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
+    shipped = [
+        [name, d["artifact"], f"{d['accuracy']:.4f}", f"{d['latency_ms']['p90']:.4g}", f"{d['size_bytes'] / 1024:.1f}",
+         {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[d["passed"]], (d.get("choice") or {}).get("reason", "")]
+        for name, d in (report.get("devices") or {}).items()
+    ]
+    verdicts = [[r.device, r.budget, _num(r.value), _num(r.limit), {True: "pass", False: "FAIL", None: "unknown"}[r.passed]] for r in gate.rows]
+    return [
+        ("Stages", stage_header, stages),
+        ("What each device gets", ["device", "file", "accuracy", "p90 ms", "KiB", "verdict", "why this file"], shipped),
+        ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
+    ]
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _verdict(gate) -> str:
+    return {0: "PASS", 1: "FAIL", 2: "CANNOT JUDGE"}[gate.exit_code]
+
+
+def render_markdown(report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
+    lines = [f"# {report['recipe']['name']}: gate {_verdict(gate)}", "", f"Recipe sha256 `{report['recipe']['sha256'][:16]}…`; "
+             "latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled)."]
+    for title, header, body in _tables(report, rows, profiles, gate):
+        lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    lines += ["", "## Plots", "", *[f"![{name}]({path})" for name, path in images.items()]]
+    if gate.problems:
+        lines += ["", "Cannot judge:", *[f"- {p}" for p in gate.problems]]
+    return "\n".join(lines) + "\n"
+
+
+def render_html(report: dict, rows: list[dict], profiles: dict, gate, plots: dict[str, bytes]) -> str:
+    """One file, no external resources: tables, and the plots as base64 data URIs."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(report['recipe']['name'])}: compress report</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.9em}th{background:#f4f4f4}"
+        ".PASS,.pass{color:#176f2c}.FAIL{color:#b00020;font-weight:bold}img{max-width:100%}</style></head><body>",
+        f"<h1>{e(report['recipe']['name'])}: gate <span class='{_verdict(gate).split()[0]}'>{_verdict(gate)}</span></h1>",
+        "<p>Latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled).</p>",
+    ]
+    for title, header, body in _tables(report, rows, profiles, gate):
+        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+        for row in body:
+            parts.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, png in plots.items():
+        parts.append(f"<p><img alt='{e(name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>")
+    if gate.problems:
+        parts.append("<h2>Cannot judge</h2><ul>" + "".join(f"<li>{e(p)}</li>" for p in gate.problems) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,25 @@
+import re
+
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+def test_report_writes_markdown_and_a_self_contained_html_with_plots(finished_run, tmp_path):
+    result = CliRunner().invoke(main, ["report", str(finished_run), "-o", str(tmp_path), "--runs", "20"])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report.md").read_text()
+    for stage in ("01-train", "02-export", "03-quantize (INT8)", "04-validate"):
+        assert f"| {stage} |" in markdown
+    assert "p90 ms raspberry-pi-4 (estimated)" in markdown and "## Gate" in markdown
+    assert "![accuracy_vs_latency.png](accuracy_vs_latency.png)" in markdown
+    assert (tmp_path / "accuracy_vs_latency.png").read_bytes().startswith(b"\x89PNG")
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2
+    assert not re.search(r"""(src|href)=['"](?!data:)""", page), "no external resources"
+    assert "why this file" in page
+
+
+def test_report_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 1 and "no report at" in result.output and "compress run" in result.output
