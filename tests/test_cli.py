@@ -57,3 +57,16 @@ def test_schema_and_devices_commands():
     assert "raspberry-pi-4" in listing and "cortex-a55-phone" in listing
     assert "latency_factor: 6.0" in invoke("devices", "show", "raspberry-pi-4").output
     assert invoke("devices", "show", "nope").exit_code == 1
+
+
+def test_the_example_ci_workflow_gates_devices_the_recipe_validates():
+    import yaml
+
+    workflow = yaml.safe_load(open("docs/ci-example.yml"))
+    steps = workflow["jobs"]["compress"]["steps"]
+    script = "\n".join(step.get("run", "") for step in steps)
+    recipe = yaml.safe_load(open(workflow["jobs"]["compress"]["env"]["RECIPE"]))
+    assert "compress gate" in script and "--junit" in script and "--summary" in script
+    for device in ("raspberry-pi-4", "cortex-a55-phone"):
+        assert device in script and device in recipe["devices"]
+    assert "torch==2.13.0" in script
