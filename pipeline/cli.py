@@ -98,8 +98,9 @@ def recipe_schema_cmd() -> None:
 @click.option("--device", help="judge only this device")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="also write JUnit XML: one test case per device and budget")
 @click.option("--summary", "summary_path", type=click.Path(dir_okay=False), help="also write a markdown table (e.g. $GITHUB_STEP_SUMMARY)")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="with results.json: refuse results whose model is not one of this run's files")
 @click.option("--debug", is_flag=True)
-def gate(source: str, device: str | None, junit_path: str | None, summary_path: str | None, debug: bool) -> None:
+def gate(source: str, device: str | None, junit_path: str | None, summary_path: str | None, run_dir: str | None, debug: bool) -> None:
     """Judge a run folder (or report.json), or on-device results.json, against device budgets.
 
     Exit 0 pass, 1 a budget broken, 2 cannot judge (missing report, unknown device, unmeasured figure).
@@ -114,8 +115,13 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
     )
 
     try:
-        result = judge_report(read_report(Path(source)), device)
-    except (OSError, ValueError, KeyError) as e:
+        document = read_report(Path(source))
+        if run_dir is not None and document.get("model_sha256"):
+            from pipeline.calibration import model_in_run
+
+            model_in_run(Path(run_dir), document["model_sha256"])
+        result = judge_report(document, device)
+    except (OSError, ValueError, KeyError, UserError) as e:
         click.echo(f"error: {e}", err=True)
         result = GateResult([], [str(e)])
         _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
@@ -187,7 +193,11 @@ def devices_list() -> None:
 
     for name in known_profiles():
         p = load_profile(name)
-        click.echo(f"{p.name:<20} {p.cpu:<12} threads={p.threads}  x{p.latency_factor} ({p.latency_factor_source})  {p.description}")
+        int8 = "int8-dot" if p.int8_dot_product else "no-int8-dot"
+        click.echo(
+            f"{p.name:<22} {p.cpu:<11} {p.threads}/{p.cores} threads  {int8:<11} {p.memory_mb:>6} MB  "
+            f"x{p.latency_factor:<5} {p.latency_factor_source:<10} {p.description}"
+        )
 
 
 @devices.command("show")

@@ -18,6 +18,7 @@ from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
 from pipeline.data import Split
 
+NOISY_SPREAD, NOISY_RETRIES = 0.25, 2  # (p90 - p10) / p50 above this: the host was busy during the timing
 INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 
@@ -47,7 +48,13 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
     """
     previous = on_device.pin_threads(threads)
     try:
-        figures = on_device.measure_latency(on_device.session(path, threads), sample, warmup=warmup, min_runs=runs)
+        sess = on_device.session(path, threads)
+        figures = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
+        for retry in range(1, NOISY_RETRIES + 1):  # a burst of host noise inflates p90; measure again, keep the calmest
+            if figures["spread"] <= NOISY_SPREAD:
+                break
+            again = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
+            figures = min(figures, {**again, "retries": retry}, key=lambda f: f["spread"])
     finally:
         if previous is not None:
             os.sched_setaffinity(0, previous)

@@ -172,6 +172,10 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
     other = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "other.json"), "--run", str(run_dir), "-o", str(tmp_path / "x.yaml")])
     assert other.exit_code == 1 and "different model" in other.output
 
+    refused = CliRunner().invoke(main, ["gate", str(tmp_path / "other.json"), "--run", str(run_dir)])
+    assert refused.exit_code == 2 and "different model" in refused.output
+    assert CliRunner().invoke(main, ["gate", str(tmp_path / "results.json"), "--run", str(run_dir)]).exit_code == done.returncode
+
     wrong = CliRunner().invoke(main, ["devices", "calibrate", "host", str(tmp_path / "results.json"), "-o", str(tmp_path / "y.yaml")])
     assert wrong.exit_code == 1 and "from device 'raspberry-pi-4', not 'host'" in wrong.output
 

@@ -178,18 +178,25 @@ def prune_in_rounds(cfg: PruneConfig, state: ModelState, teacher, pruner, traced
 
 def prune_to_device(cfg: PruneConfig, state: ModelState, teacher, pruner, traced: HeadedModel, ctx: StageContext) -> tuple[list[dict], bool]:
     """Prune one small increment at a time, measuring the exported model on the device after each,
-    and stop at the first (least pruned) model within the budget. Recovery fine-tuning runs every
-    `FINE_INCREMENTS / steps` increments and once at the end, so accuracy is kept along the way.
-    Returns one row per increment and whether the budget was met; if not, says so with the closest figure."""
+    and stop at the first (least pruned) model within the budget. There are `steps` recovery rounds in
+    all: one every `FINE_INCREMENTS / steps` increments while pruning goes on, the rest at the end
+    (so a budget met early still gets the full recovery).
+    A latency that meets the budget is confirmed by a second, longer measurement before the search
+    stops (timings on a shared host are noisy). Returns one row per increment and whether the budget
+    was met; if not, says so with the closest figure."""
     profile = load_profile(cfg.target.device)
     figure, limit = cfg.target.budget
     shape, model = ctx.data.input_shape, state.model
     every = max(1, FINE_INCREMENTS // cfg.steps)
-    rows, recovered_at = [], 0
+    rows = []
 
     def measure(step: int) -> dict:
         row = {"step": step, **size_figures(model, shape), **measure_on_device(model, shape, profile)}
         row["meets"] = row[figure] <= limit
+        if row["meets"] and figure == "latency_p90_ms":  # one lucky timing must not end the search
+            confirm = measure_on_device(model, shape, profile, runs=400)
+            row["confirmed_latency_p90_ms"] = confirm["latency_p90_ms"]
+            row["meets"] = confirm["latency_p90_ms"] <= limit
         rows.append(row)
         ctx.log.info(
             f"prune toward {profile.name} {figure} <= {limit}: step {step}, MACs {row['macs'] / 1e6:.2f} M, "
@@ -198,14 +205,17 @@ def prune_to_device(cfg: PruneConfig, state: ModelState, teacher, pruner, traced
         return row
 
     row = measure(0)
+    recoveries = 0
     while not row["meets"] and pruner.current_step < pruner.iterative_steps:
         prune_once(pruner, traced, cfg.importance, ctx)
-        if pruner.current_step % every == 0:
-            recover(cfg, state, teacher, ctx, f"recover at step {pruner.current_step}")
-            recovered_at = pruner.current_step
-        row = measure(pruner.current_step)
-    if pruner.current_step and recovered_at != pruner.current_step:
-        recover(cfg, state, teacher, ctx, f"recover at step {pruner.current_step}")
+        if pruner.current_step % every == 0 and recoveries < cfg.steps - 1:
+            recoveries += 1
+            recover(cfg, state, teacher, ctx, f"recover {recoveries}/{cfg.steps} at step {pruner.current_step}")
+        if size_figures(model, shape)["params"] != row["params"]:  # an increment that removed nothing is not re-timed
+            row = measure(pruner.current_step)
+    while pruner.current_step and recoveries < cfg.steps:  # a search that ended early spends the rest here
+        recoveries += 1
+        recover(cfg, state, teacher, ctx, f"recover {recoveries}/{cfg.steps}")
     for r in rows:
         r["val_accuracy"] = None
     rows[-1]["val_accuracy"] = round(accuracy(model, ctx.data.val, device=ctx.device), 5)
