@@ -39,11 +39,11 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     for name, png in plots.items():
         (out_dir / name).write_bytes(png)
     gate = judge_report(report)
-    markdown = render_markdown(report, rows, profiles, gate, {n: n for n in plots})
+    markdown = render_markdown(run_dir, report, rows, profiles, gate, {n: n for n in plots})
     md_path = out_dir / "report.md"
     md_path.write_text(markdown)
     html_path = out_dir / "report.html"
-    html_path.write_text(render_html(report, rows, profiles, gate, plots))
+    html_path.write_text(render_html(run_dir, report, rows, profiles, gate, plots))
     return md_path, html_path
 
 
@@ -81,7 +81,7 @@ def plot(rows: list[dict], profiles: dict, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def _tables(report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
+def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table, shared by both renderings."""
     devices = list(profiles)
     stages = [
@@ -96,11 +96,30 @@ def _tables(report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[
         for name, d in (report.get("devices") or {}).items()
     ]
     verdicts = [[r.device, r.budget, _num(r.value), _num(r.limit), {True: "pass", False: "FAIL", None: "unknown"}[r.passed]] for r in gate.rows]
-    return [
-        ("Stages", stage_header, stages),
+    tables = [("Stages", stage_header, stages)]
+    for stage in report["stages"]:  # pruning, round by round (or increment by increment toward a device budget)
+        if stage["name"] != "prune" or not stage.get("details"):
+            continue
+        details = json.loads((run_dir / stage["details"]).read_text())
+        rounds = details.get("rounds") or []
+        extra = [k for k in ("latency_p90_ms", "size_kb", "meets") if rounds and k in rounds[0]]
+        header = ["round" if "round" in (rounds or [{}])[0] else "increment", "params", "MACs", *extra, "val acc"]
+        body = [
+            [str(r.get("round", r.get("step"))), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} M", *[_cell(r[k]) for k in extra], _cell(r.get("val_accuracy"))]
+            for r in rounds
+        ]
+        tables.append((f"Pruning ({stage['folder']})", header, body))
+    return tables + [
+
         ("What each device gets", ["device", "file", "accuracy", "p90 ms", "KiB", "verdict", "why this file"], shipped),
         ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
     ]
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _num(value) if isinstance(value, (int, float)) or value is None else str(value)
 
 
 def _num(value) -> str:
@@ -111,10 +130,10 @@ def _verdict(gate) -> str:
     return {0: "PASS", 1: "FAIL", 2: "CANNOT JUDGE"}[gate.exit_code]
 
 
-def render_markdown(report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
+def render_markdown(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
     lines = [f"# {report['recipe']['name']}: gate {_verdict(gate)}", "", f"Recipe sha256 `{report['recipe']['sha256'][:16]}…`; "
              "latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled)."]
-    for title, header, body in _tables(report, rows, profiles, gate):
+    for title, header, body in _tables(run_dir, report, rows, profiles, gate):
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
     lines += ["", "## Plots", "", *[f"![{name}]({path})" for name, path in images.items()]]
@@ -123,7 +142,7 @@ def render_markdown(report: dict, rows: list[dict], profiles: dict, gate, images
     return "\n".join(lines) + "\n"
 
 
-def render_html(report: dict, rows: list[dict], profiles: dict, gate, plots: dict[str, bytes]) -> str:
+def render_html(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate, plots: dict[str, bytes]) -> str:
     """One file, no external resources: tables, and the plots as base64 data URIs."""
     e = html.escape
     parts = [
@@ -135,7 +154,7 @@ def render_html(report: dict, rows: list[dict], profiles: dict, gate, plots: dic
         f"<h1>{e(report['recipe']['name'])}: gate <span class='{_verdict(gate).split()[0]}'>{_verdict(gate)}</span></h1>",
         "<p>Latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled).</p>",
     ]
-    for title, header, body in _tables(report, rows, profiles, gate):
+    for title, header, body in _tables(run_dir, report, rows, profiles, gate):
         parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         for row in body:
             parts.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in row) + "</tr>")
