@@ -97,10 +97,14 @@ def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate)
     ]
     verdicts = [[r.device, r.budget, _num(r.value), _num(r.limit), {True: "pass", False: "FAIL", None: "unknown"}[r.passed]] for r in gate.rows]
     tables = [("Stages", stage_header, stages)]
-    for stage in report["stages"]:  # pruning, round by round (or increment by increment toward a device budget)
-        if stage["name"] != "prune" or not stage.get("details"):
+    for stage in report["stages"]:  # each stage's own figures: its scalar metrics, and prune's rounds
+        if not stage.get("details"):
             continue
         details = json.loads((run_dir / stage["details"]).read_text())
+        scalars = [[key, _cell(value)] for key, value in details.items() if isinstance(value, (int, float, str, bool)) and len(str(value)) < 200]
+        tables.append((f"Stage {stage['folder']}", ["metric", "value"], scalars))
+        if stage["name"] != "prune":
+            continue
         rounds = details.get("rounds") or []
         extra = [k for k in ("latency_p90_ms", "size_kb", "meets") if rounds and k in rounds[0]]
         header = ["round" if "round" in (rounds or [{}])[0] else "increment", "params", "MACs", *extra, "val acc"]
@@ -123,6 +127,8 @@ def _cell(value) -> str:
 
 
 def _num(value) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
     return "–" if value is None else f"{value:.4g}"
 
 

@@ -12,6 +12,7 @@ def test_report_writes_markdown_and_a_self_contained_html_with_plots(finished_ru
     for stage in ("01-train", "02-export", "03-quantize (INT8)", "04-validate"):
         assert f"| {stage} |" in markdown
     assert "p90 ms raspberry-pi-4 (estimated)" in markdown and "## Gate" in markdown
+    assert "## Stage 03-quantize" in markdown and "| method | static |" in markdown
     assert "![accuracy_vs_latency.png](accuracy_vs_latency.png)" in markdown
     assert (tmp_path / "accuracy_vs_latency.png").read_bytes().startswith(b"\x89PNG")
     page = (tmp_path / "report.html").read_text()
