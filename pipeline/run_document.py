@@ -103,6 +103,12 @@ def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate)
         details = json.loads((run_dir / stage["details"]).read_text())
         scalars = [[key, _cell(value)] for key, value in details.items() if isinstance(value, (int, float, str, bool)) and len(str(value)) < 200]
         tables.append((f"Stage {stage['folder']}", ["metric", "value"], scalars))
+        aware = details.get("accuracy_aware") or {}
+        if aware:
+            chosen = aware.get("chosen") or {}
+            header = f"budget {aware.get('budget_points')} points, {'met' if aware.get('budget_met') else 'NOT met'}, drop {chosen.get('drop_points')}"
+            rows_fp32 = [[row["node"], row["reason"]] for row in aware.get("fp32_nodes") or []] or [["(none)", "fully INT8 met the budget"]]
+            tables.append((f"FP32 fallbacks ({stage['folder']}: {header})", ["node left in FP32", "why"], rows_fp32))
         if stage["name"] != "prune":
             continue
         rounds = details.get("rounds") or []

@@ -51,8 +51,8 @@ class SearchResult:
             {
                 "node": node,
                 "reason": (
-                    f"quantizing it cost {gained[node]['gain_points']:.2f} points on validation "
-                    f"(sensitivity rank {gained[node]['rank']} of {len(self.sensitivity)})"
+                    f"alone in FP32 it regained {gained[node]['gain_points']:+.2f} points on validation "
+                    f"(sensitivity rank {gained[node]['rank']} of {len(self.sensitivity)}); without it the budget was not met"
                 )
                 if node in gained
                 else "excluded by the search",
