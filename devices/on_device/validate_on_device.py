@@ -170,6 +170,13 @@ def measure_latency(sess, sample, warmup: int = 20, min_runs: int = 200, max_run
         if stable or len(times) >= max_runs or time.perf_counter() - started > max_seconds:
             break
         previous_p90 = p90
+    return {**summarize(times), "stable": bool(stable)}
+
+
+def summarize(times) -> dict:
+    """p50/p90/p99 and mean in ms, and the spread (p90 - p10) / p50, of a list of timings."""
+    import numpy as np
+
     values = np.array(times)
     p10, p50, p90, p99 = np.percentile(values, [10, 50, 90, 99])
     return {
@@ -179,7 +186,6 @@ def measure_latency(sess, sample, warmup: int = 20, min_runs: int = 200, max_run
         "mean": round(float(values.mean()), 5),
         "spread": round(float((p90 - p10) / p50), 4),
         "runs": len(values),
-        "stable": bool(stable),
     }
 
 

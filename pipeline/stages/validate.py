@@ -1,7 +1,8 @@
 """`validate`: the deployable file in onnxruntime, judged against every device profile of the recipe.
 
 Every variant the run made (FP32 and, after `quantize`, INT8) is measured: accuracy once on the test
-split, latency on this host at batch 1 with each profile's thread count, multiplied by the profile's
+split, latency on this host at batch 1 with each profile's thread count (variants timed in
+interleaved rounds, so host noise cannot pick the winner), multiplied by the profile's
 factor and labelled `estimated` unless the profile is the host itself. Each device then gets the
 variant that meets its budgets with the best latency (`pipeline/variant_choice.py`), with the reason;
 `artifact: onnx_int8` forces INT8 everywhere.
@@ -29,7 +30,12 @@ from pipeline.budgets import judge, overall
 from pipeline.early_exit import summarize
 from pipeline.errors import StageError
 from pipeline.evaluation import size_figures
-from pipeline.onnx_runtime import measure_latency, onnx_accuracy, peak_memory_mb
+from pipeline.onnx_runtime import (
+    measure_latencies,
+    measure_latency,
+    onnx_accuracy,
+    peak_memory_mb,
+)
 from pipeline.stages import StageContext, stage
 from pipeline.state import ModelState
 from pipeline.variant_choice import Candidate, choose
@@ -75,12 +81,12 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     sample = ctx.data.test.x[:1].numpy()
     devices = {}
     for profile in ctx.profiles:
-        judged = {}
-        for variant in variants.values():
-            if profile.threads not in variant.host_latency:
-                variant.host_latency[profile.threads] = measure_latency(variant.path, sample, profile.threads, cfg.warmup, cfg.runs)
+        if profile.threads not in next(iter(variants.values())).host_latency:
+            timed = measure_latencies({v.name: v.path for v in variants.values()}, sample, profile.threads, cfg.warmup, cfg.runs)
+            for variant in variants.values():
+                variant.host_latency[profile.threads] = timed[variant.name]
                 variant.peak_memory[profile.threads] = peak_memory_mb(variant.path, profile.threads)
-            judged[variant.name] = device_figures(variant, profile)
+        judged = {variant.name: device_figures(variant, profile) for variant in variants.values()}
         host_cores = next(iter(variants.values())).host_latency[profile.threads].get("host_cores")
         if host_cores is not None and host_cores < profile.threads:
             ctx.log.warning(

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from pipeline.stages import export, validate
 from tests.stages.helpers import make_context, trained_state
@@ -49,16 +50,16 @@ def int8_state(tmp_path):
 
 
 def fake_latency(int8_ms: float, fp32_ms: float):
-    def measure(path, sample, threads, warmup, runs):
-        ms = int8_ms if "int8" in path.name else fp32_ms
-        return {"p50": ms, "p90": ms, "p99": ms, "mean": ms, "spread": 0.0, "runs": runs, "threads": threads}
+    def measure(paths, sample, threads, warmup, runs):
+        figures = lambda ms: {"p50": ms, "p90": ms, "p99": ms, "mean": ms, "spread": 0.0, "runs": runs, "threads": threads}  # noqa: E731
+        return {name: figures(int8_ms if "int8" in path.name else fp32_ms) for name, path in paths.items()}
 
     return measure
 
 
 def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monkeypatch):
     state = int8_state(tmp_path)
-    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.05, fp32_ms=0.03))
+    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.05, fp32_ms=0.03))
     ctx = make_context(tmp_path, folder="03-validate", devices=("host", "raspberry-pi-4"))
     state = validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx)
     for device in state.devices.values():
@@ -70,11 +71,21 @@ def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monke
 
 def test_int8_ships_when_faster_and_a_recipe_can_force_it(tmp_path, monkeypatch):
     state = int8_state(tmp_path)
-    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.02, fp32_ms=0.04))
+    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.02, fp32_ms=0.04))
     ctx = make_context(tmp_path, folder="03-validate")
     assert validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx).devices["host"]["artifact"] == "onnx_int8"
-    monkeypatch.setattr(validate, "measure_latency", fake_latency(int8_ms=0.08, fp32_ms=0.04))
+    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.08, fp32_ms=0.04))
     ctx = make_context(tmp_path, folder="04-validate")
     forced = validate.run(validate.ValidateConfig(artifact="onnx_int8", runs=20, warmup=2), state, ctx).devices["host"]
     assert forced["artifact"] == "onnx_int8" and "forced" in forced["choice"]["reason"]
     assert set(forced["choice"]["candidates"]) == {"onnx_int8"}
+
+
+def test_variants_are_timed_in_interleaved_rounds(tmp_path):
+    from pipeline.onnx_runtime import measure_latencies
+
+    state = int8_state(tmp_path)
+    paths = {name: tmp_path / state.artifacts[name] for name in ("onnx_int8", "onnx_fp32")}
+    timed = measure_latencies(paths, torch.zeros(1, 1, 28, 28).numpy(), threads=1, warmup=2, runs=40, rounds=4)
+    for figures in timed.values():
+        assert figures["interleaved"] and figures["runs"] == 40 and figures["p50"] <= figures["p90"] <= figures["p99"]
