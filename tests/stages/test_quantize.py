@@ -141,3 +141,11 @@ def test_neural_compressor_autotune_scores_trials_in_onnxruntime(tmp_path):
 def test_bad_quantize_settings_are_refused_with_the_allowed_values(fields, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         quantize.QuantizeConfig(**fields)
+
+
+def test_a_mostly_fp32_graph_is_a_warning_that_names_the_fp32_nodes(tmp_path, caplog):
+    ctx = make_context(tmp_path)
+    coverage = {"int8_compute_ops": 1, "fp32_compute_ops": 3, "int8_fraction": 0.25, "fp32_compute_nodes": ["conv_a", "conv_b", "conv_c"]}
+    with caplog.at_level("WARNING"):
+        quantize.warn_on_low_coverage(coverage, quantize.QuantizeConfig(), ctx)
+    assert "only 1 of 4 compute ops run in INT8" in caplog.text and "conv_a, conv_b, conv_c" in caplog.text
