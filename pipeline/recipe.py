@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from pipeline.data import DataConfig
-from pipeline.errors import RecipeError
+from pipeline.devices import load_profile
+from pipeline.errors import DeviceProfileError, RecipeError
 from pipeline.models import ModelConfig
 from pipeline.stages import STAGES
 from pipeline.validation_errors import format_error_lines
@@ -75,12 +76,26 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     except ValidationError as e:
         errors += format_error_lines(e, RecipeHeader)
     entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
+    if header is not None:
+        errors += _check_devices(header.devices)
     if not errors:
         errors += _check_stage_order(entries)
     if errors:
         raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
     return Recipe(header=header, stages=entries, sha256=hashlib.sha256(canonical).hexdigest())
+
+
+def _check_devices(devices: list[str]) -> list[str]:
+    """Every device profile must load (names or paths, validated like recipes), so `recipe check`
+    catches a typo or a broken profile instead of the first validate stage."""
+    errors = []
+    for i, device in enumerate(devices):
+        try:
+            load_profile(device)
+        except DeviceProfileError as e:
+            errors.append(f"  - devices.{i}: " + str(e).replace("\n", "\n    "))
+    return errors
 
 
 def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:

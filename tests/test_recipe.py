@@ -123,3 +123,12 @@ def test_pskd_needs_no_heads_and_teacher_stage_may_come_earlier(tiny_recipe):
         {"distill": {"teacher": "before:prune"}},
     ]
     assert [s.name for s in parse_recipe(tiny_recipe).stages] == ["train", "self_distill", "prune", "distill"]
+
+
+def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):
+    bad = tmp_path / "board.yaml"
+    bad.write_text("name: board\ncpu: z80\n")
+    tiny_recipe["devices"] = ["host", "pi9", str(bad)]
+    message = error_of(tiny_recipe)
+    assert "devices.1: unknown device 'pi9'; known:" in message
+    assert "devices.2:" in message and "cpu: Input should be" in message and "cores: required field is missing" in message
