@@ -47,8 +47,7 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
 
     A host with fewer cores than `threads` cannot run them in parallel; `host_cores` says so.
     """
-    previous = on_device.pin_threads(threads)
-    try:
+    with on_device.pinned(threads) as cores:
         sess = on_device.session(path, threads)
         figures = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
         for retry in range(1, NOISY_RETRIES + 1):  # a burst of host noise inflates p90; measure again, keep the calmest
@@ -56,10 +55,7 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
                 break
             again = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
             figures = min(figures, {**again, "retries": retry}, key=lambda f: f["spread"])
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
-    return {**figures, "threads": threads, "host_cores": len(previous) if previous is not None else os.cpu_count()}
+    return {**figures, "threads": threads, "host_cores": cores or os.cpu_count()}
 
 
 def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, warmup: int = 20, runs: int = 200, rounds: int = 10) -> dict[str, dict]:
@@ -69,8 +65,7 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
     Measured: timed one after the other, a pruned ResNet-20's FP32 file once read 0.29 ms p50 against
     0.18 ms in every other run, which flipped the FP32/INT8 choice.
     """
-    previous = on_device.pin_threads(threads)
-    try:
+    with on_device.pinned(threads) as cores:
         sessions = {name: on_device.session(path, threads) for name, path in paths.items()}
         feeds = {name: {s.get_inputs()[0].name: np.ascontiguousarray(sample[:1], dtype=np.float32)} for name, s in sessions.items()}
         for name, sess in sessions.items():
@@ -83,11 +78,7 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
                     start = time.perf_counter_ns()
                     sess.run(None, feeds[name])
                     times[name].append((time.perf_counter_ns() - start) / 1e6)
-    finally:
-        if previous is not None:
-            os.sched_setaffinity(0, previous)
-    cores = len(previous) if previous is not None else os.cpu_count()
-    return {name: {**on_device.summarize(t), "threads": threads, "host_cores": cores, "interleaved": len(paths) > 1} for name, t in times.items()}
+    return {name: {**on_device.summarize(t), "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in times.items()}
 
 
 def peak_memory_mb(path: Path, threads: int) -> float | None:

@@ -19,6 +19,7 @@ onnxruntime.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -129,13 +130,19 @@ def peak_memory_mb():
         return None
 
 
-def pin_threads(threads: int):
-    """Pin this process to `threads` CPUs where the OS allows it (Linux); returns the previous set."""
+@contextlib.contextmanager
+def pinned(threads: int):
+    """Pin this process to `threads` CPUs where the OS allows it (Linux), restoring the previous set
+    afterwards; yields how many CPUs the process could use before (None where unknown)."""
     if not hasattr(os, "sched_setaffinity"):
-        return None
+        yield None
+        return
     previous = os.sched_getaffinity(0)
     os.sched_setaffinity(0, sorted(previous)[: max(1, threads)])
-    return previous
+    try:
+        yield len(previous)
+    finally:
+        os.sched_setaffinity(0, previous)
 
 
 def session(model: Path, threads: int):
@@ -235,14 +242,10 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
         expected = np.load(inside(folder, manifest["samples"]["expected_predictions"]))
         device = manifest["device"]
         threads = threads or device["threads"]
-        previous = pin_threads(threads)
-        try:
+        with pinned(threads):
             sess = session(model, threads)
             predicted = predictions(sess, inputs)
             latency = measure_latency(sess, inputs)
-        finally:
-            if previous is not None:
-                os.sched_setaffinity(0, previous)
         accuracy = float((predicted == labels).mean())
         reference = manifest["expected"].get("reference_accuracy")
         figures = {

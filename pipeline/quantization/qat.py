@@ -80,7 +80,7 @@ def train(qat_model: nn.Module, float_model: nn.Module, cfg: QATConfig, ctx) -> 
         return fit(kd.view, ctx.data, cfg.train, objective=kd.objective, **common)
 
 
-def export_int8(qat_model: nn.Module, out: Path, parity_inputs: torch.Tensor, metadata: dict[str, str]) -> ExportResult:
+def export_int8(qat_model: nn.Module, out: Path, parity_inputs: torch.Tensor) -> ExportResult:
     """Convert fake quantization to quantized ops and export them (Q/DQ around float ops, which
     onnxruntime fuses into INT8 kernels). Parity is checked against the converted torch model: same
     class on real samples, logits within a quantization step's worth of error."""
@@ -89,4 +89,4 @@ def export_int8(qat_model: nn.Module, out: Path, parity_inputs: torch.Tensor, me
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         converted = convert_fx(qat_model.cpu().eval())
-    return export_onnx(converted, out, parity_inputs, metadata, max_abs_diff=QUANTIZED_LOGIT_TOLERANCE, min_top1_agreement=0.97)
+    return export_onnx(converted, out, parity_inputs, max_abs_diff=QUANTIZED_LOGIT_TOLERANCE, min_top1_agreement=0.97)

@@ -190,8 +190,8 @@ def prune_to_device(cfg: PruneConfig, state: ModelState, teacher, pruner, traced
     every = max(1, FINE_INCREMENTS // cfg.steps)
     rows = []
 
-    def measure(step: int) -> dict:
-        row = {"step": step, **size_figures(model, shape), **measure_on_device(model, shape, profile)}
+    def measure(step: int, figures: dict) -> dict:
+        row = {"step": step, **figures, **measure_on_device(model, shape, profile)}
         row["meets"] = row[figure] <= limit
         if row["meets"] and figure == "latency_p90_ms":  # one lucky timing must not end the search
             confirm = measure_on_device(model, shape, profile, runs=400)
@@ -204,15 +204,16 @@ def prune_to_device(cfg: PruneConfig, state: ModelState, teacher, pruner, traced
         )
         return row
 
-    row = measure(0)
+    row = measure(0, size_figures(model, shape))
     recoveries = 0
     while not row["meets"] and pruner.current_step < pruner.iterative_steps:
         prune_once(pruner, traced, cfg.importance, ctx)
         if pruner.current_step % every == 0 and recoveries < cfg.steps - 1:
             recoveries += 1
             recover(cfg, state, teacher, ctx, f"recover {recoveries}/{cfg.steps} at step {pruner.current_step}")
-        if size_figures(model, shape)["params"] != row["params"]:  # an increment that removed nothing is not re-timed
-            row = measure(pruner.current_step)
+        figures = size_figures(model, shape)
+        if figures["params"] != row["params"]:  # an increment that removed nothing is not re-timed
+            row = measure(pruner.current_step, figures)
     while pruner.current_step and recoveries < cfg.steps:  # a search that ended early spends the rest here
         recoveries += 1
         recover(cfg, state, teacher, ctx, f"recover {recoveries}/{cfg.steps}")

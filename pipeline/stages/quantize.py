@@ -195,8 +195,7 @@ def ort_qat(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
     """Fake-quantized fine-tuning, then the converted model exported with its learned ranges."""
     model = qat.prepare(state.model, ctx.data.input_shape, torch.from_numpy(samples))
     history = qat.train(model, state.model, cfg.qat, ctx)
-    metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
-    exported = qat.export_int8(model, out, ctx.data.test.x[:256], metadata)
+    exported = qat.export_int8(model, out, ctx.data.test.x[:256])  # run() stamps the FP32 file's metadata on it
     teacher = "distilled from the float model" if cfg.qat.distill else "labels only"
     return (
         f"int8 QAT (torch.ao FX, x86 qconfig: per-channel S8 weights, U8 activations), {cfg.qat.train.epochs} epochs, {teacher}",
