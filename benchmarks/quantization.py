@@ -44,7 +44,7 @@ def with_outlier_channel(zoo: str, kwargs: dict, checkpoint: Path, out: Path) ->
     it is the case where plain PTQ loses points and accuracy-aware INT8 or QAT must recover them."""
     import torch
 
-    from pipeline.checkpoints import save_model
+    from pipeline.core.checkpoints import save_model
     from pipeline.models import ModelConfig, build_model
 
     model = build_model(ModelConfig(name=zoo, kwargs=kwargs, checkpoint=str(checkpoint)), 1, 10)

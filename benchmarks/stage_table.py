@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.stage_figures import stage_rows
+from pipeline.reporting.stage_figures import stage_rows
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from exporters import ParityError
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 log = logging.getLogger("compress")
 
@@ -105,7 +105,7 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
 
     Exit 0 pass, 1 a budget broken, 2 cannot judge (missing report, unknown device, unmeasured figure).
     """
-    from pipeline.gate import (
+    from pipeline.deploy.gate import (
         CANNOT_JUDGE,
         GateResult,
         judge_report,
@@ -117,7 +117,7 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
     try:
         document = read_report(Path(source))
         if run_dir is not None and document.get("model_sha256"):
-            from pipeline.calibration import model_in_run
+            from pipeline.deploy.calibration import model_in_run
 
             model_in_run(Path(run_dir), document["model_sha256"])
         result = judge_report(document, device)
@@ -156,7 +156,7 @@ def _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, mar
 @friendly_errors
 def bundle(run_dir: str, device: str, out_path: str | None, artifact: str | None, samples: int | None, debug: bool) -> None:
     """Pack RUN_DIR's model, test samples, budgets and the torch-free on-device script into a zip."""
-    from pipeline.bundle import make_bundle
+    from pipeline.deploy.bundle import make_bundle
 
     out = Path(out_path or f"bundle-{Path(device).stem}.zip")
     manifest = make_bundle(Path(run_dir), device, out, artifact, samples)
@@ -175,7 +175,7 @@ def bundle(run_dir: str, device: str, out_path: str | None, artifact: str | None
 @friendly_errors
 def report(run_dir: str, out_dir: str | None, runs: int, debug: bool) -> None:
     """Write RUN_DIR's report.md and self-contained report.html: stage tables, plots, gate verdicts."""
-    from pipeline.run_document import write_run_document
+    from pipeline.reporting.report_document import write_run_document
 
     md, page = write_run_document(Path(run_dir), Path(out_dir) if out_dir else None, runs)
     click.echo(f"{md}\n{page}")
@@ -189,7 +189,7 @@ def devices() -> None:
 @devices.command("list")
 @friendly_errors
 def devices_list() -> None:
-    from pipeline.devices import known_profiles, load_profile
+    from pipeline.deploy.profiles import known_profiles, load_profile
 
     for name in known_profiles():
         p = load_profile(name)
@@ -207,7 +207,7 @@ def devices_show(name: str) -> None:
     """Show a profile by NAME or .yaml path."""
     import yaml
 
-    from pipeline.devices import load_profile
+    from pipeline.deploy.profiles import load_profile
 
     click.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
 
@@ -222,7 +222,7 @@ def devices_show(name: str) -> None:
 @friendly_errors
 def devices_calibrate(name: str, results: str, run_dir: str | None, out_path: str | None, force: bool, debug: bool) -> None:
     """Write a calibrated copy of profile NAME from on-device RESULTS (results.json)."""
-    from pipeline.calibration import calibrated_profile, write_profile
+    from pipeline.deploy.calibration import calibrated_profile, write_profile
 
     profile, figures = calibrated_profile(name, Path(results), Path(run_dir) if run_dir else None)
     out = write_profile(profile, Path(out_path or f"{profile.name}.calibrated.yaml"), force)

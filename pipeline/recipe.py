@@ -15,12 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from pipeline.core.config_errors import format_error_lines
+from pipeline.core.errors import DeviceProfileError, RecipeError
 from pipeline.data import DataConfig
-from pipeline.devices import load_profile
-from pipeline.errors import DeviceProfileError, RecipeError
+from pipeline.deploy.profiles import load_profile
 from pipeline.models import ModelConfig
 from pipeline.stages import STAGES
-from pipeline.validation_errors import format_error_lines
 
 
 class RecipeHeader(BaseModel):

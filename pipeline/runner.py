@@ -19,16 +19,22 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoints import load_model, save_model
+from pipeline.core.checkpoints import load_model, save_model
+from pipeline.core.errors import StageError, UserError
+from pipeline.core.state import ModelState
 from pipeline.data import load_data
-from pipeline.devices import load_profile
-from pipeline.errors import StageError, UserError
-from pipeline.heads import HeadSpec, build_heads
+from pipeline.deploy.profiles import load_profile
 from pipeline.models import build_model
 from pipeline.recipe import Recipe
-from pipeline.report import StageRecord, build_report, environment, write_json_atomic
-from pipeline.stages import STAGES, StageContext
-from pipeline.state import ModelState
+from pipeline.reporting.report_json import (
+    StageRecord,
+    build_report,
+    environment,
+    write_json_atomic,
+)
+from pipeline.stages import STAGES
+from pipeline.stages.base import StageContext
+from pipeline.training.heads import HeadSpec, build_heads
 
 STATE_FILE, METRICS_FILE, MODEL_FILE, HEADS_FILE = "state.json", "metrics.json", "model.pt", "heads.pt"
 REPORT_FILE, RECIPE_FILE = "report.json", "recipe.json"

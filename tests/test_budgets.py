@@ -1,5 +1,5 @@
-from pipeline.budgets import judge, overall
-from pipeline.devices import Budgets
+from pipeline.deploy.budgets import judge, overall
+from pipeline.deploy.profiles import Budgets
 
 
 def test_budgets_pass_fail_and_unknown():

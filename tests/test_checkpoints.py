@@ -1,7 +1,7 @@
 import torch
 import torch_pruning as tp
 
-from pipeline.checkpoints import load_model, save_model
+from pipeline.core.checkpoints import load_model, save_model
 from pipeline.models import ModelConfig, build_model
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.core.errors import DataError
 from pipeline.data import DataConfig, load_data
 from pipeline.data.fashion_mnist import read_idx
-from pipeline.errors import DataError
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from pipeline.devices import known_profiles, load_profile
-from pipeline.errors import DeviceProfileError
+from pipeline.core.errors import DeviceProfileError
+from pipeline.deploy.profiles import known_profiles, load_profile
 
 
 def test_shipped_profiles_load():

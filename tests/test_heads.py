@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from pipeline.errors import StageError
-from pipeline.heads import (
+from pipeline.core.errors import StageError
+from pipeline.models.zoo import mobilenetv2, resnet20, tiny_cnn
+from pipeline.training.heads import (
     HeadedModel,
     auto_attach,
     build_heads,
     make_specs,
     trace_outputs,
 )
-from pipeline.models.zoo import mobilenetv2, resnet20, tiny_cnn
 
 
 @pytest.mark.parametrize(

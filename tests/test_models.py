@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.errors import CheckpointError, UserError
+from pipeline.core.errors import CheckpointError, UserError
 from pipeline.models import ZOO, ModelConfig, build_model
 
 

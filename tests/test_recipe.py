@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import RecipeError
+from pipeline.core.errors import RecipeError
 from pipeline.recipe import load_recipe, parse_recipe, recipe_schema
 from pipeline.stages.prune import PruneConfig
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe
 from pipeline.stages import STAGES

@@ -1,9 +1,9 @@
 import torch
 
 from pipeline.data import DataConfig, load_data
-from pipeline.evaluation import accuracy, size_figures
 from pipeline.models import ModelConfig, build_model
-from pipeline.training import Augment, TrainConfig, augment, fit
+from pipeline.training.evaluation import accuracy, size_figures
+from pipeline.training.loop import Augment, TrainConfig, augment, fit
 
 
 def small_data():

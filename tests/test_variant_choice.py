@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.variant_choice import Candidate, choose
+from pipeline.deploy.variant_choice import Candidate, choose
 
 
 def candidate(name, p90, size_kb, broken=(), unjudged=()):

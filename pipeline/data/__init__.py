@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.errors import DataError
-from pipeline.registry import Registry
+from pipeline.core.errors import DataError
+from pipeline.core.registry import Registry
 
 
 @dataclass

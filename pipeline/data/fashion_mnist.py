@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data import SOURCES, DataConfig, RawData
-from pipeline.errors import DataError
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.errors import DataError
 from pipeline.data import SOURCES, DataConfig, RawData
-from pipeline.errors import DataError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 

@@ -10,8 +10,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from pipeline.errors import CheckpointError, UserError
-from pipeline.registry import Registry
+from pipeline.core.errors import CheckpointError, UserError
+from pipeline.core.registry import Registry
 
 ZOO: Registry[Callable[..., nn.Module]] = Registry("model")
 
@@ -73,7 +73,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
     except Exception as e:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"model.checkpoint: {path} cannot be loaded with weights_only=True: {str(e).splitlines()[0]}") from None
     if isinstance(saved, dict) and set(saved) == {"tensors", "shapes"}:
-        from pipeline.checkpoints import load_model
+        from pipeline.core.checkpoints import load_model
 
         load_model(model, path)
         return

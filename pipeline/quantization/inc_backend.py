@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from exporters import INPUT_NAME, OUTPUT_NAME
-from pipeline.errors import StageError
+from pipeline.core.errors import StageError
 
 INSTALL_HINT = "pip install 'edge-compress[neural-compressor]' (or: pip install neural-compressor-pt==3.10)"
 ACT_ALGO = {"minmax": "minmax", "entropy": "kl"}  # neural-compressor has no percentile calibration

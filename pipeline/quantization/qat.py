@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from exporters import ExportResult, export_onnx
-from pipeline.distillation import Distillation, KDConfig
-from pipeline.errors import StageError
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
+from pipeline.training.distillation import Distillation, KDConfig
+from pipeline.training.loop import TrainConfig, fit
 
 # torch's fbgemm kernels and onnxruntime's round differently; logits may differ by a few
 # quantization steps, classes must agree.

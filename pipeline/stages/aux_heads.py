@@ -11,18 +11,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.errors import StageError
-from pipeline.evaluation import model_metrics
-from pipeline.heads import (
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.evaluation import model_metrics
+from pipeline.training.heads import (
     HeadKind,
     build_heads,
     head_accuracy,
     make_specs,
     supervised_objective,
 )
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.training.loop import TrainConfig, fit
 
 Weight = Annotated[float, Field(ge=0)]
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from pipeline.distillation import Distillation, KDConfig
-from pipeline.errors import StageError
-from pipeline.evaluation import model_metrics
-from pipeline.heads import head_accuracy
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
 from pipeline.models import ModelConfig, build_model
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.distillation import Distillation, KDConfig
+from pipeline.training.evaluation import model_metrics
+from pipeline.training.heads import head_accuracy
+from pipeline.training.loop import TrainConfig, fit
 
 BEFORE = "before:"
 

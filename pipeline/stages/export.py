@@ -19,13 +19,13 @@ from torch import nn
 import pipeline
 from exporters import export_onnx, extract_segment, onnx_outputs, set_metadata
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
-from pipeline.early_exit import choose_thresholds, summarize
-from pipeline.errors import StageError
-from pipeline.evaluation import size_figures
-from pipeline.heads import HeadedModel, trace_outputs
-from pipeline.onnx_runtime import onnx_accuracy
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
+from pipeline.runtime.early_exit import choose_thresholds, summarize
+from pipeline.runtime.onnx_files import onnx_accuracy
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.evaluation import size_figures
+from pipeline.training.heads import HeadedModel, trace_outputs
 
 
 class ExportConfig(BaseModel):

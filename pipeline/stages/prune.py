@@ -27,15 +27,15 @@ import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from pipeline.device_budget import measure_on_device
-from pipeline.devices import load_profile
-from pipeline.distillation import Distillation, KDConfig
-from pipeline.errors import DeviceProfileError, StageError
-from pipeline.evaluation import accuracy, model_metrics, size_figures
-from pipeline.heads import HeadedModel, head_accuracy, supervised_objective
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.core.errors import DeviceProfileError, StageError
+from pipeline.core.state import ModelState
+from pipeline.deploy.profiles import load_profile
+from pipeline.runtime.device_estimate import measure_on_device
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.distillation import Distillation, KDConfig
+from pipeline.training.evaluation import accuracy, model_metrics, size_figures
+from pipeline.training.heads import HeadedModel, head_accuracy, supervised_objective
+from pipeline.training.loop import TrainConfig, fit
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),

@@ -24,13 +24,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import ParityError, onnx_logits, set_metadata
-from pipeline.errors import StageError
-from pipeline.evaluation import size_figures
-from pipeline.onnx_runtime import int8_coverage, onnx_accuracy
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
 from pipeline.quantization import accuracy_aware, inc_backend, ort_backend, qat
 from pipeline.quantization.qat import QATConfig
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
+from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.evaluation import size_figures
 
 Calibration = Literal["minmax", "entropy", "percentile"]
 METHODS = {

@@ -19,13 +19,19 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from pipeline.distillation import kl_divergence
-from pipeline.errors import StageError
-from pipeline.evaluation import model_metrics
-from pipeline.heads import HeadedModel, classifier_name, deep_supervision, head_accuracy
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.training import Batch, TrainConfig, cross_entropy, fit
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.distillation import kl_divergence
+from pipeline.training.evaluation import model_metrics
+from pipeline.training.heads import (
+    HeadedModel,
+    classifier_name,
+    deep_supervision,
+    head_accuracy,
+)
+from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.objectives import Batch, cross_entropy
 
 
 class SelfDistillConfig(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline.evaluation import model_metrics
-from pipeline.heads import head_accuracy, supervised_objective
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.core.state import ModelState
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.evaluation import model_metrics
+from pipeline.training.heads import head_accuracy, supervised_objective
+from pipeline.training.loop import TrainConfig, fit
 
 
 @stage("train", TrainConfig, changes_model=True)

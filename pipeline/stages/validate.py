@@ -26,19 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from devices.on_device.validate_on_device import gzip_size
 from exporters import onnx_outputs
-from pipeline.budgets import judge, overall
-from pipeline.early_exit import summarize
-from pipeline.errors import StageError
-from pipeline.evaluation import size_figures
-from pipeline.onnx_runtime import (
+from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
+from pipeline.deploy.budgets import judge, overall
+from pipeline.deploy.variant_choice import Candidate, choose
+from pipeline.runtime.early_exit import summarize
+from pipeline.runtime.onnx_files import (
     measure_latencies,
     measure_latency,
     onnx_accuracy,
     peak_memory_mb,
 )
-from pipeline.stages import StageContext, stage
-from pipeline.state import ModelState
-from pipeline.variant_choice import Candidate, choose
+from pipeline.stages.base import StageContext, stage
+from pipeline.training.evaluation import size_figures
 
 
 class ValidateConfig(BaseModel):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
+from pipeline.core.state import ModelState
 from pipeline.data import DataConfig, load_data
-from pipeline.devices import load_profile
+from pipeline.deploy.profiles import load_profile
 from pipeline.models import ModelConfig, build_model
-from pipeline.stages import StageContext
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig, fit
+from pipeline.stages.base import StageContext
+from pipeline.training.loop import TrainConfig, fit
 
 
 def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), train: int = 600, test: int = 300) -> StageContext:

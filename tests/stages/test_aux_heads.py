@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from pipeline.errors import StageError
+from pipeline.core.errors import StageError
 from pipeline.stages.aux_heads import AuxHeadsConfig, run
-from pipeline.training import TrainConfig
+from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
 

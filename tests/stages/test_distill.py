@@ -4,12 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.checkpoints import save_model
-from pipeline.errors import StageError
-from pipeline.evaluation import accuracy
+from pipeline.core.checkpoints import save_model
+from pipeline.core.errors import StageError
 from pipeline.models import ModelConfig, build_model
 from pipeline.stages.distill import DistillConfig, run
-from pipeline.training import TrainConfig
+from pipeline.training.evaluation import accuracy
+from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
 

@@ -37,7 +37,7 @@ def test_uncompressed_export_without_a_reference_becomes_the_reference(tmp_path)
 def headed_state(ctx, kind="linear"):
     from pipeline.stages.aux_heads import AuxHeadsConfig
     from pipeline.stages.aux_heads import run as attach
-    from pipeline.training import TrainConfig
+    from pipeline.training.loop import TrainConfig
 
     return attach(AuxHeadsConfig(kind=kind, train=TrainConfig(epochs=2, lr=0.01)), trained_state(ctx, epochs=1), ctx)
 
@@ -56,7 +56,7 @@ def test_early_exit_model_has_every_exit_and_applies_its_thresholds(tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    from pipeline.early_exit import softmax
+    from pipeline.runtime.early_exit import softmax
 
     ctx = make_context(tmp_path, folder="03-export")
     state = run(ExportConfig(exits=["head2", "head1"], exit_max_accuracy_drop=5.0), headed_state(ctx), ctx)
@@ -88,7 +88,7 @@ def test_early_exit_model_has_every_exit_and_applies_its_thresholds(tmp_path):
 
 
 def test_unknown_exit_lists_the_heads(tmp_path):
-    from pipeline.errors import StageError
+    from pipeline.core.errors import StageError
 
     ctx = make_context(tmp_path)
     with pytest.raises(StageError, match="no head named head7; the model's heads: head1, head2"):

@@ -3,11 +3,11 @@ import re
 import pytest
 import torch
 
-from pipeline.errors import StageError
-from pipeline.evaluation import size_figures
+from pipeline.core.errors import StageError
 from pipeline.stages import prune
 from pipeline.stages.prune import PruneConfig, run
-from pipeline.training import TrainConfig
+from pipeline.training.evaluation import size_figures
+from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
 
@@ -115,7 +115,7 @@ def test_geometric_schedule_removes_the_same_fraction_each_round(tmp_path):
 
 def toy_device(monkeypatch, ms_per_mmac: float = 1.0):
     """A toy latency model: latency proportional to MACs, size proportional to params."""
-    from pipeline.evaluation import size_figures
+    from pipeline.training.evaluation import size_figures
 
     def measure(model, shape, profile, runs=100):
         figures = size_figures(model, shape)

@@ -5,8 +5,8 @@ import onnx
 import pytest
 import torch
 
-from pipeline.errors import StageError
-from pipeline.onnx_runtime import onnx_accuracy
+from pipeline.core.errors import StageError
+from pipeline.runtime.onnx_files import onnx_accuracy
 from pipeline.stages import export, quantize
 from tests.stages.helpers import make_context, trained_state
 

@@ -2,11 +2,11 @@ import math
 
 import pytest
 
-from pipeline.errors import StageError
+from pipeline.core.errors import StageError
 from pipeline.stages.aux_heads import AuxHeadsConfig
 from pipeline.stages.aux_heads import run as attach
 from pipeline.stages.self_distill import SelfDistillConfig, run
-from pipeline.training import TrainConfig
+from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
 

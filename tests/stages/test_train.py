@@ -1,7 +1,7 @@
+from pipeline.core.state import ModelState
 from pipeline.models import ModelConfig, build_model
 from pipeline.stages.train import run
-from pipeline.state import ModelState
-from pipeline.training import TrainConfig
+from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context
 
 

@@ -82,7 +82,7 @@ def test_int8_ships_when_faster_and_a_recipe_can_force_it(tmp_path, monkeypatch)
 
 
 def test_variants_are_timed_in_interleaved_rounds(tmp_path):
-    from pipeline.onnx_runtime import measure_latencies
+    from pipeline.runtime.onnx_files import measure_latencies
 
     state = int8_state(tmp_path)
     paths = {name: tmp_path / state.artifacts[name] for name in ("onnx_int8", "onnx_fp32")}

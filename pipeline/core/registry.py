@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 T = TypeVar("T")
 

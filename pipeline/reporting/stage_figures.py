@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 from exporters import export_onnx
-from pipeline.checkpoints import load_model
+from pipeline.core.checkpoints import load_model
 from pipeline.data import load_data
 from pipeline.models import build_model
-from pipeline.onnx_runtime import measure_latency
 from pipeline.recipe import RecipeHeader
+from pipeline.runtime.onnx_files import measure_latency
 
 
 def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]:

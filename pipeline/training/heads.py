@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pipeline.errors import StageError
+from pipeline.core.errors import StageError
 from pipeline.models.zoo import conv_bn_relu
-from pipeline.training import combine, cross_entropy
+from pipeline.training.objectives import combine, cross_entropy
 
 HeadKind = Literal["linear", "bottleneck"]
 

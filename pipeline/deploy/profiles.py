@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices import PROFILES_DIR
-from pipeline.errors import DeviceProfileError
-from pipeline.validation_errors import format_validation_error
+from pipeline.core.config_errors import format_validation_error
+from pipeline.core.errors import DeviceProfileError
 
 CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.devices import DeviceProfile
-from pipeline.onnx_runtime import measure_latency
+from pipeline.deploy.profiles import DeviceProfile
+from pipeline.runtime.onnx_files import measure_latency
 
 
 def measure_on_device(model: nn.Module, input_shape: tuple[int, ...], profile: DeviceProfile, runs: int = 100) -> dict:

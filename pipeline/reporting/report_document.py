@@ -14,10 +14,10 @@ import io
 import json
 from pathlib import Path
 
-from pipeline.devices import load_profile
-from pipeline.errors import UserError
-from pipeline.gate import judge_report
-from pipeline.stage_figures import stage_rows
+from pipeline.core.errors import UserError
+from pipeline.deploy.gate import judge_report
+from pipeline.deploy.profiles import load_profile
+from pipeline.reporting.stage_figures import stage_rows
 
 
 def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 200) -> tuple[Path, Path]:

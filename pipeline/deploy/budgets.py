@@ -7,7 +7,7 @@ A figure that could not be measured has value None and verdict None; the gate tr
 from __future__ import annotations
 
 from devices.on_device import validate_on_device as on_device
-from pipeline.devices import Budgets
+from pipeline.deploy.profiles import Budgets
 
 RULES = on_device.RULES  # one set of rules for the pipeline, `compress gate` and the on-device script
 overall = on_device.overall

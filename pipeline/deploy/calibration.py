@@ -18,10 +18,10 @@ import yaml
 
 from devices import PROFILES_DIR
 from devices.on_device import validate_on_device as on_device
-from pipeline.devices import DeviceProfile, load_profile
-from pipeline.errors import UserError
-from pipeline.gate import is_device_results, read_report
-from pipeline.onnx_runtime import measure_latency
+from pipeline.core.errors import UserError
+from pipeline.deploy.gate import is_device_results, read_report
+from pipeline.deploy.profiles import DeviceProfile, load_profile
+from pipeline.runtime.onnx_files import measure_latency
 
 
 def read_results(path: Path) -> dict:

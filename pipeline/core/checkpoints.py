@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import CheckpointError
+from pipeline.core.errors import CheckpointError
 
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features", "num_channels", "num_groups")
 

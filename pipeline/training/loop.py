@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -15,43 +14,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from pipeline.core.errors import StageError
+from pipeline.core.progress import progress
 from pipeline.data import DataSplits
-from pipeline.errors import StageError
-from pipeline.evaluation import accuracy
-from pipeline.progress import progress
-
-
-@dataclass
-class Batch:
-    """One training step as an objective sees it. `idx` are the samples' positions in the training
-    split (progressive self-distillation keeps per-sample predictions across epochs)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    idx: torch.Tensor
-    logits: torch.Tensor
-    epoch: int
-    epochs: int
-
-
-Objective = Callable[[Batch], dict[str, torch.Tensor]]
-
-
-def cross_entropy(label_smoothing: float = 0.0) -> Objective:
-    """The default objective: cross-entropy of the model's output against the labels."""
-    return lambda b: {"ce": F.cross_entropy(b.logits, b.y, label_smoothing=label_smoothing)}
-
-
-def combine(*objectives: Objective) -> Objective:
-    """Several objectives as one; their term names must differ."""
-
-    def total(batch: Batch) -> dict[str, torch.Tensor]:
-        terms: dict[str, torch.Tensor] = {}
-        for objective in objectives:
-            terms.update(objective(batch))
-        return terms
-
-    return total
+from pipeline.training.evaluation import accuracy
+from pipeline.training.objectives import Batch, Objective, cross_entropy
 
 
 class Augment(BaseModel):

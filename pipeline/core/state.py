@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 if TYPE_CHECKING:
-    from pipeline.heads import HeadedModel
+    from pipeline.training.heads import HeadedModel
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ModelState:
 
     def headed(self, taps: list[str] = (), classifier: str | None = None) -> "HeadedModel":
         """The backbone with its heads (if any) for training or tracing; close it after use."""
-        from pipeline.heads import HeadedModel, HeadSpec
+        from pipeline.training.heads import HeadedModel, HeadSpec
 
         specs = [HeadSpec.model_validate(s) for s in self.head_specs]
         return HeadedModel(self.model, self.heads, specs, taps=taps, classifier=classifier)

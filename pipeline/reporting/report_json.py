@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from pipeline.budgets import overall
+from pipeline.deploy.budgets import overall
 
 SCHEMA_VERSION = 1
 STANDARD_METRICS = ("accuracy", "params", "macs", "size_bytes")

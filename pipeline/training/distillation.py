@@ -16,9 +16,14 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from pipeline.errors import StageError
-from pipeline.heads import deep_supervision, feature_maps, final_features, trace_outputs
-from pipeline.training import Batch
+from pipeline.core.errors import StageError
+from pipeline.training.heads import (
+    deep_supervision,
+    feature_maps,
+    final_features,
+    trace_outputs,
+)
+from pipeline.training.objectives import Batch
 
 
 class KDConfig(BaseModel):

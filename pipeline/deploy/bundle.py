@@ -19,10 +19,10 @@ import numpy as np
 
 from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
+from pipeline.core.errors import UserError
 from pipeline.data import load_data
-from pipeline.devices import load_profile
-from pipeline.errors import UserError
-from pipeline.gate import read_report
+from pipeline.deploy.gate import read_report
+from pipeline.deploy.profiles import load_profile
 from pipeline.recipe import RecipeHeader
 
 MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
