@@ -20,31 +20,26 @@ from pathlib import Path
 import torch
 
 from pipeline.core.checkpoints import load_model, save_model
-from pipeline.core.errors import StageError, UserError
+from pipeline.core.errors import StageError
+from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.state import ModelState
 from pipeline.data import load_data
 from pipeline.deploy.profiles import load_profile
 from pipeline.models import build_model
 from pipeline.recipe import Recipe
-from pipeline.reporting.report_json import (
-    StageRecord,
-    build_report,
-    environment,
-    write_json_atomic,
-)
+from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageContext
 from pipeline.training.heads import HeadSpec, build_heads
 
-STATE_FILE, METRICS_FILE, MODEL_FILE, HEADS_FILE = "state.json", "metrics.json", "model.pt", "heads.pt"
-REPORT_FILE, RECIPE_FILE = "report.json", "recipe.json"
 log = logging.getLogger("compress")
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False) -> dict:
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`."""
     run_dir = Path(out_dir) if out_dir else Path("runs") / recipe.name
-    ensure_writable(run_dir)
+    run = RunFolder(run_dir)
+    run.ensure_writable()
     header = recipe.header
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
@@ -52,13 +47,14 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}")
 
     fingerprints = stage_fingerprints(recipe, [p.model_dump() for p in profiles])
-    folders = [run_dir / f"{i + 1:02d}-{entry.name}" for i, entry in enumerate(recipe.stages)]
+    folders = [run.stage(i, entry.name) for i, entry in enumerate(recipe.stages)]
     done = 0
-    while not fresh and done < len(folders) and finished(folders[done], fingerprints[done]):
+    while not fresh and done < len(folders) and folders[done].finished_with(fingerprints[done]):
         done += 1
-    for stale in run_dir.glob("[0-9][0-9]-*"):
-        if stale not in folders[:done]:
-            shutil.rmtree(stale)
+    kept = {f.path for f in folders[:done]}
+    for stale in run.stage_folders():
+        if stale.path not in kept:
+            shutil.rmtree(stale.path)
 
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
@@ -69,25 +65,24 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
 
     records = [StageRecord(entry.name, folder.name) for entry, folder in zip(recipe.stages, folders)]
     for record, folder in zip(records[:done], folders):
-        saved = json.loads((folder / STATE_FILE).read_text())
-        record.status, record.seconds = "resumed", saved["seconds"]
-        record.metrics = json.loads((folder / METRICS_FILE).read_text())
+        record.status, record.seconds = "resumed", folder.saved_state()["seconds"]
+        record.metrics = folder.metrics()
     recipe_meta = {"name": recipe.name, "sha256": recipe.sha256}
     env = environment()
-    write_json_atomic(run_dir / RECIPE_FILE, header.model_dump(mode="json"))
+    run.write_recipe_header(header.model_dump(mode="json"))
 
     def report() -> dict:
         data_ = build_report(recipe_meta, records, state.artifacts, state.reference, state.devices, env)
-        write_json_atomic(run_dir / REPORT_FILE, data_)
+        run.write_report(data_)
         return data_
 
     report()
     for i in range(done, len(recipe.stages)):
         entry, folder, record = recipe.stages[i], folders[i], records[i]
         spec = STAGES.get(entry.name)
-        folder.mkdir(parents=True)
+        folder.path.mkdir(parents=True)
         ctx = StageContext(
-            data=data, device=device, run_dir=run_dir, stage_dir=folder, seed=header.seed * 1000 + i,
+            data=data, device=device, run_dir=run_dir, stage_dir=folder.path, seed=header.seed * 1000 + i,
             profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
             model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes),
         )
@@ -106,7 +101,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     return report()
 
 
-def earlier_models(recipe: Recipe, folders: list[Path], current: int, in_channels: int, num_classes: int):
+def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_channels: int, num_classes: int):
     """`model_before(name)`: the backbone as it entered the last stage called `name` before stage
     `current`, rebuilt from the recipe and loaded from the folder before it (a teacher for `distill`)."""
 
@@ -119,7 +114,7 @@ def earlier_models(recipe: Recipe, folders: list[Path], current: int, in_channel
         with torch.random.fork_rng():
             torch.manual_seed(recipe.header.seed)  # the same initial weights the run started from
             model = build_model(recipe.header.model, in_channels, num_classes, load_checkpoint=j == 0)
-        return model if j == 0 else load_model(model, folders[j - 1] / MODEL_FILE)
+        return model if j == 0 else load_model(model, folders[j - 1].model_file)
 
     return model_before
 
@@ -141,39 +136,21 @@ def _sha(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def finished(folder: Path, fingerprint: str) -> bool:
-    try:
-        return json.loads((folder / STATE_FILE).read_text())["fingerprint"] == fingerprint
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def save_stage_state(folder: Path, state: ModelState, metrics: dict, fingerprint: str, seconds: float) -> None:
-    save_model(state.model, folder / MODEL_FILE)
+def save_stage_state(folder: StageFolder, state: ModelState, metrics: dict, fingerprint: str, seconds: float) -> None:
+    save_model(state.model, folder.model_file)
     if state.heads is not None:
-        save_model(state.heads, folder / HEADS_FILE)
-    write_json_atomic(folder / METRICS_FILE, metrics)
-    write_json_atomic(folder / STATE_FILE, {"fingerprint": fingerprint, "seconds": seconds, **state.to_json()})
+        save_model(state.heads, folder.heads_file)
+    folder.commit(metrics, state.to_json(), fingerprint, seconds)
 
 
-def load_stage_state(folder: Path, model: torch.nn.Module) -> ModelState:
-    saved = json.loads((folder / STATE_FILE).read_text())
+def load_stage_state(folder: StageFolder, model: torch.nn.Module) -> ModelState:
+    saved = folder.saved_state()
     fields = {k: saved[k] for k in ("artifacts", "reference", "compressed", "devices")}
     fields["head_specs"] = saved.get("head_specs", [])
     heads = None
     if fields["head_specs"]:
-        heads = load_model(build_heads([HeadSpec.model_validate(s) for s in fields["head_specs"]]), folder / HEADS_FILE)
-    return ModelState(model=load_model(model, folder / MODEL_FILE), heads=heads, **fields)
-
-
-def ensure_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-probe"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UserError(f"cannot write to the output folder {run_dir}: {e.strerror or e}. Choose another with --out DIR.") from None
+        heads = load_model(build_heads([HeadSpec.model_validate(s) for s in fields["head_specs"]]), folder.heads_file)
+    return ModelState(model=load_model(model, folder.model_file), heads=heads, **fields)
 
 
 def pick_device(accelerator: str) -> torch.device:

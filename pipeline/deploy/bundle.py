@@ -20,10 +20,9 @@ import numpy as np
 from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
 from pipeline.core.errors import UserError
-from pipeline.data import load_data
-from pipeline.deploy.gate import read_report
+from pipeline.core.run_folder import RunFolder
+from pipeline.data import DataConfig, load_data
 from pipeline.deploy.profiles import load_profile
-from pipeline.recipe import RecipeHeader
 
 MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
 MAX_SAMPLES = 1000
@@ -42,16 +41,17 @@ or `compress devices calibrate {device} results.json` to turn the timing into a 
 
 def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = None, samples: int | None = None) -> dict:
     """Write the bundle zip for `device` (a profile name or path) from a finished run; returns the manifest."""
-    report = read_report(run_dir)
+    run = RunFolder(run_dir)
+    report = run.report()
     profile = load_profile(device)
     entry = (report.get("devices") or {}).get(profile.name)
-    artifacts = {k: v for k, v in (report.get("artifacts") or {}).items() if v}
+    artifacts = run.artifacts()
     chosen = artifact or (entry["artifact"] if entry else ("onnx_int8" if "onnx_int8" in artifacts else "onnx_fp32"))
     if chosen not in artifacts:
         raise UserError(f"bundle: the run at {run_dir} has no {chosen} file (it has: {', '.join(artifacts) or 'none; did export run?'})")
-    model = run_dir / artifacts[chosen]
-    header = RecipeHeader.model_validate(json.loads((run_dir / "recipe.json").read_text()))
-    test = load_data(header.data, header.seed).test
+    model = artifacts[chosen]
+    header = run.recipe_header()
+    test = load_data(DataConfig.model_validate(header["data"]), header["seed"]).test
     per_sample = int(np.prod(test.x.shape[1:])) * 4
     count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))
     inputs = np.ascontiguousarray(test.x[:count].numpy(), dtype=np.float32)

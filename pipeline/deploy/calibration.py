@@ -9,7 +9,6 @@ profile is never overwritten.
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import yaml
 from devices import PROFILES_DIR
 from devices.on_device import validate_on_device as on_device
 from pipeline.core.errors import UserError
-from pipeline.deploy.gate import is_device_results, read_report
+from pipeline.core.run_folder import RunFolder, read_json
+from pipeline.deploy.gate import is_device_results
 from pipeline.deploy.profiles import DeviceProfile, load_profile
 from pipeline.runtime.onnx_files import measure_latency
 
@@ -27,10 +27,7 @@ from pipeline.runtime.onnx_files import measure_latency
 def read_results(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such file (copy results.json back from the device)")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not JSON: {e}") from None
+    results = read_json(path, "results.json written by validate_on_device.py")
     if not is_device_results(results):
         raise UserError(f"{path}: not results written by validate_on_device.py (format {results.get('format')!r})")
     return results
@@ -38,8 +35,7 @@ def read_results(path: Path) -> dict:
 
 def model_in_run(run_dir: Path, sha256: str) -> Path:
     """The run's file with this hash; results from any other model are refused."""
-    report = read_report(run_dir)
-    files = {name: run_dir / rel for name, rel in (report.get("artifacts") or {}).items() if rel}
+    files = RunFolder(run_dir).artifacts()
     for path in files.values():
         if path.is_file() and on_device.sha256(path) == sha256:
             return path

@@ -8,11 +8,12 @@ are re-judged here from their values and limits, so an edited verdict does not p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from devices.on_device import validate_on_device as on_device
+from pipeline.core.errors import UserError
+from pipeline.core.run_folder import RunFolder, read_json
 
 PASS, FAIL, CANNOT_JUDGE = 0, 1, 2
 
@@ -40,14 +41,13 @@ class GateResult:
         return PASS
 
 
-def read_report(run: Path) -> dict:
-    path = run / "report.json" if run.is_dir() else run
-    if not path.is_file():
-        raise FileNotFoundError(f"no report at {path}: run `compress run RECIPE` first (or give the run folder)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
+def read_report(source: Path) -> dict:
+    """A run's report (`source` is the run folder or its report.json), or on-device results.json."""
+    if source.is_dir():
+        return RunFolder(source).report()
+    if not source.is_file():
+        raise UserError(f"no report at {source}: run `compress run RECIPE` first (or give the run folder)")
+    return read_json(source, "a run report or on-device results")
 
 
 def is_device_results(document: dict) -> bool:

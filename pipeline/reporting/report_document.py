@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
-from pipeline.core.errors import UserError
+from pipeline.core.run_folder import RunFolder
 from pipeline.deploy.gate import judge_report
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.stage_figures import stage_rows
@@ -22,10 +21,8 @@ from pipeline.reporting.stage_figures import stage_rows
 
 def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 200) -> tuple[Path, Path]:
     """Measure every stage, draw the plots, write report.md (+ PNGs) and report.html; return both paths."""
-    report_path = run_dir / "report.json"
-    if not report_path.is_file():
-        raise UserError(f"no report at {report_path}: run `compress run RECIPE` first (or give the run folder)")
-    report = json.loads(report_path.read_text())
+    run = RunFolder(run_dir)
+    report = run.report()
     out_dir = out_dir or run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = {name: load_profile(name) for name in report.get("devices") or {}} or {"host": load_profile("host")}
@@ -39,11 +36,11 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     for name, png in plots.items():
         (out_dir / name).write_bytes(png)
     gate = judge_report(report)
-    markdown = render_markdown(run_dir, report, rows, profiles, gate, {n: n for n in plots})
+    markdown = render_markdown(run, report, rows, profiles, gate, {n: n for n in plots})
     md_path = out_dir / "report.md"
     md_path.write_text(markdown)
     html_path = out_dir / "report.html"
-    html_path.write_text(render_html(run_dir, report, rows, profiles, gate, plots))
+    html_path.write_text(render_html(run, report, rows, profiles, gate, plots))
     return md_path, html_path
 
 
@@ -81,7 +78,7 @@ def plot(rows: list[dict], profiles: dict, kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
+def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table, shared by both renderings."""
     devices = list(profiles)
     stages = [
@@ -98,9 +95,9 @@ def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate)
     verdicts = [[r.device, r.budget, _num(r.value), _num(r.limit), {True: "pass", False: "FAIL", None: "unknown"}[r.passed]] for r in gate.rows]
     tables = [("Stages", stage_header, stages)]
     for stage in report["stages"]:  # each stage's own figures: its scalar metrics, and prune's rounds
-        if not stage.get("details"):
+        if stage.get("status") not in ("ran", "resumed"):
             continue
-        details = json.loads((run_dir / stage["details"]).read_text())
+        details = run.stage_named(stage["folder"]).metrics()
         scalars = [[key, _cell(value)] for key, value in details.items() if isinstance(value, (int, float, str, bool)) and len(str(value)) < 200]
         tables.append((f"Stage {stage['folder']}", ["metric", "value"], scalars))
         aware = details.get("accuracy_aware") or {}
@@ -109,9 +106,9 @@ def _tables(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate)
             header = f"budget {aware.get('budget_points')} points, {'met' if aware.get('budget_met') else 'NOT met'}, drop {chosen.get('drop_points')}"
             rows_fp32 = [[row["node"], row["reason"]] for row in aware.get("fp32_nodes") or []] or [["(none)", "fully INT8 met the budget"]]
             tables.append((f"FP32 fallbacks ({stage['folder']}: {header})", ["node left in FP32", "why"], rows_fp32))
-        if stage["name"] != "prune":
+        rounds = details.get("rounds") or []  # a stage that worked in rounds (pruning) lists them
+        if not rounds:
             continue
-        rounds = details.get("rounds") or []
         extra = [k for k in ("latency_p90_ms", "size_kb", "meets") if rounds and k in rounds[0]]
         header = ["round" if "round" in (rounds or [{}])[0] else "increment", "params", "MACs", *extra, "val acc"]
         body = [
@@ -142,10 +139,10 @@ def _verdict(gate) -> str:
     return {0: "PASS", 1: "FAIL", 2: "CANNOT JUDGE"}[gate.exit_code]
 
 
-def render_markdown(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
+def render_markdown(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
     lines = [f"# {report['recipe']['name']}: gate {_verdict(gate)}", "", f"Recipe sha256 `{report['recipe']['sha256'][:16]}…`; "
              "latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled)."]
-    for title, header, body in _tables(run_dir, report, rows, profiles, gate):
+    for title, header, body in _tables(run, report, rows, profiles, gate):
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
     lines += ["", "## Plots", "", *[f"![{name}]({path})" for name, path in images.items()]]
@@ -154,7 +151,7 @@ def render_markdown(run_dir: Path, report: dict, rows: list[dict], profiles: dic
     return "\n".join(lines) + "\n"
 
 
-def render_html(run_dir: Path, report: dict, rows: list[dict], profiles: dict, gate, plots: dict[str, bytes]) -> str:
+def render_html(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate, plots: dict[str, bytes]) -> str:
     """One file, no external resources: tables, and the plots as base64 data URIs."""
     e = html.escape
     parts = [
@@ -166,7 +163,7 @@ def render_html(run_dir: Path, report: dict, rows: list[dict], profiles: dict, g
         f"<h1>{e(report['recipe']['name'])}: gate <span class='{_verdict(gate).split()[0]}'>{_verdict(gate)}</span></h1>",
         "<p>Latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled).</p>",
     ]
-    for title, header, body in _tables(run_dir, report, rows, profiles, gate):
+    for title, header, body in _tables(run, report, rows, profiles, gate):
         parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         for row in body:
             parts.append("<tr>" + "".join(f"<td class='{e(c)}'>{e(c)}</td>" for c in row) + "</tr>")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -77,10 +76,3 @@ def build_report(recipe_meta: dict, records: list[StageRecord], artifacts: dict,
         "devices": devices,
         "passed": overall({n: {"passed": v} for n, v in zip(devices, verdicts)}) if devices else None,
     }
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file beside the target, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)

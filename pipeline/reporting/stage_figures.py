@@ -8,32 +8,33 @@ stage; else INT8 if there is one, else FP32). Where a stage left no ONNX file (t
 
 from __future__ import annotations
 
-import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from exporters import export_onnx
 from pipeline.core.checkpoints import load_model
-from pipeline.data import load_data
-from pipeline.models import build_model
-from pipeline.recipe import RecipeHeader
+from pipeline.core.run_folder import RunFolder, StageFolder
+from pipeline.data import DataConfig, load_data
+from pipeline.models import ModelConfig, build_model
 from pipeline.runtime.onnx_files import measure_latency
 
 
 def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]:
     """One row per finished stage; `latency[threads] = {p50, p90}` on this host, in ms."""
-    report = json.loads((run_dir / "report.json").read_text())
-    header = RecipeHeader.model_validate(json.loads((run_dir / "recipe.json").read_text()))
-    data = load_data(header.data, header.seed)
+    run = RunFolder(run_dir)
+    report, header = run.report(), run.recipe_header()
+    data = load_data(DataConfig.model_validate(header["data"]), header["seed"])
+    model_config = ModelConfig.model_validate(header["model"])
     sample = data.test.x[:1].numpy()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for stage in report["stages"]:
-            folder = run_dir / stage["folder"]
-            onnx_file = shipped_file(run_dir, stage)
+            folder = run.stage_named(stage["folder"])
+            onnx_file = shipped_file(run, folder)
             if onnx_file is None:
-                model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=False)
-                load_model(model, folder / "model.pt")
+                model = build_model(model_config, data.input_shape[0], data.num_classes, load_checkpoint=False)
+                load_model(model, folder.model_file)
                 onnx_file = Path(tmp) / f"{stage['folder']}.onnx"
                 export_onnx(model, onnx_file, data.test.x[:64])
             latency = {}
@@ -49,10 +50,13 @@ def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]
     return rows
 
 
-def shipped_file(run_dir: Path, stage: dict) -> Path | None:
-    artifacts = json.loads((run_dir / stage["folder"] / "state.json").read_text())["artifacts"]
+def shipped_file(run: RunFolder, folder: StageFolder) -> Path | None:
+    """The file the state after this stage ships: once devices were judged, the one most of them
+    were given (latency-aware choice); before that INT8 if there is one, else FP32."""
+    saved = folder.saved_state()
+    artifacts = saved["artifacts"]
     newest = artifacts.get("onnx_int8") or artifacts.get("onnx_fp32")
-    if stage["name"] == "validate":  # the file most devices were given (latency-aware choice)
-        chosen = json.loads((run_dir / stage["folder"] / "metrics.json").read_text()).get("artifact", "")
-        newest = artifacts.get(chosen, newest)
-    return run_dir / newest if newest else None
+    given = Counter(d.get("artifact") for d in (saved.get("devices") or {}).values()).most_common(1)
+    if given and given[0][0] in artifacts:
+        newest = artifacts[given[0][0]]
+    return run.resolve(newest) if newest else None
