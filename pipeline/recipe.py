@@ -21,6 +21,7 @@ from pipeline.data import DataConfig
 from pipeline.deploy.profiles import load_profile
 from pipeline.models import ModelConfig
 from pipeline.stages import STAGES
+from pipeline.stages.base import Earlier
 
 
 class RecipeHeader(BaseModel):
@@ -123,6 +124,11 @@ def _check_stage_order(entries: list[StageEntry]) -> list[str]:
     """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
     each stage's own static check (if it declares one) must pass against the stages before it."""
     available: set[str] = set()
+    capabilities: set[str] = set()
+    makers: dict[str, tuple[str, ...]] = {}
+    for name in STAGES.names():
+        for capability in STAGES.get(name).adds:
+            makers[capability] = (*makers.get(capability, ()), name)
     errors = []
     for i, entry in enumerate(entries):
         spec = STAGES.get(entry.name)
@@ -134,10 +140,12 @@ def _check_stage_order(entries: list[StageEntry]) -> list[str]:
                 f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
             )
         if spec.check is not None:
-            errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, [e.name for e in entries[:i]])]
+            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers)
+            errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, earlier)]
         if spec.changes_model:
             available.clear()
         available.update(spec.provides)
+        capabilities.update(spec.adds)
     return errors
 
 

@@ -9,7 +9,14 @@ exit 2 + …, features -> final logits), so a sample that leaves early never pay
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+import onnx
+
+from exporters import set_metadata
 
 NEVER = None  # an exit whose threshold would cost too much accuracy is kept but never taken
 CANDIDATES = np.round(np.concatenate([np.arange(0.5, 0.95, 0.05), np.arange(0.95, 1.0, 0.005)]), 4)
@@ -74,3 +81,31 @@ def summarize(exit_names: list[str], exit_logits: list[np.ndarray], final_logits
         "full_model_accuracy": round(float((final_logits.argmax(1) == labels).mean()), 5),
         "exits": rows,
     }
+
+
+@dataclass
+class Cascade:
+    """What a multi-exit file says about running it as a cascade: its exits from the shallowest,
+    their thresholds (None: never taken), and the segment files in the order they run."""
+
+    exits: list[str]
+    thresholds: list[float | None]
+    segments: list[Path]
+
+
+CASCADE_KEYS = {"exits": "exits", "thresholds": "exit_thresholds", "segments": "exit_segments"}  # ONNX metadata keys
+
+
+def write_cascade(path: Path, exits: list[str], thresholds: list[float | None], segments: list[str]) -> None:
+    """Stamp the cascade into the multi-exit file's metadata; segment files are named relative to it."""
+    values = {"exits": exits, "thresholds": thresholds, "segments": segments}
+    set_metadata(path, {key: json.dumps(values[field]) for field, key in CASCADE_KEYS.items()})
+
+
+def read_cascade(path: Path) -> Cascade:
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    missing = [key for key in CASCADE_KEYS.values() if key not in meta]
+    if missing:
+        raise ValueError(f"{path} is not a multi-exit file written by export (metadata lacks {', '.join(missing)})")
+    values = {field: json.loads(meta[key]) for field, key in CASCADE_KEYS.items()}
+    return Cascade(values["exits"], values["thresholds"], [path.parent / s for s in values["segments"]])

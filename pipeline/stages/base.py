@@ -54,20 +54,46 @@ class StageContext:
         return progress(iterable, total=total, desc=desc, quiet=self.quiet)
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """What the stages before this one leave, as a recipe-time check sees it.
+
+    `capabilities` are what they declared they add to the model (`heads`); `names` are the recipe's
+    stage names, for configs that name a stage themselves (a teacher `before:prune`). `makers` says
+    which registered stages add a capability, so an error can say what to put first without a
+    stage naming another.
+    """
+
+    names: tuple[str, ...]
+    capabilities: frozenset[str]
+    makers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def who_adds(self, capability: str) -> str:
+        return " or ".join(self.makers.get(capability, ())) or f"a stage adding {capability}"
+
+
 StageFn = Callable[[BaseModel, ModelState, StageContext], ModelState]
-StaticCheck = Callable[[BaseModel, list[str]], list[str]]  # (config, names of earlier stages) -> problems
+StaticCheck = Callable[[BaseModel, Earlier], list[str]]  # (config, what earlier stages leave) -> problems
 
 
 @dataclass(frozen=True)
 class Stage:
+    """What the runner and `recipe check` know of a stage.
+
+    `requires` / `provides` are artifacts (`onnx_fp32`, `onnx_int8`): a stage that `changes_model`
+    makes earlier ones stale. `adds` are capabilities of the model that last until the end of the
+    recipe (`heads`).
+    """
+
     name: str
     config: type[BaseModel]
     run: StageFn
     requires: tuple[str, ...] = ()
     provides: tuple[str, ...] = ()
+    adds: tuple[str, ...] = ()
     changes_model: bool = False
     uses_device_profiles: bool = False
-    check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. a teacher's stage exists)
+    check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. heads exist)
 
     @property
     def summary(self) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.models import ModelConfig, build_model
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
 from pipeline.training.evaluation import model_metrics
 from pipeline.training.heads import head_accuracy
@@ -40,11 +40,11 @@ class DistillConfig(KDConfig):
         return value
 
 
-def teacher_stage_exists(cfg: DistillConfig, earlier: list[str]) -> list[str]:
+def teacher_stage_exists(cfg: DistillConfig, earlier: Earlier) -> list[str]:
     if isinstance(cfg.teacher, str):
         name = cfg.teacher[len(BEFORE) :]
-        if name not in earlier:
-            return [f"teacher {cfg.teacher!r}: no {name!r} stage runs before this one (stages before it: {', '.join(earlier) or 'none'})"]
+        if name not in earlier.names:
+            return [f"teacher {cfg.teacher!r}: no {name!r} stage runs before this one (stages before it: {', '.join(earlier.names) or 'none'})"]
     return []
 
 

@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 import pipeline
-from exporters import export_onnx, extract_segment, onnx_outputs, set_metadata
+from exporters import export_onnx, extract_segment, onnx_outputs
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
-from pipeline.runtime.early_exit import choose_thresholds, summarize
+from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
 from pipeline.runtime.onnx_files import onnx_accuracy
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 from pipeline.training.heads import HeadedModel, trace_outputs
 
@@ -41,9 +41,9 @@ class ExportConfig(BaseModel):
     )
 
 
-def exits_need_heads(cfg: ExportConfig, earlier: list[str]) -> list[str]:
-    if cfg.exits and "aux_heads" not in earlier:
-        return [f"exits {cfg.exits} are auxiliary heads: put an aux_heads stage before export"]
+def exits_need_heads(cfg: ExportConfig, earlier: Earlier) -> list[str]:
+    if cfg.exits and "heads" not in earlier.capabilities:
+        return [f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export"]
     return []
 
 
@@ -132,7 +132,7 @@ def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str
         except ValueError as e:
             raise StageError(f"export.exits: the exit after {exits[k - 1] if k else 'the input'} is not a clean cut of the graph ({e})") from None
         segments.append(segment.name)
-    set_metadata(path, {"exits": json.dumps(exits), "exit_thresholds": json.dumps(thresholds), "exit_segments": json.dumps(segments)})
+    write_cascade(path, exits, thresholds, segments)
     test = onnx_outputs(path, ctx.data.test.x.numpy())
     ctx.metrics["early_exit"] = {
         "exits": exits,

@@ -21,7 +21,7 @@ from torch import nn
 
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import kl_divergence
 from pipeline.training.evaluation import model_metrics
 from pipeline.training.heads import (
@@ -45,9 +45,9 @@ class SelfDistillConfig(BaseModel):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
 
 
-def needs_heads(cfg: SelfDistillConfig, earlier: list[str]) -> list[str]:
-    if cfg.mode != "pskd" and "aux_heads" not in earlier:
-        return [f"mode {cfg.mode} needs auxiliary heads to teach: put an aux_heads stage before it (or use mode: pskd)"]
+def needs_heads(cfg: SelfDistillConfig, earlier: Earlier) -> list[str]:
+    if cfg.mode != "pskd" and "heads" not in earlier.capabilities:
+        return [f"mode {cfg.mode} needs auxiliary heads to teach: put an {earlier.who_adds('heads')} stage before it (or use mode: pskd)"]
     return []
 
 

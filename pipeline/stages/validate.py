@@ -14,14 +14,12 @@ reported beside the full model's; budgets are judged on the full model, which is
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import onnx
 from pydantic import BaseModel, ConfigDict, Field
 
 from devices.on_device.validate_on_device import gzip_size
@@ -30,7 +28,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.deploy.budgets import judge, overall
 from pipeline.deploy.variant_choice import Candidate, choose
-from pipeline.runtime.early_exit import summarize
+from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     measure_latencies,
     measure_latency,
@@ -171,8 +169,8 @@ def device_figures(variant: Variant, profile) -> dict:
 def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageContext) -> dict:
     """Test-split behaviour of the cascade, and its expected batch-1 latency: each segment's p50,
     weighted by the share of samples that run it, against the full FP32 model's p50."""
-    meta = {p.key: json.loads(p.value) for p in onnx.load(str(exits_path)).metadata_props if p.key.startswith("exit")}
-    exits, thresholds, segments = meta["exits"], meta["exit_thresholds"], [exits_path.parent / s for s in meta["exit_segments"]]
+    cascade = read_cascade(exits_path)
+    exits, thresholds, segments = cascade.exits, cascade.thresholds, cascade.segments
     outputs = onnx_outputs(exits_path, ctx.data.test.x.numpy())
     summary = summarize(exits, outputs[1 : 1 + len(exits)], outputs[0], ctx.data.test.y.numpy(), thresholds)
     reach = 1 - np.cumsum([0] + [row["fraction"] for row in summary["exits"]][:-1])  # share of samples that run segment k
