@@ -8,8 +8,8 @@ from pipeline.training.heads import (
     auto_attach,
     build_heads,
     make_specs,
-    trace_outputs,
 )
+from pipeline.training.model_trace import trace_outputs
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from torch import nn
-
-if TYPE_CHECKING:
-    from pipeline.training.heads import HeadedModel
 
 
 @dataclass
@@ -32,13 +28,6 @@ class ModelState:
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("model", "heads")}
-
-    def headed(self, taps: list[str] = (), classifier: str | None = None) -> "HeadedModel":
-        """The backbone with its heads (if any) for training or tracing; close it after use."""
-        from pipeline.training.heads import HeadedModel, HeadSpec
-
-        specs = [HeadSpec.model_validate(s) for s in self.head_specs]
-        return HeadedModel(self.model, self.heads, specs, taps=taps, classifier=classifier)
 
     def weights_trained(self, metrics: dict, source: str) -> None:
         """After training: until something compresses the model, its figures are the baseline that

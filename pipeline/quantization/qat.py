@@ -20,9 +20,10 @@ from torch import nn
 
 from exporters import ExportResult, export_onnx
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState
 from pipeline.training.distillation import Distillation, KDConfig
-from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.heads import HeadedModel
+from pipeline.training.loop import TrainConfig
+from pipeline.training.session import TrainingContext, train
 
 # torch's fbgemm kernels and onnxruntime's round differently; logits may differ by a few
 # quantization steps, classes must agree.
@@ -69,15 +70,13 @@ def prepare(model: nn.Module, input_shape: tuple[int, ...], calibration: torch.T
     return prepared.train()
 
 
-def train(qat_model: nn.Module, float_model: nn.Module, cfg: QATConfig, ctx) -> list[dict]:
+def finetune(qat_model: nn.Module, float_model: nn.Module, cfg: QATConfig, ctx: TrainingContext) -> list[dict]:
     """Fine-tune the fake-quantized model; with `distill`, the float model is the teacher."""
-    common = dict(device=ctx.device, generator=ctx.generator, desc="qat", quiet=ctx.quiet, log=ctx.log.info)
     if cfg.distill is None:
-        return fit(qat_model, ctx.data, cfg.train, **common)
-    student = ModelState(model=qat_model)
-    teacher = copy.deepcopy(float_model)
-    with Distillation(cfg.distill, teacher, student, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing) as kd:
-        return fit(kd.view, ctx.data, cfg.train, objective=kd.objective, **common)
+        return train(qat_model, cfg.train, ctx, desc="qat").history
+    with HeadedModel(qat_model) as view:
+        kd = Distillation(cfg.distill, copy.deepcopy(float_model), view, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing)
+        return train(view, cfg.train, ctx, kd.objective, desc="qat").history
 
 
 def export_int8(qat_model: nn.Module, out: Path, parity_inputs: torch.Tensor) -> ExportResult:

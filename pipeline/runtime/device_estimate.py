@@ -18,22 +18,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.deploy.profiles import DeviceProfile
 from pipeline.runtime.onnx_files import measure_latency
 
 
-def measure_on_device(model: nn.Module, input_shape: tuple[int, ...], profile: DeviceProfile, runs: int = 100) -> dict:
-    """{size_kb, latency_p90_ms (for the device), host_p90_ms, latency_kind} of `model` as FP32 ONNX."""
+def measure_on_device(model: nn.Module, input_shape: tuple[int, ...], threads: int, latency_factor: float, runs: int = 100) -> dict:
+    """{size_kb, latency_p90_ms (for the device), host_p90_ms} of `model` as FP32 ONNX, timed with the
+    device's thread count and scaled by its host-to-device factor."""
     module = copy.deepcopy(model).cpu().eval()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(tmp) / "candidate.onnx"
         torch.onnx.export(module, (torch.zeros(1, *input_shape),), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["logits"])
         size_kb = path.stat().st_size / 1024
-        host = measure_latency(path, np.zeros((1, *input_shape), dtype=np.float32), profile.threads, warmup=10, runs=runs)
+        host = measure_latency(path, np.zeros((1, *input_shape), dtype=np.float32), threads, warmup=10, runs=runs)
     return {
         "size_kb": round(size_kb, 3),
-        "latency_p90_ms": round(host["p90"] * profile.latency_factor, 5),
+        "latency_p90_ms": round(host["p90"] * latency_factor, 5),
         "host_p90_ms": host["p90"],
-        "latency_kind": profile.latency_kind,
     }

@@ -14,15 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.stages.base import StageContext, stage
-from pipeline.training.evaluation import model_metrics
 from pipeline.training.heads import (
     HeadKind,
     build_heads,
-    head_accuracy,
+    headed,
     make_specs,
     supervised_objective,
 )
-from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.loop import TrainConfig
+from pipeline.training.session import train
 
 Weight = Annotated[float, Field(ge=0)]
 
@@ -47,21 +47,8 @@ def run(cfg: AuxHeadsConfig, state: ModelState, ctx: StageContext) -> ModelState
     state.heads = build_heads(specs)
     state.head_specs = [s.model_dump() for s in specs]
     ctx.log.info("aux_heads: " + ", ".join(f"{s.name} ({s.kind}) after {s.attach} [{s.in_channels} ch]" for s in specs))
-    with state.headed() as view:
-        history = fit(
-            view, ctx.data, cfg.train, device=ctx.device, generator=ctx.generator, desc="aux_heads", quiet=ctx.quiet,
-            objective=supervised_objective(view, cfg.train.label_smoothing), log=ctx.log.info,
-        )
-        view.cpu()
-        heads_acc = head_accuracy(view, ctx.data.test)
-    metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
-    ctx.metrics.update(
-        metrics,
-        heads=state.head_specs,
-        heads_accuracy=heads_acc,
-        head_params=sum(p.numel() for p in state.heads.parameters()),
-        history=history,
-    )
-    ctx.log.info("aux_heads test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in heads_acc.items()))
-    state.weights_trained(metrics, "aux_heads")
+    with headed(state) as view:
+        trained = train(view, cfg.train, ctx, supervised_objective(view, cfg.train.label_smoothing), desc="aux_heads")
+    ctx.record_training(state, trained, "aux_heads", heads=state.head_specs, head_params=sum(p.numel() for p in state.heads.parameters()))
+    ctx.log.info("aux_heads test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in trained.heads_accuracy.items()))
     return state

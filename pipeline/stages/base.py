@@ -21,6 +21,8 @@ from pipeline.core.registry import Registry
 from pipeline.core.state import ModelState
 from pipeline.data import DataSplits
 from pipeline.deploy.profiles import DeviceProfile
+from pipeline.training.evaluation import model_metrics
+from pipeline.training.session import Trained
 
 
 @dataclass
@@ -52,6 +54,17 @@ class StageContext:
 
     def progress(self, iterable, total: int | None = None, desc: str = ""):
         return progress(iterable, total=total, desc=desc, quiet=self.quiet)
+
+    def record_training(self, state: ModelState, trained: Trained, source: str, **details) -> dict:
+        """After the stage trained the model: test accuracy, params, MACs, the history and each head's
+        accuracy into the metrics. Until something compresses the model, these figures are the
+        baseline of accuracy-drop budgets, and earlier exports are stale (`weights_trained`)."""
+        metrics = model_metrics(state.model, self.data.test, self.data.input_shape)
+        self.metrics.update(metrics, **details, history=trained.history)
+        if trained.heads_accuracy is not None:
+            self.metrics["heads_accuracy"] = trained.heads_accuracy
+        state.weights_trained(metrics, source)
+        return metrics
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from pipeline.models import ModelConfig, build_model
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
 from pipeline.training.evaluation import model_metrics
-from pipeline.training.heads import head_accuracy
-from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.heads import headed
+from pipeline.training.loop import TrainConfig
+from pipeline.training.session import train
 
 BEFORE = "before:"
 
@@ -59,14 +60,8 @@ def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
         teacher, source = build_model(cfg.teacher, ctx.data.input_shape[0], ctx.data.num_classes), cfg.teacher.checkpoint
     teacher_metrics = model_metrics(teacher, ctx.data.test, ctx.data.input_shape)
     ctx.log.info(f"distill: teacher {source}: test acc {teacher_metrics['accuracy']:.4f}, {teacher_metrics['params']:,} params")
-    with Distillation(cfg, teacher, state, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing) as kd:
-        history = fit(
-            kd.view, ctx.data, cfg.train, device=ctx.device, generator=ctx.generator, desc="distill", quiet=ctx.quiet,
-            objective=kd.objective, log=ctx.log.info,
-        )
-        kd.view.cpu()
-        heads_acc = head_accuracy(kd.view, ctx.data.test) if state.heads else None
-    metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
-    ctx.metrics.update(metrics, teacher={"source": source, **teacher_metrics}, heads_accuracy=heads_acc, history=history)
-    state.weights_trained(metrics, "distill")
+    with headed(state) as view:
+        kd = Distillation(cfg, teacher, view, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing)
+        trained = train(view, cfg.train, ctx, kd.objective, desc="distill")
+    ctx.record_training(state, trained, "distill", teacher={"source": source, **teacher_metrics})
     return state

@@ -25,7 +25,8 @@ from pipeline.runtime.early_exit import choose_thresholds, summarize, write_casc
 from pipeline.runtime.onnx_files import onnx_accuracy
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
-from pipeline.training.heads import HeadedModel, trace_outputs
+from pipeline.training.heads import HeadedModel, headed
+from pipeline.training.model_trace import trace_outputs
 
 
 class ExportConfig(BaseModel):
@@ -114,7 +115,7 @@ def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str
     names = [f"exit_{e}" for e in exits]
     features = [f"features_{e}" for e in exits]
     path, ref = ctx.artifact("model_exits.onnx")
-    with state.headed() as view:
+    with headed(state) as view:
         export_onnx(
             ExitModel(view.cpu().eval(), exits), path, ctx.data.test.x[: cfg.parity_samples], model_metadata(ctx),
             opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,

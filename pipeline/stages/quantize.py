@@ -194,7 +194,7 @@ def report_budget(met: bool, drop: float, cfg: QuantizeConfig, ctx: StageContext
 def ort_qat(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
     """Fake-quantized fine-tuning, then the converted model exported with its learned ranges."""
     model = qat.prepare(state.model, ctx.data.input_shape, torch.from_numpy(samples))
-    history = qat.train(model, state.model, cfg.qat, ctx)
+    history = qat.finetune(model, state.model, cfg.qat, ctx)
     exported = qat.export_int8(model, out, ctx.data.test.x[:256])  # run() stamps the FP32 file's metadata on it
     teacher = "distilled from the float model" if cfg.qat.distill else "labels only"
     return (

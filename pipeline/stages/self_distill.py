@@ -23,15 +23,11 @@ from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import kl_divergence
-from pipeline.training.evaluation import model_metrics
-from pipeline.training.heads import (
-    HeadedModel,
-    classifier_name,
-    deep_supervision,
-    head_accuracy,
-)
-from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.heads import HeadedModel, deep_supervision, headed
+from pipeline.training.loop import TrainConfig
+from pipeline.training.model_trace import classifier_name
 from pipeline.training.objectives import Batch, cross_entropy
+from pipeline.training.session import train
 
 
 class SelfDistillConfig(BaseModel):
@@ -63,20 +59,12 @@ def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelSt
             f"self_distill.hint_weight: feature hints read the input of the model's classifier (an nn.Linear with "
             f"{ctx.data.num_classes} outputs), and this model has none; set hint_weight: 0"
         )
-    with state.headed(classifier=classifier) as view:
+    with headed(state, classifier=classifier) as view:
         smoothing = cfg.train.label_smoothing
         byot_terms = ByotTerms(view, cfg, smoothing, classifier) if byot else None
         pskd = PskdTargets(len(ctx.data.train), ctx.data.num_classes, cfg.pskd_alpha) if cfg.mode != "byot" else None
-        objective = SelfDistillObjective(view, smoothing, byot_terms, pskd)
-        history = fit(
-            view, ctx.data, cfg.train, device=ctx.device, generator=ctx.generator, desc="self_distill", quiet=ctx.quiet,
-            objective=objective, log=ctx.log.info,
-        )
-        view.cpu()
-        heads_acc = head_accuracy(view, ctx.data.test) if state.heads else None
-    metrics = model_metrics(state.model, ctx.data.test, ctx.data.input_shape)
-    ctx.metrics.update(metrics, mode=cfg.mode, heads_accuracy=heads_acc, history=history)
-    state.weights_trained(metrics, "self_distill")
+        trained = train(view, cfg.train, ctx, SelfDistillObjective(view, smoothing, byot_terms, pskd), desc="self_distill")
+    ctx.record_training(state, trained, "self_distill", mode=cfg.mode)
     return state
 
 

@@ -17,12 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.errors import StageError
-from pipeline.training.heads import (
-    deep_supervision,
-    feature_maps,
-    final_features,
-    trace_outputs,
-)
+from pipeline.training.heads import HeadedModel, deep_supervision
+from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
 from pipeline.training.objectives import Batch
 
 
@@ -87,26 +83,25 @@ def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[
 
 
 class Distillation:
-    """The student (with its heads, if any) wired to a teacher: `view` to train, `objective` to train it with.
+    """A teacher wired to a student view (the backbone with its heads, if any): `objective` trains the view.
 
-    Use as a context manager so the hooks leave the student afterwards.
+    With feature matching, the student's layer is tapped and a 1x1 adapter is added to the view's
+    adapters, so both leave with the view when its owner closes it.
     """
 
-    def __init__(self, cfg: KDConfig, teacher_model: nn.Module, state, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float):
-        check_compatible(state.model, teacher_model, input_shape, device)
-        self.cfg, self.label_smoothing = cfg, label_smoothing
-        matching = cfg.feature_weight > 0
+    def __init__(self, cfg: KDConfig, teacher_model: nn.Module, view: HeadedModel, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float):
+        check_compatible(view.backbone, teacher_model, input_shape, device)
+        self.cfg, self.label_smoothing, self.view = cfg, label_smoothing, view
         teacher_layer = student_layer = None
-        if matching:
-            student_layer, s_shape = pick_layer(state.model, input_shape, cfg.student_layer, "student")
+        if cfg.feature_weight > 0:
+            student_layer, s_shape = pick_layer(view.backbone, input_shape, cfg.student_layer, "student")
             teacher_layer, t_shape = pick_layer(teacher_model, input_shape, cfg.teacher_layer, "teacher")
+            view.tap(student_layer)
+            view.adapters["kd"] = nn.Conv2d(s_shape[1], t_shape[1], 1, bias=False)
         self.teacher = Teacher(teacher_model, teacher_layer, device)
         self.student_layer = student_layer
-        self.view = state.headed(taps=[student_layer] if matching else [])
-        if matching:
-            self.view.adapters["kd"] = nn.Conv2d(s_shape[1], t_shape[1], 1, bias=False)
-        self.view.to(device)
-        self._heads = deep_supervision(self.view, label_smoothing)
+        view.to(device)
+        self._heads = deep_supervision(view, label_smoothing)
 
     def objective(self, batch: Batch) -> dict[str, torch.Tensor]:
         teacher_logits = self.teacher(batch.x)
@@ -121,12 +116,6 @@ class Distillation:
             )
         terms.update(self._heads(batch))
         return terms
-
-    def __enter__(self) -> "Distillation":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.view.close()
 
 
 def feature_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pipeline.core.errors import StageError
+from pipeline.core.state import ModelState
 from pipeline.models.zoo import conv_bn_relu
+from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
 from pipeline.training.objectives import combine, cross_entropy
 
 HeadKind = Literal["linear", "bottleneck"]
@@ -71,33 +73,6 @@ def build_heads(specs: list[HeadSpec]) -> nn.ModuleDict:
     return nn.ModuleDict({s.name: Head(s) for s in specs})
 
 
-@torch.no_grad()
-def trace_outputs(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
-    """(module name, output shape) for every submodule, in the order their forwards finish."""
-    seen: list[tuple[str, tuple[int, ...]]] = []
-    handles = [
-        m.register_forward_hook(lambda _m, _i, out, name=name: seen.append((name, tuple(out.shape))) if isinstance(out, torch.Tensor) else None)
-        for name, m in model.named_modules()
-        if name
-    ]
-    was_training = model.training
-    device = next(model.parameters()).device
-    try:
-        model.eval()
-        model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return seen
-
-
-def feature_maps(trace: list[tuple[str, tuple[int, ...]]]) -> dict[str, tuple[int, ...]]:
-    """Modules whose output is a 4-D feature map (N, C, H, W) with some spatial extent (a global
-    pool's 1x1 output is a vector in disguise): the places a head can go."""
-    return {name: shape for name, shape in trace if len(shape) == 4 and shape[2] * shape[3] > 1}
-
-
 def auto_attach(trace: list[tuple[str, tuple[int, ...]]]) -> list[str]:
     """The output of each stage of the network: at each spatial size, the last of the outermost
     modules working at that size (so a block's inner 1x1 conv never wins over the block), except at
@@ -110,14 +85,6 @@ def auto_attach(trace: list[tuple[str, tuple[int, ...]]]) -> list[str]:
         outermost = min(n.count(".") for n in names)
         picks.append([n for n in names if n.count(".") == outermost][-1])
     return picks
-
-
-def final_features(trace: list[tuple[str, tuple[int, ...]]]) -> tuple[str, tuple[int, ...]]:
-    """The last feature map the backbone computes (what feature hints and feature distillation match)."""
-    maps = list(feature_maps(trace).items())
-    if not maps:
-        raise StageError("the model computes no 4-D feature map (N, C, H, W); heads and feature matching need one")
-    return maps[-1]
 
 
 def make_specs(
@@ -163,16 +130,6 @@ def make_specs(
     ]
 
 
-def classifier_name(model: nn.Module, num_classes: int) -> str | None:
-    """The model's own classifier: the last `nn.Linear` with `num_classes` outputs (its input is the
-    deepest feature vector, the teacher's side of self-distillation's hints)."""
-    found = None
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Linear) and m.out_features == num_classes:
-            found = name
-    return found
-
-
 class HeadedModel(nn.Module):
     """Backbone + heads (+ learned adapters that only training uses), with hooks that tap features.
 
@@ -196,17 +153,23 @@ class HeadedModel(nn.Module):
         self.head_logits: dict[str, torch.Tensor] = {}
         self.head_features: dict[str, torch.Tensor] = {}
         self.deep_features: torch.Tensor | None = None
-        modules = dict(backbone.named_modules())
-        points = sorted({s.attach for s in specs} | set(taps))
-        self._handles = [modules[p].register_forward_hook(self._tap(p)) for p in points]
+        self._handles = []
+        self._tapped: set[str] = set()
+        for point in sorted({s.attach for s in specs} | set(taps)):
+            self.tap(point)
         if classifier is not None:
-            self._handles.append(modules[classifier].register_forward_pre_hook(self._classifier_input))
+            self._handles.append(dict(backbone.named_modules())[classifier].register_forward_pre_hook(self._classifier_input))
 
-    def _tap(self, name: str):
+    def tap(self, name: str) -> None:
+        """Keep the output of backbone module `name` in `taps[name]` on every forward."""
+        if name in self._tapped:
+            return
+
         def hook(_module, _inputs, output):
             self.taps[name] = output
 
-        return hook
+        self._handles.append(dict(self.backbone.named_modules())[name].register_forward_hook(hook))
+        self._tapped.add(name)
 
     def _classifier_input(self, _module, inputs):
         self.deep_features = inputs[0]
@@ -226,13 +189,19 @@ class HeadedModel(nn.Module):
     def close(self) -> None:
         for h in self._handles:
             h.remove()
-        self._handles = []
+        self._handles, self._tapped = [], set()
 
     def __enter__(self) -> "HeadedModel":
         return self
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+def headed(state: ModelState, taps: list[str] = (), classifier: str | None = None) -> HeadedModel:
+    """The state's backbone with its heads (if any) for training or tracing; close it after use."""
+    specs = [HeadSpec.model_validate(s) for s in state.head_specs]
+    return HeadedModel(state.model, state.heads, specs, taps=taps, classifier=classifier)
 
 
 def deep_supervision(model: HeadedModel, label_smoothing: float):

@@ -7,6 +7,7 @@ from pipeline.core.errors import StageError
 from pipeline.stages import prune
 from pipeline.stages.prune import PruneConfig, run
 from pipeline.training.evaluation import size_figures
+from pipeline.training.heads import headed
 from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
@@ -82,7 +83,7 @@ def test_heads_are_pruned_with_the_backbone_and_keep_working(tmp_path, importanc
         assert state.heads[spec["name"]].body[0][0].in_channels == attach_width
     assert state.heads["head1"].fc.out_features == 10
     assert set(ctx.metrics["heads_accuracy"]) == {"head1", "head2", "final"}
-    with state.headed() as view:
+    with headed(state) as view:
         view(torch.zeros(2, 1, 28, 28))
         assert all(v.shape == (2, 10) for v in view.head_logits.values())
 
@@ -93,8 +94,8 @@ def test_distillation_recovery_trains_on_the_teachers_term(tmp_path, monkeypatch
     ctx = make_context(tmp_path)
     state = trained_state(ctx, epochs=2)
     histories = []
-    original = prune_module.fit
-    monkeypatch.setattr(prune_module, "fit", lambda *a, **kw: histories.append(original(*a, **kw)))
+    original = prune_module.train
+    monkeypatch.setattr(prune_module, "train", lambda *a, **kw: histories.append(original(*a, **kw).history))
     cfg = PruneConfig(target={"keep_macs": 0.5}, steps=2, recovery="distill", finetune=TrainConfig(epochs=1))
     run(cfg, state, ctx)
     assert len(histories) == 2
@@ -117,11 +118,13 @@ def toy_device(monkeypatch, ms_per_mmac: float = 1.0):
     """A toy latency model: latency proportional to MACs, size proportional to params."""
     from pipeline.training.evaluation import size_figures
 
-    def measure(model, shape, profile, runs=100):
-        figures = size_figures(model, shape)
-        return {"size_kb": figures["params"] * 4 / 1024, "latency_p90_ms": figures["macs"] / 1e6 * ms_per_mmac, "host_p90_ms": 0.0, "latency_kind": "estimated"}
+    from pipeline.pruning import targets
 
-    monkeypatch.setattr(prune, "measure_on_device", measure)
+    def measure(model, shape, threads, latency_factor, runs=100):
+        figures = size_figures(model, shape)
+        return {"size_kb": figures["params"] * 4 / 1024, "latency_p90_ms": figures["macs"] / 1e6 * ms_per_mmac, "host_p90_ms": 0.0}
+
+    monkeypatch.setattr(targets, "measure_on_device", measure)
 
 
 def test_device_latency_target_stops_at_the_first_step_within_budget(tmp_path, monkeypatch):

@@ -1,0 +1,85 @@
+"""Torch-Pruning's dependency-graph pruner, set up for a model with heads beside it.
+
+The pruner traces the backbone *with* its heads (`HeadedModel.forward_all`), so a head's input
+channels go with the backbone channels it reads; classifiers (any layer whose outputs are the
+classes) are never pruned, since that would remove classes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import nn
+
+from pipeline.core.errors import StageError
+from pipeline.data import DataSplits
+from pipeline.training.heads import HeadedModel
+
+IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
+    "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+}
+
+
+def build_pruner(
+    traced: HeadedModel,
+    example: torch.Tensor,
+    importance: str,
+    *,
+    global_pruning: bool,
+    pruning_ratio: float,
+    max_layer_ratio: float,
+    increments: int,
+    ignore: list[str],
+    round_to: int | None,
+    num_classes: int,
+) -> tp.pruner.MetaPruner:
+    """A pruner that removes `pruning_ratio` of each layer's channels over `increments` steps."""
+    return tp.pruner.MetaPruner(
+        traced,
+        example,
+        forward_fn=lambda m, x: m.forward_all(x),
+        importance=IMPORTANCE[importance](),
+        global_pruning=global_pruning,
+        pruning_ratio=pruning_ratio,
+        max_pruning_ratio=max_layer_ratio,
+        iterative_steps=increments,
+        ignored_layers=ignored_layers(traced.backbone, ignore, num_classes) + classifiers(traced.heads, num_classes),
+        round_to=round_to,
+    )
+
+
+def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, data: DataSplits, device: torch.device) -> None:
+    """One pruner step; Taylor importance first needs gradients from a few training batches (on
+    every output, so the heads' layers, pruned with the backbone, have gradients too)."""
+    if importance == "taylor":
+        traced.zero_grad()
+        for start in range(0, min(len(data.train), 4 * data.batch_size), data.batch_size):
+            x = data.train.x[start : start + data.batch_size].to(device)
+            y = data.train.y[start : start + data.batch_size].to(device)
+            sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
+    pruner.step()
+    traced.zero_grad(set_to_none=True)
+
+
+def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list[nn.Module]:
+    """The classifier (any layer producing `num_classes` outputs) plus the user's named modules."""
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        prunable = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        raise StageError(f"prune.ignore: no module named {', '.join(unknown)}; conv/linear modules: {', '.join(prunable)}")
+    return classifiers(model, num_classes) + [modules[n] for n in names]
+
+
+def classifiers(model: nn.Module, num_classes: int) -> list[nn.Module]:
+    """Layers whose outputs are the classes: pruning them would remove classes."""
+    return [
+        m for m in model.modules()
+        if (isinstance(m, nn.Linear) and m.out_features == num_classes) or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)
+    ]

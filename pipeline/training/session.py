@@ -1,0 +1,48 @@
+"""Training a model inside a stage: the shared loop with the stage's data, device, seed and logging.
+
+Every stage that trains (train, aux_heads, self_distill, distill, prune's recovery, QAT) calls
+`train` instead of repeating the call into `fit` and what follows it (back to the CPU, each head's
+test accuracy), so a change to how stages train is made here once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from pipeline.data import DataSplits
+from pipeline.training.heads import HeadedModel, head_accuracy
+from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.objectives import Objective
+
+
+class TrainingContext(Protocol):
+    """What training needs from a stage's context (a `StageContext` is one)."""
+
+    data: DataSplits
+    device: torch.device
+    generator: torch.Generator
+    quiet: bool
+    log: logging.Logger
+
+
+@dataclass
+class Trained:
+    history: list[dict]  # one row per epoch: loss, each term's mean, validation accuracy
+    heads_accuracy: dict[str, float] | None  # test accuracy of each head and of the backbone (`final`); None without heads
+
+
+def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: Objective | None = None, desc: str = "train", epoch_log: bool = True) -> Trained:
+    """Train `model` (a `HeadedModel` or a plain module) in place; it ends on the CPU.
+
+    `epoch_log: False` sends the per-epoch lines to debug (prune's many recovery rounds).
+    """
+    log = ctx.log.info if epoch_log else ctx.log.debug
+    history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log)
+    model.cpu()
+    heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
+    return Trained(history, heads)
