@@ -125,6 +125,11 @@ def test_pskd_needs_no_heads_and_teacher_stage_may_come_earlier(tiny_recipe):
     assert [s.name for s in parse_recipe(tiny_recipe).stages] == ["train", "self_distill", "prune", "distill"]
 
 
+def test_unknown_zoo_model_is_a_recipe_error_listing_the_registry(tiny_recipe):
+    tiny_recipe["model"] = {"name": "resnet99"}
+    assert "model.name: unknown zoo model 'resnet99'; known: ds_cnn, mobilenetv2, resnet20, resnet8, tiny_cnn" in error_of(tiny_recipe)
+
+
 def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):
     bad = tmp_path / "board.yaml"
     bad.write_text("name: board\ncpu: z80\n")

@@ -145,8 +145,10 @@ def pinned(threads: int):
         os.sched_setaffinity(0, previous)
 
 
-def session(model: Path, threads: int):
-    """A session as the device runs it: sequential, `threads` intra-op threads, all graph optimisations."""
+def session(model: Path, threads: int, optimized_copy: Path | None = None):
+    """A session as the device runs it: sequential, `threads` intra-op threads, all graph optimisations.
+    `optimized_copy`: also write the graph onnxruntime runs after its optimisations there (the host
+    reads it to count which compute ops really run in INT8)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -155,6 +157,8 @@ def session(model: Path, threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if optimized_copy is not None:
+        options.optimized_model_filepath = str(optimized_copy)
     return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 

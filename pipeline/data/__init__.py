@@ -7,29 +7,14 @@ subsets, normalisation), so every source behaves the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.core.errors import DataError
-from pipeline.core.registry import Registry
-
-
-@dataclass
-class RawData:
-    """Arrays as a source reads them: images [N,H,W] or [N,C,H,W], integer labels [N]."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    description: str
-
-
-SOURCES: Registry[Callable[["DataConfig"], RawData]] = Registry("data source")
+from pipeline.data import embedded, fashion_mnist, npz  # noqa: F401  (register the sources)
+from pipeline.data.registry import SOURCES
 
 
 class DataConfig(BaseModel):
@@ -37,7 +22,7 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = Field("embedded", description="embedded | fashion-mnist | npz")
+    source: str = Field("embedded", description=f"a registered data source: {' | '.join(SOURCES.names())}")
     path: str | None = Field(None, description="directory (fashion-mnist) or file (npz); default: COMPRESS_DATA, then the system location")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training split held out for validation")
     train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
@@ -134,5 +119,3 @@ def _check_labels(y_train: np.ndarray, y_test: np.ndarray, num_classes: int, whe
         if len(y) and (y.min() < 0 or y.max() >= num_classes):
             raise DataError(f"{where}: {name} labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
 
-
-from pipeline.data import embedded, fashion_mnist, npz  # noqa: E402,F401  (register the sources)

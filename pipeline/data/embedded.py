@@ -9,10 +9,14 @@ from __future__ import annotations
 import io
 import lzma
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.data import SOURCES, DataConfig, RawData
+from pipeline.data.registry import SOURCES, RawData
+
+if TYPE_CHECKING:
+    from pipeline.data import DataConfig
 from pipeline.data.fashion_mnist import CLASS_NAMES
 
 ARCHIVE = Path(__file__).parent / "embedded" / "fashion_mnist_mini.npz.xz"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.data import SOURCES, DataConfig, RawData
+from pipeline.data.registry import SOURCES, RawData
+
+if TYPE_CHECKING:
+    from pipeline.data import DataConfig
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.data import SOURCES, DataConfig, RawData
+from pipeline.data.registry import SOURCES, RawData
+
+if TYPE_CHECKING:
+    from pipeline.data import DataConfig
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 

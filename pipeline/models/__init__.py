@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from pipeline.core.errors import CheckpointError, UserError
-from pipeline.core.registry import Registry
-
-ZOO: Registry[Callable[..., nn.Module]] = Registry("model")
+from pipeline.models import zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
+from pipeline.models.registry import ZOO
 
 
 class ModelConfig(BaseModel):
@@ -21,10 +20,17 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, description="a zoo model: tiny_cnn | resnet8 | resnet20 | mobilenetv2")
+    name: str | None = Field(None, description=f"a zoo model: {' | '.join(ZOO.names())}")
     factory: str | None = Field(None, description='a user model: "package.module:function" returning an nn.Module')
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the zoo model or factory")
     checkpoint: str | None = Field(None, description="a state_dict file to load (weights_only=True)")
+
+    @field_validator("name")
+    @classmethod
+    def _known_zoo_model(cls, name: str | None) -> str | None:
+        if name is not None and name not in ZOO:
+            raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(ZOO.names())} (or give factory: \"package.module:function\")")
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelConfig":
@@ -103,5 +109,3 @@ def load_weights(model: nn.Module, path: Path) -> None:
         )
     model.load_state_dict(saved)
 
-
-from pipeline.models import zoo  # noqa: E402,F401  (register the zoo)

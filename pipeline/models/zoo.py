@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline.models import ZOO
+from pipeline.models.registry import ZOO
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1, kernel: int = 3, groups: int = 1, relu: bool = True) -> nn.Sequential:

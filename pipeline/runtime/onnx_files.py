@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
@@ -27,18 +26,6 @@ FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul
 def onnx_accuracy(path: Path, split: Split) -> float:
     logits = onnx_logits(path, split.x.numpy())
     return float((logits.argmax(1) == split.y.numpy()).mean())
-
-
-def session(path: Path, threads: int, optimized_copy: Path | None = None) -> ort.InferenceSession:
-    """A session as a device would run it: sequential, `threads` intra-op threads, all graph optimisations."""
-    if optimized_copy is None:
-        return on_device.session(path, threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.optimized_model_filepath = str(optimized_copy)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 20, runs: int = 200) -> dict[str, float]:
@@ -101,7 +88,7 @@ def int8_coverage(path: Path) -> dict:
     """
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / "optimized.onnx"
-        session(path, threads=1, optimized_copy=optimized)
+        on_device.session(path, threads=1, optimized_copy=optimized)
         nodes = onnx.load(str(optimized)).graph.node
         ops = Counter(node.op_type for node in nodes)
         fp32_nodes = [node.name or node.output[0] for node in nodes if node.op_type in FP32_COMPUTE]
