@@ -1,6 +1,6 @@
 """Per-stage figures of a finished run, side by side: accuracy, params, MACs, ONNX size, host latency.
 
-The measuring lives in `pipeline/stage_figures.py` (also used by `compress report`).
+The measuring lives in `pipeline/reporting/stage_figures.py` (also used by `compress report`).
 
     python benchmarks/stage_table.py runs/quickstart [--threads 1 --runs 500]
 """

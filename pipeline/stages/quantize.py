@@ -9,6 +9,9 @@ the torch.ao-converted model); `neural-compressor` goes through its pt2e path an
 Whatever the route, the INT8 file must agree with the FP32 file on real test samples, and the
 compute ops that run in INT8 after onnxruntime's own optimisation are counted: a QDQ file always
 *looks* quantized, and a graph that keeps most compute in FP32 is usually slower than FP32 (warned).
+
+Over 250 lines on purpose: each route is a dozen lines that glue the stage's config and folder to a
+back end in `pipeline/quantization/`, and the `ROUTES` table reads best with all six beside it.
 """
 
 from __future__ import annotations
