@@ -125,7 +125,9 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
 
             model_in_run(Path(run_dir), document["model_sha256"])
         result = judge_report(document, device)
-    except (OSError, ValueError, KeyError, UserError) as e:
+    except Exception as e:  # noqa: BLE001  whatever goes wrong, a gate that cannot judge must not pass
+        if debug:
+            raise
         click.echo(f"error: {e}", err=True)
         result = GateResult([], [str(e)])
         _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
@@ -261,6 +263,8 @@ def summary_table(report: dict) -> str:
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
+    if not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, int) or digits == 0:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"

@@ -1,9 +1,11 @@
 """The CI gate: judge a run's report, or on-device results, against device budgets.
 
 Exit 0 pass, 1 a budget broken, 2 cannot judge. It fails closed: a missing report, an unknown device,
-a device without budgets or a budget whose figure was never measured is exit 2, never a silent pass.
-`results.json` from the on-device script is judged with the same rules (the script's budget rows
-are re-judged here from their values and limits, so an edited verdict does not pass).
+a device without budgets, a budget whose figure was never measured (or is not a number), a budget
+this version does not know, or a file that is not the JSON object it should be is exit 2, never a
+silent pass. Every row, of a run report or of on-device `results.json`, is re-judged here from its
+value and limit with the on-device script's rules; a stored verdict is never trusted, so an edited
+one does not pass.
 """
 
 from __future__ import annotations
@@ -55,19 +57,17 @@ def is_device_results(document: dict) -> bool:
 
 
 def results_as_report(results: dict) -> dict:
-    """On-device results in a run report's shape: one device, its budgets re-judged from the figures."""
-    budgets = {name: row.get("limit") for name, row in (results.get("budgets") or {}).items()}
-    unknown = sorted(set(budgets) - set(on_device.RULES))
-    if unknown:
-        raise ValueError(f"results.json has budgets this version does not know: {', '.join(unknown)}")
-    figures = {on_device.RULES[name][0]: row.get("value") for name, row in results["budgets"].items()}
-    return {"devices": {results.get("device", "device"): {"budgets": on_device.judge(budgets, figures)}}}
+    """On-device results in a run report's shape: one device and its budget rows (which
+    `judge_report` re-judges from their values, like a report's)."""
+    return {"devices": {results.get("device", "device"): {"budgets": results.get("budgets")}}}
 
 
 def judge_report(report: dict, device: str | None = None) -> GateResult:
     if is_device_results(report):
         report = results_as_report(report)
     devices = report.get("devices") or {}
+    if not isinstance(devices, dict):
+        return GateResult([], [f"the report's `devices` is a JSON {type(devices).__name__}, not an object of device results"])
     problems = []
     if device is not None and device not in devices:
         return GateResult([], [f"device '{device}' is not in this report; it has: {', '.join(devices) or 'none (no validate stage ran)'}"])
@@ -77,14 +77,36 @@ def judge_report(report: dict, device: str | None = None) -> GateResult:
     for name, result in devices.items():
         if device is not None and name != device:
             continue
-        budgets = result.get("budgets") or {}
-        if not budgets:
+        budgets = result.get("budgets") if isinstance(result, dict) else None
+        if not isinstance(budgets, dict) or not budgets:
             problems.append(f"device '{name}' has no budgets to judge")
+            continue
         for budget, row in budgets.items():
-            rows.append(GateRow(name, budget, row.get("value"), row.get("limit"), row.get("passed")))
-            if row.get("value") is None:
-                problems.append(f"{name}: {budget} has no measured value")
+            judged, problem = rejudge(budget, row)
+            rows.append(GateRow(name, budget, *judged))
+            if problem:
+                problems.append(f"{name}: {budget} {problem}")
     return GateResult(rows, problems)
+
+
+def rejudge(budget: str, row) -> tuple[tuple, str | None]:
+    """(value, limit, passed) recomputed from the row's value and limit with the on-device rules,
+    never read from its stored verdict; and what makes it unjudgeable, if anything."""
+    if not isinstance(row, dict):
+        return (None, None, None), f"is not a {{value, limit}} object (got {type(row).__name__})"
+    value, limit = row.get("value"), row.get("limit")
+    if budget not in on_device.RULES:
+        return (value, limit, None), f"is not a budget this version knows (known: {', '.join(on_device.RULES)})"
+    if not _number(limit):
+        return (value, limit, None), f"has no numeric limit (got {limit!r})"
+    if not _number(value):
+        return (value, limit, None), "has no measured value" if value is None else f"has a value that is not a number ({value!r})"
+    judged = on_device.judge({budget: limit}, {on_device.RULES[budget][0]: value})[budget]
+    return (judged["value"], limit, judged["passed"]), None
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x  # NaN is not a figure
 
 
 def junit_xml(result: GateResult) -> str:

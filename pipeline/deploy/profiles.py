@@ -52,7 +52,7 @@ class DeviceProfile(BaseModel):
     )
     latency_factor_note: str = Field(min_length=1, description="how the factor was obtained")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages, calibration runs)")
-    budgets: Budgets = Field(default_factory=Budgets)
+    budgets: Budgets = Field(description="at least one: a device with nothing to judge would pass any model")
 
     @model_validator(mode="after")
     def _threads_and_sources(self) -> "DeviceProfile":
@@ -60,6 +60,8 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"threads ({self.threads}) is more than the device's cores ({self.cores})")
         if self.latency_factor_source != "measured" and not self.sources:
             raise ValueError("sources: a nominal or calibrated profile must say where its figures come from")
+        if not self.budgets.model_dump(exclude_none=True):
+            raise ValueError(f"budgets: the profile sets none, so it would pass any model; set at least one of {', '.join(Budgets.model_fields)}")
         return self
 
     @property

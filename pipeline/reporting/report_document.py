@@ -130,6 +130,8 @@ def _cell(value) -> str:
 
 
 def _num(value) -> str:
+    if value is not None and not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, int):
         return f"{value:,}"
     return "–" if value is None else f"{value:.4g}"

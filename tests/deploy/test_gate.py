@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -44,3 +46,32 @@ def test_gate_fails_closed(tmp_path):
     assert gate(str(tmp_path / "missing")).exit_code == 2
     assert gate(report(tmp_path, {})).exit_code == 2
     assert gate(report(tmp_path, {"pi": {"budgets": {}}})).exit_code == 2
+
+
+def test_a_stored_verdict_is_never_trusted(tmp_path):
+    """A report edited to say `passed: true` over a value beyond its limit still fails."""
+    assert gate(report(tmp_path, {"pi": device(max_size_kb=(30, 20, True))})).exit_code == 1
+    assert gate(report(tmp_path, {"pi": device(min_accuracy=(0.9, 0.8, False))})).exit_code == 0
+
+
+def test_a_missing_figure_cannot_be_judged_even_if_marked_failed(tmp_path):
+    result = gate(report(tmp_path, {"pi": device(max_size_kb=(10, 20, True), min_accuracy=(None, 0.8, False))}))
+    assert result.exit_code == 2 and "min_accuracy has no measured value" in result.output
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ([1, 2], "holds a JSON list"),
+        ({"devices": ["pi"]}, "`devices` is a JSON list"),
+        ({"devices": {"pi": {"budgets": {"max_size_kb": 12}}}}, "max_size_kb is not a {value, limit} object"),
+        ({"devices": {"pi": {"budgets": {"max_speed": {"value": 1, "limit": 2}}}}}, "max_speed is not a budget this version knows"),
+        ({"devices": {"pi": {"budgets": {"max_size_kb": {"value": "small", "limit": 2}}}}}, "value that is not a number ('small')"),
+        ({"devices": {"pi": {"budgets": {"max_size_kb": {"value": 1, "limit": None}}}}}, "has no numeric limit"),
+    ],
+)
+def test_documents_of_the_wrong_shape_cannot_be_judged(tmp_path, document, message):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    result = gate(str(path))
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

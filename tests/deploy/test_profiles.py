@@ -62,3 +62,17 @@ def test_bad_profiles_are_refused_naming_the_field(tmp_path, changes, message):
     with pytest.raises(DeviceProfileError) as e:
         load_profile(write_profile(tmp_path, **changes))
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("budgets", [None, {}, {"max_size_kb": None}])
+def test_a_profile_without_budgets_is_refused(tmp_path, budgets):
+    """A device with nothing to judge would pass any model; it must never load."""
+    raw = yaml.safe_load(open("devices/host.yaml"))
+    if budgets is None:
+        del raw["budgets"]
+    else:
+        raw["budgets"] = budgets
+    path = tmp_path / "empty.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DeviceProfileError, match="budgets"):
+        load_profile(str(path))
