@@ -307,13 +307,25 @@ def print_verdict(results: dict) -> None:
     print({True: "verdict: PASS", False: "verdict: FAIL", None: "verdict: CANNOT JUDGE"}[results["passed"]])
 
 
+def own_folder() -> Path:
+    """The unpacked bundle this script was shipped in (it sits beside manifest.json), else the
+    current folder, so `python3 validate_on_device.py` inside the bundle judges that bundle."""
+    here = Path(__file__).resolve().parent
+    return here if (here / "manifest.json").is_file() else Path.cwd()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, help="bundle .zip made by `compress bundle`, or its unpacked folder")
+    parser.add_argument(
+        "bundle", type=Path, nargs="?", default=None,
+        help="bundle .zip made by `compress bundle`, or its unpacked folder; default: the unpacked bundle this script stands in",
+    )
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     parser.add_argument("--threads", type=int, default=None, help="default: the device profile's")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)  # BUNDLE is a model file here
     args = parser.parse_args(argv)
+    if args.bundle is None:
+        args.bundle = own_folder()
     if args.memory_probe:
         print(json.dumps(memory_probe(args.bundle, args.threads or 1)))
         return PASS

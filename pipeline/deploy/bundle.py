@@ -32,6 +32,8 @@ On the device (Python 3.8+, numpy and onnxruntime; no torch, no project install)
 
     python3 validate_on_device.py {name}
 
+or, once unzipped, from inside the unpacked folder: python3 validate_on_device.py
+
 It verifies the model's SHA-256, measures accuracy on {count} test samples and batch-1 latency with
 {threads} thread(s), reads peak memory, judges the budgets in manifest.json and writes results.json.
 Copy results.json back and run `compress gate results.json` (same exit codes as for a run folder)

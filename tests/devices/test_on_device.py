@@ -84,6 +84,17 @@ def test_script_runs_without_torch_and_its_verdict_matches_the_gate(bundle, tmp_
     assert gate.exit_code == done.returncode
 
 
+def test_the_unpacked_bundle_judges_itself_with_no_argument(bundle, tmp_path):
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(unpacked)
+    done = subprocess.run(
+        [sys.executable, "validate_on_device.py"], cwd=unpacked, env=without_torch(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "verdict:" in done.stdout and (unpacked / "results.json").is_file()
+
+
 def test_a_tampered_model_is_refused(bundle, tmp_path):
     tampered = tmp_path / "tampered.zip"
     with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(tampered, "w") as sink:
