@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.core.errors import DataError
-from pipeline.data import embedded, fashion_mnist, npz  # noqa: F401  (register the sources)
+from pipeline.data import contract, embedded, fashion_mnist, npz  # noqa: F401  (register the sources)
 from pipeline.data.registry import SOURCES
 
 
@@ -71,14 +71,20 @@ class DataSplits:
 def load_data(cfg: DataConfig, seed: int) -> DataSplits:
     """Read the source, carve the validation split from train, subset, and normalise with train statistics."""
     raw = SOURCES.get(cfg.source)(cfg)
-    x_train, x_test = _as_nchw(raw.x_train), _as_nchw(raw.x_test)
-    y_train, y_test = raw.y_train.astype(np.int64), raw.y_test.astype(np.int64)
-    _check_labels(y_train, y_test, len(raw.class_names), raw.description)
+    where = raw.description
+    x_train, x_test = contract.images(raw.x_train, "x_train", where), contract.images(raw.x_test, "x_test", where)
+    contract.same_sample_shape(x_train, x_test, where)
+    y_train = contract.labels(raw.y_train, "y_train", where, count=len(x_train))
+    y_test = contract.labels(raw.y_test, "y_test", where, count=len(x_test))
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        contract.in_range(y, name, len(raw.class_names), where)
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y_train))
     n_val = max(1, int(round(len(order) * cfg.val_fraction)))
     val_idx, train_idx = order[:n_val], order[n_val:]
+    if len(train_idx) == 0:
+        raise DataError(f"{where}: {len(order)} training image(s) leave none to train on after holding out val_fraction={cfg.val_fraction}")
     if cfg.train_subset is not None:
         train_idx = train_idx[: cfg.train_subset]
         val_idx = val_idx[: max(10, int(cfg.train_subset * cfg.val_fraction))]
@@ -103,19 +109,3 @@ def load_data(cfg: DataConfig, seed: int) -> DataSplits:
         batch_size=cfg.batch_size,
         description=raw.description,
     )
-
-
-def _as_nchw(x: np.ndarray) -> np.ndarray:
-    """Images as float32 in [0, 1] (uint8) or as given (float), with a channel axis."""
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise DataError(f"images must be [N,H,W] or [N,C,H,W], got shape {x.shape}")
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-
-
-def _check_labels(y_train: np.ndarray, y_test: np.ndarray, num_classes: int, where: str) -> None:
-    for name, y in (("train", y_train), ("test", y_test)):
-        if len(y) and (y.min() < 0 or y.max() >= num_classes):
-            raise DataError(f"{where}: {name} labels must lie in 0..{num_classes - 1}, found {y.min()}..{y.max()}")
-

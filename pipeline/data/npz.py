@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core.errors import DataError
+from pipeline.data import contract
 from pipeline.data.registry import SOURCES, RawData
 
 if TYPE_CHECKING:
@@ -30,16 +31,23 @@ def load_npz(cfg: DataConfig) -> RawData:
     missing = [k for k in REQUIRED if k not in arrays.files]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; it holds {', '.join(arrays.files)}")
-    y_train = arrays["y_train"]
+    where = f"npz ({path})"
+    x_train, x_test = read(arrays, "x_train", path), read(arrays, "x_test", path)
+    y_train = contract.labels(read(arrays, "y_train", path), "y_train", where)
+    y_test = contract.labels(read(arrays, "y_test", path), "y_test", where)
     if "class_names" in arrays.files:
-        class_names = [str(c) for c in arrays["class_names"]]
-    else:
-        class_names = [str(i) for i in range(int(max(y_train.max(), arrays["y_test"].max())) + 1)]
-    return RawData(
-        x_train=arrays["x_train"],
-        y_train=y_train,
-        x_test=arrays["x_test"],
-        y_test=arrays["y_test"],
-        class_names=class_names,
-        description=f"npz ({path})",
-    )
+        class_names = [str(c) for c in read(arrays, "class_names", path)]
+    else:  # classes 0..max label seen
+        class_names = [str(i) for i in range(int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1)]
+    return RawData(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=class_names, description=where)
+
+
+def read(arrays, key: str, path: Path) -> np.ndarray:
+    """One array of the file; pickled (object) arrays are refused, never unpickled."""
+    try:
+        return arrays[key]
+    except ValueError as e:
+        raise DataError(
+            f"{path}: {key} is stored as pickled Python objects ({e}); save it as a numeric array "
+            "(np.savez with uint8/float images and integer labels, class_names as a string array)"
+        ) from None

@@ -1,0 +1,73 @@
+"""The data contract, checked when data is loaded and before any training.
+
+Images: numbers (not strings, not pickled objects), [N,H,W] or [N,C,H,W], the same per-sample shape
+in every split, finite. Labels: one integer per image (a float label is accepted only when it is a
+whole number: 3.0 is class 3, 3.5 is an error, never silently truncated), within the classes.
+Splits: not empty. Each failure is one `DataError` naming where the data came from, the array and
+what was expected, so a bad file costs seconds, not a training run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.core.errors import DataError
+
+NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float
+
+
+def images(x: np.ndarray, name: str, where: str) -> np.ndarray:
+    """`x` as float32 [N,C,H,W] (uint8 scaled to [0, 1]), after the checks above."""
+    if x.dtype.kind not in NUMERIC_KINDS:
+        raise DataError(f"{where}: {name} holds {_kind(x)}, not pixel values; store images as uint8 or float arrays")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"{where}: {name} has shape {list(x.shape)}; images must be [N,H,W] (grey) or [N,C,H,W]")
+    if len(x) == 0:
+        raise DataError(f"{where}: {name} is empty; every split needs at least one image")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)).all(1)).ravel()
+        raise DataError(
+            f"{where}: {name} has NaN or infinite pixel values in {len(bad)} image(s) (first: index {bad[0]}); "
+            "fix or drop them before training"
+        )
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def labels(y: np.ndarray, name: str, where: str, count: int | None = None) -> np.ndarray:
+    """`y` as int64 [N]; `count` is the number of images it labels."""
+    y = np.asarray(y)
+    if y.dtype.kind not in NUMERIC_KINDS:
+        raise DataError(
+            f"{where}: {name} holds {_kind(y)}, not class indices; map each class to 0..K-1 and give the names as class_names"
+        )
+    if y.ndim != 1:
+        raise DataError(f"{where}: {name} has shape {list(y.shape)}; labels are one class index per image, shape [N]")
+    if y.dtype.kind == "f":
+        fractional = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if len(fractional):
+            raise DataError(
+                f"{where}: {name} holds {len(fractional)} label(s) that are not whole numbers (first: {y[fractional[0]].item()!r} "
+                f"at index {fractional[0]}); labels are class indices 0..K-1"
+            )
+    if count is not None and len(y) != count:
+        raise DataError(f"{where}: {name} has {len(y)} labels for {count} images; give one label per image")
+    return y.astype(np.int64)
+
+
+def in_range(y: np.ndarray, name: str, num_classes: int, where: str) -> None:
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(f"{where}: {name} labels must lie in 0..{num_classes - 1} ({num_classes} classes), found {y.min()}..{y.max()}")
+
+
+def same_sample_shape(train: np.ndarray, test: np.ndarray, where: str) -> None:
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(
+            f"{where}: training images are {list(train.shape[1:])} (C,H,W) but test images are {list(test.shape[1:])}; "
+            "every split must have the same channels and size"
+        )
+
+
+def _kind(a: np.ndarray) -> str:
+    return {"U": "strings", "S": "bytes", "O": "Python objects"}.get(a.dtype.kind, f"dtype {a.dtype}")
