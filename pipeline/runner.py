@@ -26,6 +26,7 @@ from pipeline.core.state import ModelState
 from pipeline.data import load_data
 from pipeline.deploy.profiles import load_profile
 from pipeline.models import build_model
+from pipeline.models.contract import check_model
 from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
@@ -58,6 +59,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
 
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
+    check_model(model, data.train.x[:2], data.num_classes, header.model.describe())
     state = ModelState(model=model)
     if done:
         state = load_stage_state(folders[done - 1], model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +32,9 @@ class ModelConfig(BaseModel):
             raise ValueError(f"unknown zoo model {name!r}; known: {', '.join(ZOO.names())} (or give factory: \"package.module:function\")")
         return name
 
+    def describe(self) -> str:
+        return f"model {self.name!r}" if self.name is not None else f"model.factory {self.factory}"
+
     @model_validator(mode="after")
     def _one_source(self) -> "ModelConfig":
         if (self.name is None) == (self.factory is None):
@@ -42,7 +45,7 @@ class ModelConfig(BaseModel):
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int, load_checkpoint: bool = True) -> nn.Module:
     """Build the architecture; zoo models get the data's channel and class counts, user factories only their kwargs."""
     if cfg.name is not None:
-        model = ZOO.get(cfg.name)(in_channels=in_channels, num_classes=num_classes, **cfg.kwargs)
+        model = _built(f"model {cfg.name!r}", lambda: ZOO.get(cfg.name)(in_channels=in_channels, num_classes=num_classes, **cfg.kwargs), cfg.kwargs)
     else:
         model = _call_factory(cfg.factory, cfg.kwargs)
     if cfg.checkpoint and load_checkpoint:
@@ -58,13 +61,21 @@ def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
         func = getattr(importlib.import_module(module_name), func_name)
     except (ImportError, AttributeError) as e:
         raise UserError(f"model.factory: cannot load {spec}: {e}") from None
-    try:
-        model = func(**kwargs)
-    except TypeError as e:
-        raise UserError(f"model.factory: {spec}(**{kwargs}) failed: {e}") from None
+    model = _built(f"model.factory {spec}", lambda: func(**kwargs), kwargs)
     if not isinstance(model, nn.Module):
         raise UserError(f"model.factory: {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _built(what: str, build: Callable[[], Any], kwargs: dict[str, Any]) -> Any:
+    """Whatever a model's constructor raises is the user's model or kwargs at fault: one paragraph."""
+    try:
+        return build()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  user code may raise anything
+        first = str(e).splitlines()[0][:300] if str(e) else ""
+        raise UserError(f"{what} failed to build with kwargs {kwargs}: {type(e).__name__}: {first} (--debug shows where)") from e
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
