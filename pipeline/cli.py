@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from exporters import ParityError
-from pipeline.core.errors import UserError
+from pipeline.core.errors import IntegrityError, UserError
 
 log = logging.getLogger("compress")
 
@@ -39,7 +39,7 @@ def friendly_errors(command):
             if debug:
                 raise
             click.echo(f"error: {e}", err=True)
-            sys.exit(1)
+            sys.exit(2 if isinstance(e, IntegrityError) else 1)
         except KeyboardInterrupt:
             click.echo("interrupted: finished stages are kept; run the same command again to resume", err=True)
             sys.exit(130)

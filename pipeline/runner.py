@@ -10,6 +10,7 @@ re-run skips the longest finished prefix, loads the state it left, and deletes t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from devices.on_device import validate_on_device as on_device
 from pipeline.core.checkpoints import load_model, save_model
 from pipeline.core.errors import StageError
 from pipeline.core.run_folder import RunFolder, StageFolder
@@ -38,9 +40,13 @@ log = logging.getLogger("compress")
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False) -> dict:
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`."""
-    run_dir = Path(out_dir) if out_dir else Path("runs") / recipe.name
-    run = RunFolder(run_dir)
+    run = RunFolder(Path(out_dir) if out_dir else Path("runs") / recipe.name)
     run.ensure_writable()
+    with run.lock():
+        return _run_locked(recipe, run, fresh, quiet)
+
+
+def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dict:
     header = recipe.header
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
@@ -49,9 +55,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
 
     fingerprints = stage_fingerprints(recipe, [p.model_dump() for p in profiles])
     folders = [run.stage(i, entry.name) for i, entry in enumerate(recipe.stages)]
-    done = 0
-    while not fresh and done < len(folders) and folders[done].finished_with(fingerprints[done]):
-        done += 1
+    done = 0 if fresh else finished_prefix(folders, fingerprints)
     kept = {f.path for f in folders[:done]}
     for stale in run.stage_folders():
         if stale.path not in kept:
@@ -74,7 +78,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     run.write_recipe_header(header.model_dump(mode="json"))
 
     def report() -> dict:
-        data_ = build_report(recipe_meta, records, state.artifacts, state.reference, state.devices, env)
+        data_ = build_report(recipe_meta, records, state.artifacts, run.artifact_hashes(state.artifacts), state.reference, state.devices, env)
         run.write_report(data_)
         return data_
 
@@ -84,7 +88,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         spec = STAGES.get(entry.name)
         folder.path.mkdir(parents=True)
         ctx = StageContext(
-            data=data, device=device, run_dir=run_dir, stage_dir=folder.path, seed=header.seed * 1000 + i,
+            data=data, device=device, run_dir=run.path, stage_dir=folder.path, seed=header.seed * 1000 + i,
             profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
             model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes),
         )
@@ -92,15 +96,43 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}")
         started = time.perf_counter()
         try:
-            state = spec.run(entry.config, state, ctx)
+            with stage_peak_memory() as peak:
+                state = spec.run(entry.config, state, ctx)
         except BaseException:
             record.status = "failed"
             report()
             raise
+        ctx.metrics["peak_rss_mb"] = peak()
         record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
         save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
         report()
     return report()
+
+
+def finished_prefix(folders: list[StageFolder], fingerprints: list[str]) -> int:
+    """How many stages, from the first, finished with today's fingerprint and untouched files; says
+    why the next one runs again when it had finished before."""
+    for i, (folder, fingerprint) in enumerate(zip(folders, fingerprints)):
+        reason = folder.why_not_finished(fingerprint)
+        if reason is not None:
+            if (folder.path / StageFolder.STATE).exists():
+                log.warning(f"re-running from {folder.name}: {reason}")
+            return i
+    return len(folders)
+
+
+@contextlib.contextmanager
+def stage_peak_memory():
+    """Yields a function giving the process's peak resident memory (MB) since the stage began.
+
+    On Linux the kernel's high-water mark is reset first (/proc/self/clear_refs), so each stage gets
+    its own peak; elsewhere the figure is the process's peak so far (never less than the stage's)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+    yield lambda: None if (mb := on_device.peak_memory_mb()) is None else round(mb, 1)
 
 
 def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_channels: int, num_classes: int):

@@ -69,13 +69,8 @@ def lenient_device(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def finished_run(tmp_path_factory) -> Path:
-    """A finished tiny run (train, export, quantize, validate on the host and the Pi 4), shared by
-    the tests that read run folders (bundle, report)."""
-    from pipeline.recipe import parse_recipe
-    from pipeline.runner import run_recipe
-
+def finished_run_recipe() -> dict:
+    """train, export, quantize, validate on the host and the Pi 4: the recipe of `finished_run`."""
     recipe = copy.deepcopy(TINY_RECIPE)
     recipe["stages"] = [
         {"train": {"epochs": 2, "lr": 0.01}},
@@ -83,6 +78,16 @@ def finished_run(tmp_path_factory) -> Path:
         {"quantize": {"calibration_samples": 64, "min_top1_agreement": 0.5}},
         {"validate": {"runs": 20, "warmup": 2}},
     ]
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished tiny run, shared by the tests that read run folders (bundle, report, gate); tests
+    that change it work on a copy."""
+    from pipeline.recipe import parse_recipe
+    from pipeline.runner import run_recipe
+
     out = tmp_path_factory.mktemp("run") / "tiny"
-    run_recipe(parse_recipe(recipe), out, quiet=True)
+    run_recipe(parse_recipe(finished_run_recipe()), out, quiet=True)
     return out

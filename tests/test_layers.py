@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # folder of pipeline/ -> the folders of pipeline/ (and top-level packages) it may import
 MAY_IMPORT = {
-    "core": set(),
+    "core": {"devices"},  # the torch-free on-device script's hashing: one SHA-256 for runs, bundles and boards
     "data": {"core"},
     "models": {"core"},
     "training": {"core", "data", "models"},

@@ -21,5 +21,10 @@ class DeviceProfileError(UserError):
     """A device profile is unknown or invalid."""
 
 
+class IntegrityError(UserError):
+    """A file of a finished run changed or vanished since it was written: nothing about it can be trusted.
+    Commands exit 2 ("cannot judge") on it, like a gate that cannot judge."""
+
+
 class StageError(UserError):
     """A stage cannot do what the recipe asks (its message says which stage and why)."""

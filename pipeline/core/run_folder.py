@@ -11,17 +11,29 @@ runs/<name>/
     ...              the stage's own files (model.onnx, model.int8.onnx, ...)
 ```
 
-A stage folder without `state.json` is unfinished. Gate, bundle, calibration and the human report
-read a finished run only through `RunFolder`, so a change of layout is a change of this file.
+A stage folder without `state.json` is unfinished. `state.json` records the SHA-256 of every file
+the stage left, and `report.json` that of every deployable file: a resumed run re-runs from the
+first stage whose files changed or vanished, and gate, bundle, calibration and the human report
+refuse a run whose files no longer match (`IntegrityError`). `.lock` keeps a second `compress run`
+out of a folder in use. Readers reach a finished run only through `RunFolder`, so a change of
+layout is a change of this file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Iterator
 
-from pipeline.core.errors import UserError
+from devices.on_device.validate_on_device import sha256
+from pipeline.core.errors import IntegrityError, UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a second run into one folder is not caught there
+    fcntl = None
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -65,11 +77,31 @@ class StageFolder:
         return self.path / self.HEADS
 
     def finished_with(self, fingerprint: str) -> bool:
-        """Committed, and by a stage with this fingerprint (same config, same input)."""
+        return self.why_not_finished(fingerprint) is None
+
+    def why_not_finished(self, fingerprint: str) -> str | None:
+        """None when committed by a stage with this fingerprint (same config, same input) and every
+        file it recorded is unchanged; else why it must run again."""
         try:
-            return json.loads((self.path / self.STATE).read_text())["fingerprint"] == fingerprint
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+            saved = json.loads((self.path / self.STATE).read_text())
+        except (OSError, ValueError):
+            return "it did not finish"
+        if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+            return "its recipe entry or what it received changed"
+        return self.file_problem(saved)
+
+    def file_problem(self, saved: dict) -> str | None:
+        """The first recorded file that vanished or changed since the stage finished, said in words."""
+        files = saved.get("files")
+        if not isinstance(files, dict):
+            return "its state records no file hashes (written by an older version), so its files cannot be trusted"
+        for name, digest in files.items():
+            path = self.path / name
+            if not path.is_file():
+                return f"{self.name}/{name} is missing"
+            if sha256(path) != digest:
+                return f"{self.name}/{name} changed since the stage wrote it (SHA-256 differs)"
+        return None
 
     def saved_state(self) -> dict:
         return read_json(self.path / self.STATE, "a stage's state")
@@ -78,9 +110,11 @@ class StageFolder:
         return read_json(self.path / self.METRICS, "a stage's metrics")
 
     def commit(self, metrics: dict, state: dict, fingerprint: str, seconds: float) -> None:
-        """Metrics first, then the commit marker: a crash in between leaves an unfinished stage."""
+        """Metrics first, then the commit marker with every file's hash: a crash in between leaves
+        an unfinished stage."""
         write_json_atomic(self.path / self.METRICS, metrics)
-        write_json_atomic(self.path / self.STATE, {"fingerprint": fingerprint, "seconds": seconds, **state})
+        files = {p.relative_to(self.path).as_posix(): sha256(p) for p in sorted(self.path.rglob("*")) if p.is_file() and p.name != self.STATE}
+        write_json_atomic(self.path / self.STATE, {"fingerprint": fingerprint, "seconds": seconds, **state, "files": files})
 
 
 class RunFolder:
@@ -135,5 +169,60 @@ class RunFolder:
         write_json_atomic(self.path / self.RECIPE, header)
 
     def artifacts(self) -> dict[str, Path]:
-        """The deployable files the report names (`onnx_fp32`, `onnx_int8`), as paths."""
-        return {name: self.resolve(ref) for name, ref in (self.report().get("artifacts") or {}).items() if ref}
+        """The deployable files the report names (`onnx_fp32`, `onnx_int8`), as paths, each checked
+        against the hash the report recorded for it."""
+        report = self.report()
+        files = {name: self.resolve(ref) for name, ref in (report.get("artifacts") or {}).items() if ref}
+        self.verify(report)
+        return files
+
+    def artifact_hashes(self, artifacts: dict[str, str]) -> dict[str, str]:
+        """SHA-256 of each deployable file (paths relative to the run), for the report to record."""
+        return {name: sha256(self.resolve(ref)) for name, ref in artifacts.items() if ref and self.resolve(ref).is_file()}
+
+    def verify(self, report: dict | None = None) -> None:
+        """Refuse a run whose files changed since they were written: every finished stage's recorded
+        files, and every deployable file against the hash in report.json."""
+        report = self.report() if report is None else report
+        problems = []
+        for stage in report.get("stages") or []:
+            if isinstance(stage, dict) and stage.get("status") in ("ran", "resumed"):
+                folder = self.stage_named(str(stage.get("folder")))
+                problem = folder.file_problem(folder.saved_state())
+                if problem:
+                    problems.append(problem)
+        recorded = report.get("artifact_sha256") or {}
+        for name, ref in (report.get("artifacts") or {}).items():
+            if not ref:
+                continue
+            path = self.resolve(ref)
+            if name not in recorded:
+                problems.append(f"report.json records no hash for {name} ({ref})")
+            elif not path.is_file():
+                problems.append(f"{ref} ({name}) is missing")
+            elif sha256(path) != recorded[name]:
+                problems.append(f"{ref} ({name}) changed since the run wrote it (SHA-256 differs from report.json)")
+        if problems:
+            raise IntegrityError(
+                f"{self.path}: files of this run changed after it finished, so its figures no longer describe them: "
+                + "; ".join(dict.fromkeys(problems)) + ". Run `compress run RECIPE` again to rebuild what changed."
+            )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold `.lock` while a run writes here; a second run into the same folder is refused. The
+        lock is the kernel's (flock), so a killed run never leaves a stale one behind."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise UserError(f"{self.path} is in use by another `compress run` ({holder}); wait for it, or give this run another --out") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
+            yield

@@ -46,10 +46,16 @@ class GateResult:
 def read_report(source: Path) -> dict:
     """A run's report (`source` is the run folder or its report.json), or on-device results.json."""
     if source.is_dir():
-        return RunFolder(source).report()
+        run = RunFolder(source)
+        report = run.report()
+        run.verify(report)
+        return report
     if not source.is_file():
         raise UserError(f"no report at {source}: run `compress run RECIPE` first (or give the run folder)")
-    return read_json(source, "a run report or on-device results")
+    document = read_json(source, "a run report or on-device results")
+    if not is_device_results(document):  # a run's report.json: its files must still be the ones it judged
+        RunFolder(source.parent).verify(document)
+    return document
 
 
 def is_device_results(document: dict) -> bool:

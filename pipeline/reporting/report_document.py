@@ -23,6 +23,7 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     """Measure every stage, draw the plots, write report.md (+ PNGs) and report.html; return both paths."""
     run = RunFolder(run_dir)
     report = run.report()
+    run.verify(report)
     out_dir = out_dir or run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = {name: load_profile(name) for name in report.get("devices") or {}} or {"host": load_profile("host")}

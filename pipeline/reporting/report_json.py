@@ -64,7 +64,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_report(recipe_meta: dict, records: list[StageRecord], artifacts: dict, reference: dict, devices: dict, env: dict) -> dict:
+def build_report(
+    recipe_meta: dict, records: list[StageRecord], artifacts: dict, artifact_sha256: dict, reference: dict, devices: dict, env: dict
+) -> dict:
     verdicts = [d.get("passed") for d in devices.values()]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -73,6 +75,7 @@ def build_report(recipe_meta: dict, records: list[StageRecord], artifacts: dict,
         "stages": [r.to_json() for r in records],
         "reference": reference,
         "artifacts": {"onnx_fp32": artifacts.get("onnx_fp32"), "onnx_int8": artifacts.get("onnx_int8")},
+        "artifact_sha256": {k: v for k, v in artifact_sha256.items() if k in ("onnx_fp32", "onnx_int8")},
         "devices": devices,
         "passed": overall({n: {"passed": v} for n, v in zip(devices, verdicts)}) if devices else None,
     }

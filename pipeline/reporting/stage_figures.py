@@ -24,6 +24,7 @@ def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]
     """One row per finished stage; `latency[threads] = {p50, p90}` on this host, in ms."""
     run = RunFolder(run_dir)
     report, header = run.report(), run.recipe_header()
+    run.verify(report)
     data = load_data(DataConfig.model_validate(header["data"]), header["seed"])
     model_config = ModelConfig.model_validate(header["model"])
     sample = data.test.x[:1].numpy()

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import IntegrityError, UserError
 from pipeline.core.run_folder import RunFolder
 
 
@@ -30,8 +30,42 @@ def test_reports_that_are_missing_or_not_an_object_are_clear_errors(tmp_path):
         run.report()
 
 
-def test_artifacts_are_paths_inside_the_run(tmp_path):
+def test_artifacts_are_paths_inside_the_run_checked_against_their_hashes(tmp_path):
     run = RunFolder(tmp_path)
-    run.write_report({"artifacts": {"onnx_fp32": "03-export/model.onnx", "onnx_int8": None}})
-    assert run.artifacts() == {"onnx_fp32": tmp_path / "03-export/model.onnx"}
-    assert json.loads(run.report_file.read_text())["artifacts"]["onnx_int8"] is None
+    (tmp_path / "03-export").mkdir()
+    onnx_file = tmp_path / "03-export/model.onnx"
+    onnx_file.write_bytes(b"graph")
+    artifacts = {"onnx_fp32": "03-export/model.onnx", "onnx_int8": None}
+    run.write_report({"artifacts": artifacts, "artifact_sha256": run.artifact_hashes(artifacts)})
+    assert run.artifacts() == {"onnx_fp32": onnx_file}
+    onnx_file.write_bytes(b"graph, edited")
+    with pytest.raises(IntegrityError, match=r"03-export/model.onnx \(onnx_fp32\) changed since the run wrote it"):
+        run.artifacts()
+    onnx_file.unlink()
+    with pytest.raises(IntegrityError, match="is missing"):
+        run.artifacts()
+    run.write_report({"artifacts": artifacts})
+    with pytest.raises(IntegrityError, match="records no hash for onnx_fp32"):
+        run.verify()
+
+
+def test_a_stage_whose_file_changed_is_not_finished(tmp_path):
+    stage = RunFolder(tmp_path).stage(1, "export")
+    stage.path.mkdir()
+    (stage.path / "model.onnx").write_bytes(b"graph")
+    stage.commit({}, {}, "fp", 1.0)
+    assert stage.why_not_finished("fp") is None
+    (stage.path / "model.onnx").write_bytes(b"garbage")
+    assert stage.why_not_finished("fp") == "02-export/model.onnx changed since the stage wrote it (SHA-256 differs)"
+    (stage.path / "model.onnx").unlink()
+    assert stage.why_not_finished("fp") == "02-export/model.onnx is missing"
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path):
+    run = RunFolder(tmp_path)
+    with run.lock():
+        with pytest.raises(UserError, match="is in use by another `compress run` \\(pid"):
+            with RunFolder(tmp_path).lock():
+                pass
+    with run.lock():  # released when the first run ends
+        pass
