@@ -48,11 +48,12 @@ def test_whole_recipe_end_to_end(tmp_path, tiny_recipe, write_recipe, lenient_de
     assert lenient["latency_kind"] == "estimated"
     candidates = lenient["choice"]["candidates"]
     assert set(candidates) == {"onnx_int8", "onnx_fp32"} and lenient["choice"]["reason"].startswith(lenient["artifact"])
-    p90 = {name: c["latency_ms"]["p90"] for name, c in candidates.items()}
-    other = "onnx_fp32" if lenient["artifact"] == "onnx_int8" else "onnx_int8"
-    assert p90[lenient["artifact"]] <= p90[other] * 1.03, "every budget passes for both, so the faster one (or a tie) ships"
+    latency = {name: c["latency_ms"] for name, c in candidates.items()}
+    chosen, other = latency[lenient["artifact"]], latency["onnx_fp32" if lenient["artifact"] == "onnx_int8" else "onnx_int8"]
+    margin = max(chosen["noise"], other["noise"], 0.03 * min(chosen["p50"], other["p50"]))
+    assert chosen["p50"] <= other["p50"] + margin, "every budget passes for both, so the faster median (or a tie within the noise) ships"
     assert lenient["size_bytes"] == (int8_path if lenient["artifact"] == "onnx_int8" else fp32_path).stat().st_size
-    assert set(lenient["latency_ms"]) == {"p50", "p90", "p99"}
+    assert set(lenient["latency_ms"]) == {"p50", "p90", "p99", "noise"}
     assert lenient["passed"] is True
 
     assert cli.invoke(main, ["gate", str(out), "--device", "lenient"]).exit_code == 0

@@ -250,6 +250,10 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             sess = session(model, threads)
             predicted = predictions(sess, inputs)
             latency = measure_latency(sess, inputs)
+        one_thread = None
+        if threads > 1:  # the host estimates from one thread; this pair calibrates the thread speed-up
+            with pinned(1):
+                one_thread = measure_latency(session(model, 1), inputs)
         accuracy = float((predicted == labels).mean())
         reference = manifest["expected"].get("reference_accuracy")
         figures = {
@@ -272,6 +276,7 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             "agreement_with_host": round(float((predicted == expected).mean()), 5),
             "expected": manifest["expected"],
             "latency_ms": latency,
+            "latency_one_thread_ms": one_thread,
             "threads": threads,
             "size_bytes": model.stat().st_size,
             "size_gzip_bytes": gzip_size(model),

@@ -21,7 +21,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder, read_json
 from pipeline.deploy.gate import is_device_results
 from pipeline.deploy.profiles import DeviceProfile, load_profile
-from pipeline.runtime.onnx_files import measure_latency
+from pipeline.runtime.onnx_files import HOST_THREADS, measure_latency
 
 
 def read_results(path: Path) -> dict:
@@ -52,31 +52,44 @@ def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = Non
         raise UserError(f"{results_path} holds results from device '{results['device']}', not '{profile.name}'")
     device_p50 = results["latency_ms"]["p50"]
     threads = results["threads"]
+    one_thread = (results.get("latency_one_thread_ms") or {}).get("p50") or (device_p50 if threads == 1 else None)
     if run_dir is not None:
         model = model_in_run(run_dir, results["model_sha256"])
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in on_device.session(model, 1).get_inputs()[0].shape]
-        host_p50 = measure_latency(model, np.zeros(shape, dtype=np.float32), threads)["p50"]
-        host_source = f"measured now on this host ({model.name}, {threads} thread(s))"
+        host_p50 = measure_latency(model, np.zeros(shape, dtype=np.float32), HOST_THREADS)["p50"]
+        host_source = f"measured now on one thread of this host ({model.name})"
     else:
         host = (results.get("expected") or {}).get("host_latency_ms") or {}
         if not host.get("p50"):
             raise UserError("the bundle recorded no host latency for this model; give --run RUN_DIR to measure it here")
         host_p50 = host["p50"]
         host_source = "recorded in the bundle by the host that made it"
-    factor = round(device_p50 / host_p50, 3)
-    note = (
-        f"calibrated {date.today().isoformat()}: device p50 {device_p50:.4g} ms over {results['latency_ms']['runs']} runs / "
-        f"host p50 {host_p50:.4g} ms ({host_source}), model {results['model_sha256'][:16]}…, "
-        f"{results['platform'].get('machine')} {results['platform'].get('system')}, onnxruntime {results['platform'].get('onnxruntime')}"
+    where = (
+        f"model {results['model_sha256'][:16]}…, {results['platform'].get('machine')} {results['platform'].get('system')}, "
+        f"onnxruntime {results['platform'].get('onnxruntime')}"
     )
-    calibrated = profile.model_copy(
-        update={
-            "latency_factor": factor,
-            "latency_factor_source": "calibrated",
-            "latency_factor_note": note,
-            "sources": [*profile.sources, f"on-device results {results_path.name} (model {results['model_sha256'][:16]}…)"],
-        }
-    )
+    update = {"latency_factor_source": "calibrated", "sources": [*profile.sources, f"on-device results {results_path.name} (model {results['model_sha256'][:16]}…)"]}
+    if one_thread is not None:  # the device timed one thread: factor and speed-up are both measured
+        update["latency_factor"] = round(one_thread / host_p50, 3)
+        update["latency_factor_note"] = (
+            f"calibrated {date.today().isoformat()}: device one-thread p50 {one_thread:.4g} ms / host one-thread p50 {host_p50:.4g} ms "
+            f"({host_source}), {where}"
+        )
+        if threads > 1:
+            measured = one_thread / device_p50
+            update["thread_speedup"] = round(min(max(measured, 1.0), threads), 3)
+            update["thread_speedup_source"] = "calibrated"
+            update["thread_speedup_note"] = (
+                f"calibrated {date.today().isoformat()}: device p50 {one_thread:.4g} ms at 1 thread / {device_p50:.4g} ms at {threads} "
+                f"threads = {measured:.3g}x" + (" (no gain from threads: consider threads: 1 for this model)" if measured < 1 else "") + f", {where}"
+            )
+    else:  # results of an older script: one figure at the device's threads; the nominal speed-up stays
+        update["latency_factor"] = round(device_p50 * profile.thread_speedup / host_p50, 3)
+        update["latency_factor_note"] = (
+            f"calibrated {date.today().isoformat()}: device p50 {device_p50:.4g} ms at {threads} threads x nominal speed-up "
+            f"{profile.thread_speedup} / host one-thread p50 {host_p50:.4g} ms ({host_source}), {where}"
+        )
+    calibrated = profile.model_copy(update=update)
     return DeviceProfile.model_validate(calibrated.model_dump()), {"device_p50_ms": device_p50, "host_p50_ms": host_p50, "previous_factor": profile.latency_factor}
 
 

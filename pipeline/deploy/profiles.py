@@ -1,8 +1,12 @@
 """Device profiles: what a target board is, and the budgets a model must meet on it.
 
 A profile is data (YAML under `devices/`, or any file path); this module validates it like a recipe.
-Host latency is turned into a device estimate by the profile's `latency_factor`; only the `host`
-profile (factor 1, measured here) reports latency as `measured`.
+
+Device latency is estimated from the host's *single-thread* latency, so the estimate does not depend
+on how many cores the host has: `latency_factor` (device one-thread time / host one-thread time)
+scales it to the device, and `thread_speedup` (device time at one thread / at its `threads`) models
+how the device gains from its threads. Both are nominal until an on-device run calibrates them; only
+the `host` profile (one thread, factor 1, measured here) reports latency as `measured`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ class DeviceProfile(BaseModel):
         description="measured: the host itself; nominal: from public figures; calibrated: from an on-device run"
     )
     latency_factor_note: str = Field(min_length=1, description="how the factor was obtained")
+    thread_speedup: float = Field(
+        1.0, ge=1, description="device latency at one thread / at `threads` threads (1 for one thread); multiplies nothing on the host"
+    )
+    thread_speedup_source: Literal["nominal", "calibrated"] = Field("nominal", description="calibrated: from an on-device run at 1 and at `threads` threads")
+    thread_speedup_note: str = Field("", description="how the speed-up was obtained (required when threads > 1)")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages, calibration runs)")
     budgets: Budgets = Field(description="at least one: a device with nothing to judge would pass any model")
 
@@ -60,9 +69,21 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"threads ({self.threads}) is more than the device's cores ({self.cores})")
         if self.latency_factor_source != "measured" and not self.sources:
             raise ValueError("sources: a nominal or calibrated profile must say where its figures come from")
+        if self.thread_speedup > self.threads:
+            raise ValueError(f"thread_speedup ({self.thread_speedup}) cannot exceed threads ({self.threads})")
+        if self.threads == 1 and self.thread_speedup != 1:
+            raise ValueError("thread_speedup: a one-thread profile runs at speed-up 1")
+        if self.threads > 1 and not self.thread_speedup_note:
+            raise ValueError(f"thread_speedup_note: a {self.threads}-thread profile must say where its thread_speedup ({self.thread_speedup}) comes from")
+        if self.latency_factor_source == "measured" and self.threads != 1:
+            raise ValueError("latency_factor_source measured means the host's own one-thread timing, so threads must be 1")
         if not self.budgets.model_dump(exclude_none=True):
             raise ValueError(f"budgets: the profile sets none, so it would pass any model; set at least one of {', '.join(Budgets.model_fields)}")
         return self
+
+    def estimate_ms(self, host_one_thread_ms: float) -> float:
+        """The device's latency at its thread count, from the host's one-thread latency."""
+        return round(host_one_thread_ms * self.latency_factor / self.thread_speedup, 5)
 
     @property
     def latency_kind(self) -> str:

@@ -5,8 +5,11 @@ slower than FP32 (`shared/notes/int8-routes.md`), while a ResNet-20 ran 2x faste
 measures every variant a run made, judges each against the device's budgets, and this module picks:
 
 1. the variant that breaks the fewest budgets (then the fewest it could not judge);
-2. among those, the faster one by p90 latency; within `LATENCY_TIE` of each other they count as
-   equally fast and the smaller file wins (INT8 keeps its size and memory advantage).
+2. among those, the faster one by median (p50) latency, but only when the medians differ by more
+   than the timing noise (the wider of the two p10-p90 widths) and by more than `LATENCY_TIE`;
+   otherwise they count as equally fast and the smaller file wins (INT8 keeps its size and memory
+   advantage). A p90 alone is what a burst of host noise moves: measured, it once made FP32 look
+   1.07x faster while INT8's median was 2.1x lower.
 
 The reason is written out, so a report says why a device got FP32 when a quantize stage ran.
 """
@@ -15,14 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LATENCY_TIE = 0.03  # p90s within 3 % are within run-to-run noise on a busy host
+LATENCY_TIE = 0.03  # medians closer than 3 % are never called different, however quiet the timing
 
 
 @dataclass
 class Candidate:
     artifact: str  # "onnx_fp32" or "onnx_int8"
     size_kb: float
-    latency_p90_ms: float
+    latency_p50_ms: float
+    noise_ms: float  # p90 - p10 of the timing, in the same units
     budgets: dict[str, dict]  # judged rows: {budget: {value, limit, passed}}
 
     @property
@@ -34,10 +38,15 @@ class Candidate:
         return [name for name, row in self.budgets.items() if row["passed"] is None]
 
 
+def _margin(a: Candidate, b: Candidate) -> float:
+    """How far apart two medians must be to count as a difference."""
+    return max(a.noise_ms, b.noise_ms, LATENCY_TIE * min(a.latency_p50_ms, b.latency_p50_ms))
+
+
 def _faster(a: Candidate, b: Candidate) -> Candidate | None:
-    """The clearly faster of two candidates, or None when their p90s are within the tie margin."""
-    low, high = sorted((a, b), key=lambda c: c.latency_p90_ms)
-    return low if high.latency_p90_ms > low.latency_p90_ms * (1 + LATENCY_TIE) else None
+    """The clearly faster of two candidates, or None when their medians are within the noise."""
+    low, high = sorted((a, b), key=lambda c: c.latency_p50_ms)
+    return low if high.latency_p50_ms - low.latency_p50_ms > _margin(a, b) else None
 
 
 def _better(a: Candidate, b: Candidate) -> Candidate:
@@ -66,15 +75,15 @@ def choose(candidates: list[Candidate], forced: str | None = None) -> tuple[Cand
 def _reason(chosen: Candidate, others: list[Candidate]) -> str:
     parts = []
     for other in others:
-        speed = f"p90 {chosen.latency_p90_ms:.4g} ms vs {other.latency_p90_ms:.4g} ms for {other.artifact}"
+        speed = f"p50 {chosen.latency_p50_ms:.4g} ms vs {other.latency_p50_ms:.4g} ms for {other.artifact}, noise {_margin(chosen, other):.2g} ms"
         if len(other.broken) > len(chosen.broken):
             parts.append(f"{other.artifact} breaks {', '.join(other.broken)}" + (f" ({chosen.artifact} breaks {', '.join(chosen.broken)})" if chosen.broken else ""))
         elif len(other.unjudged) > len(chosen.unjudged):
             parts.append(f"{other.artifact} could not be judged on {', '.join(other.unjudged)}")
         elif _faster(chosen, other) is chosen:
-            ratio = other.latency_p90_ms / chosen.latency_p90_ms
-            parts.append(f"{chosen.artifact} is {ratio:.2f}x faster ({speed})")
+            ratio = other.latency_p50_ms / chosen.latency_p50_ms
+            parts.append(f"{chosen.artifact} is {ratio:.2f}x faster at the median, beyond the timing noise ({speed})")
         else:
-            parts.append(f"as fast within {LATENCY_TIE:.0%} ({speed}) and smaller ({chosen.size_kb:.1f} vs {other.size_kb:.1f} KiB)")
+            parts.append(f"as fast within the timing noise ({speed}) and smaller ({chosen.size_kb:.1f} vs {other.size_kb:.1f} KiB)")
     verdict = "meets every budget" if not chosen.broken and not chosen.unjudged else f"breaks {len(chosen.broken)} budget(s)"
     return f"{chosen.artifact} {verdict}; " + "; ".join(parts)

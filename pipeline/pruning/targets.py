@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.core.errors import DeviceProfileError
 from pipeline.deploy.profiles import load_profile
-from pipeline.runtime.device_estimate import measure_on_device
+from pipeline.runtime.model_cost import measure_exported
 from pipeline.training.evaluation import size_figures
 from pipeline.training.heads import HeadedModel
 
@@ -146,10 +146,11 @@ def to_device_budget(target: PruneTarget, p: Pruning) -> Outcome:
 
     def measure(step: int, figures: dict) -> dict:
         model = p.traced.backbone
-        row = {"step": step, **figures, **measure_on_device(model, p.input_shape, profile.threads, profile.latency_factor), "latency_kind": profile.latency_kind}
+        cost = measure_exported(model, p.input_shape)
+        row = {"step": step, **figures, **cost, "latency_p90_ms": profile.estimate_ms(cost["host_p90_ms"]), "latency_kind": profile.latency_kind}
         row["meets"] = row[figure] <= limit
         if row["meets"] and figure == "latency_p90_ms":  # one lucky timing must not end the search
-            row["confirmed_latency_p90_ms"] = measure_on_device(model, p.input_shape, profile.threads, profile.latency_factor, runs=400)["latency_p90_ms"]
+            row["confirmed_latency_p90_ms"] = profile.estimate_ms(measure_exported(model, p.input_shape, runs=400)["host_p90_ms"])
             row["meets"] = row["confirmed_latency_p90_ms"] <= limit
         rows.append(row)
         p.log.info(

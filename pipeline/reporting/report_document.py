@@ -17,6 +17,7 @@ from pipeline.core.run_folder import RunFolder
 from pipeline.deploy.gate import judge_report
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.stage_figures import stage_rows
+from pipeline.runtime.onnx_files import HOST_THREADS
 
 
 def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 200) -> tuple[Path, Path]:
@@ -27,9 +28,9 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     out_dir = out_dir or run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     profiles = {name: load_profile(name) for name in report.get("devices") or {}} or {"host": load_profile("host")}
-    rows = stage_rows(run_dir, sorted({p.threads for p in profiles.values()}), runs)
+    rows = stage_rows(run_dir, [HOST_THREADS], runs)
     for row in rows:
-        row["device_p90_ms"] = {n: row["latency"][p.threads]["p90"] * p.latency_factor for n, p in profiles.items()}
+        row["device_p90_ms"] = {n: p.estimate_ms(row["latency"][HOST_THREADS]["p90"]) for n, p in profiles.items()}
     plots = {
         "accuracy_vs_latency.png": plot(rows, profiles, "latency"),
         "accuracy_vs_size.png": plot(rows, profiles, "size"),
@@ -144,7 +145,7 @@ def _verdict(gate) -> str:
 
 def render_markdown(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate, images: dict[str, str]) -> str:
     lines = [f"# {report['recipe']['name']}: gate {_verdict(gate)}", "", f"Recipe sha256 `{report['recipe']['sha256'][:16]}…`; "
-             "latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled)."]
+             "latencies are measured on one thread of this host at batch 1 and scaled to each device by its profile (labelled)."]
     for title, header, body in _tables(run, report, rows, profiles, gate):
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
@@ -164,7 +165,7 @@ def render_html(run: RunFolder, report: dict, rows: list[dict], profiles: dict, 
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.9em}th{background:#f4f4f4}"
         ".PASS,.pass{color:#176f2c}.FAIL{color:#b00020;font-weight:bold}img{max-width:100%}</style></head><body>",
         f"<h1>{e(report['recipe']['name'])}: gate <span class='{_verdict(gate).split()[0]}'>{_verdict(gate)}</span></h1>",
-        "<p>Latencies are measured on this host at batch 1 and multiplied by each device's factor (labelled).</p>",
+        "<p>Latencies are measured on one thread of this host at batch 1 and scaled to each device by its profile (labelled).</p>",
     ]
     for title, header, body in _tables(run, report, rows, profiles, gate):
         parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")

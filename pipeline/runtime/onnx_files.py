@@ -18,6 +18,7 @@ from devices.on_device import validate_on_device as on_device
 from exporters import onnx_logits
 from pipeline.data import Split
 
+HOST_THREADS = 1  # every host timing of a model is single-threaded: a 2-core host and a 64-core one estimate alike
 NOISY_SPREAD, NOISY_RETRIES = 0.25, 2  # (p90 - p10) / p50 above this: the host was busy during the timing
 INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}

@@ -1,11 +1,12 @@
 """`validate`: the deployable file in onnxruntime, judged against every device profile of the recipe.
 
 Every variant the run made (FP32 and, after `quantize`, INT8) is measured: accuracy once on the test
-split, latency on this host at batch 1 with each profile's thread count (variants timed in
-interleaved rounds, so host noise cannot pick the winner), multiplied by the profile's
-factor and labelled `estimated` unless the profile is the host itself. Each device then gets the
-variant that meets its budgets with the best latency (`pipeline/variant_choice.py`), with the reason;
-`artifact: onnx_int8` forces INT8 everywhere.
+split, latency on this host at batch 1 on one thread, whatever the host has (variants timed in
+interleaved rounds, so host noise cannot pick the winner), scaled to each device by its profile
+(`DeviceProfile.estimate_ms`: the device's one-thread factor and its thread speed-up) and labelled
+`estimated` unless the profile is the host itself. Each device then gets the variant that meets its
+budgets with the best latency, a difference within the timing noise counting as none
+(`pipeline/deploy/variant_choice.py`), with the reason; `artifact: onnx_int8` forces INT8 everywhere.
 
 When `export` kept early exits, the cascade's test accuracy, the share of samples leaving at each
 exit, and its expected latency (segment latencies weighted by how many samples run them) are
@@ -30,6 +31,7 @@ from pipeline.deploy.budgets import judge, overall
 from pipeline.deploy.variant_choice import Candidate, choose
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
+    HOST_THREADS,
     measure_latencies,
     measure_latency,
     onnx_accuracy,
@@ -59,8 +61,8 @@ class Variant:
     accuracy: float
     drop: float | None
     size_gzip: int
-    host_latency: dict[int, dict] = field(default_factory=dict)
-    peak_memory: dict[int, float | None] = field(default_factory=dict)
+    host_latency: dict = field(default_factory=dict)  # one-thread timing on the host
+    peak_memory: dict[int, float | None] = field(default_factory=dict)  # per thread count
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
@@ -76,23 +78,18 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         acc = onnx_accuracy(path, ctx.data.test)
         drop = None if reference is None else (reference - acc) * 100
         variants[name] = Variant(name, path, path.stat().st_size, acc, drop, gzip_size(path))
-    sample = ctx.data.test.x[:1].numpy()
+    timed = measure_latencies({v.name: v.path for v in variants.values()}, ctx.data.test.x[:1].numpy(), HOST_THREADS, cfg.warmup, cfg.runs)
+    for variant in variants.values():
+        variant.host_latency = timed[variant.name]
     devices = {}
     for profile in ctx.profiles:
-        if profile.threads not in next(iter(variants.values())).host_latency:
-            timed = measure_latencies({v.name: v.path for v in variants.values()}, sample, profile.threads, cfg.warmup, cfg.runs)
-            for variant in variants.values():
-                variant.host_latency[profile.threads] = timed[variant.name]
+        for variant in variants.values():
+            if profile.threads not in variant.peak_memory:
                 variant.peak_memory[profile.threads] = peak_memory_mb(variant.path, profile.threads)
         judged = {variant.name: device_figures(variant, profile) for variant in variants.values()}
-        host_cores = next(iter(variants.values())).host_latency[profile.threads].get("host_cores")
-        if host_cores is not None and host_cores < profile.threads:
-            ctx.log.warning(
-                f"validate {profile.name}: the profile runs {profile.threads} threads but this host has {host_cores} cores; "
-                "its latency estimate is measured oversubscribed and is unreliable (calibrate on the device)"
-            )
         candidates = [
-            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p90"], entry["budgets"]) for name, entry in judged.items()
+            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"])
+            for name, entry in judged.items()
         ]
         chosen, reason = choose(candidates, forced=None if cfg.artifact == "auto" else cfg.artifact)
         devices[profile.name] = {
@@ -125,11 +122,11 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     if "onnx_exits" in state.artifacts:
         ctx.metrics["early_exit"] = early_exit_figures(ctx.resolve(state.artifacts["onnx_exits"]), ctx.resolve(state.artifacts["onnx_fp32"]), cfg, ctx)
         for profile in ctx.profiles:
-            host = ctx.metrics["early_exit"]["host_latency_ms"][str(profile.threads)]
+            host = ctx.metrics["early_exit"]["host_latency_ms"]
             devices[profile.name]["early_exit"] = {
                 "accuracy": ctx.metrics["early_exit"]["accuracy"],
-                "expected_latency_ms": round(host["expected"] * profile.latency_factor, 5),
-                "full_model_latency_ms": round(host["full_model"] * profile.latency_factor, 5),
+                "expected_latency_ms": profile.estimate_ms(host["expected"]),
+                "full_model_latency_ms": profile.estimate_ms(host["full_model"]),
                 "latency_kind": profile.latency_kind,
             }
     state.devices = devices
@@ -137,9 +134,12 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
 
 
 def device_figures(variant: Variant, profile) -> dict:
-    """One variant on one device: its latency estimate, and the budgets judged on it."""
-    measured = variant.host_latency[profile.threads]
-    latency = {q: round(measured[q] * profile.latency_factor, 5) for q in ("p50", "p90", "p99")}
+    """One variant on one device: its latency estimate (from the host's one-thread timing), and the
+    budgets judged on it. `noise` is the timing's p10-p90 width, scaled the same way: a difference
+    between files smaller than that is not a difference."""
+    measured = variant.host_latency
+    latency = {q: profile.estimate_ms(measured[q]) for q in ("p50", "p90", "p99")}
+    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"])
     figures = {
         "size_kb": variant.size / 1024,
         "size_gzip_kb": variant.size_gzip / 1024,
@@ -174,17 +174,15 @@ def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageCon
     outputs = onnx_outputs(exits_path, ctx.data.test.x.numpy())
     summary = summarize(exits, outputs[1 : 1 + len(exits)], outputs[0], ctx.data.test.y.numpy(), thresholds)
     reach = 1 - np.cumsum([0] + [row["fraction"] for row in summary["exits"]][:-1])  # share of samples that run segment k
-    latency = {}
-    for threads in sorted({p.threads for p in ctx.profiles}):
-        value, per_segment = ctx.data.test.x[:1].numpy(), []
-        for segment in segments:
-            per_segment.append(measure_latency(segment, value, threads, cfg.warmup, cfg.runs)["p50"])
-            value = onnx_outputs(segment, value)[-1]  # the features the next segment starts from
-        latency[str(threads)] = {
-            "segments_p50": per_segment,
-            "expected": round(float(np.dot(reach, per_segment)), 5),
-            "full_model": measure_latency(fp32_path, ctx.data.test.x[:1].numpy(), threads, cfg.warmup, cfg.runs)["p50"],
-        }
+    value, per_segment = ctx.data.test.x[:1].numpy(), []
+    for segment in segments:
+        per_segment.append(measure_latency(segment, value, HOST_THREADS, cfg.warmup, cfg.runs)["p50"])
+        value = onnx_outputs(segment, value)[-1]  # the features the next segment starts from
+    latency = {
+        "segments_p50": per_segment,
+        "expected": round(float(np.dot(reach, per_segment)), 5),
+        "full_model": measure_latency(fp32_path, ctx.data.test.x[:1].numpy(), HOST_THREADS, cfg.warmup, cfg.runs)["p50"],
+    }
     ctx.log.info(
         f"validate early exit: acc {summary['accuracy']:.4f} (full {summary['full_model_accuracy']:.4f}), "
         + ", ".join(f"{r['exit']} {r['fraction']:.0%}" for r in summary["exits"])

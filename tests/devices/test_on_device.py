@@ -174,7 +174,10 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
     assert result.exit_code == 0, result.output
     calibrated = yaml.safe_load(out.read_text())
     assert calibrated["latency_factor_source"] == "calibrated" and calibrated["latency_factor"] > 0
-    assert "device p50" in calibrated["latency_factor_note"]
+    assert "device one-thread p50" in calibrated["latency_factor_note"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    one, four = results["latency_one_thread_ms"]["p50"], results["latency_ms"]["p50"]
+    assert calibrated["thread_speedup_source"] == "calibrated" and calibrated["thread_speedup"] == round(min(max(one / four, 1), 4), 3)
     assert CliRunner().invoke(main, ["devices", "show", str(out)]).exit_code == 0
 
     results = json.loads((tmp_path / "results.json").read_text())

@@ -120,19 +120,19 @@ def toy_device(monkeypatch, ms_per_mmac: float = 1.0):
 
     from pipeline.pruning import targets
 
-    def measure(model, shape, threads, latency_factor, runs=100):
+    def measure(model, shape, runs=100):
         figures = size_figures(model, shape)
-        return {"size_kb": figures["params"] * 4 / 1024, "latency_p90_ms": figures["macs"] / 1e6 * ms_per_mmac, "host_p90_ms": 0.0}
+        return {"size_kb": figures["params"] * 4 / 1024, "host_p90_ms": figures["macs"] / 1e6 * ms_per_mmac}
 
-    monkeypatch.setattr(targets, "measure_on_device", measure)
+    monkeypatch.setattr(targets, "measure_exported", measure)
 
 
 def test_device_latency_target_stops_at_the_first_step_within_budget(tmp_path, monkeypatch):
     toy_device(monkeypatch)
     ctx = make_context(tmp_path)
     state = trained_state(ctx, epochs=1)
-    budget = 0.7 * size_figures(state.model, ctx.data.input_shape)["macs"] / 1e6  # toy ms = M MACs
-    cfg = prune.PruneConfig(target={"device": "raspberry-pi-4", "latency_p90_ms": budget}, steps=2, finetune={"epochs": 1})
+    budget = 0.7 * size_figures(state.model, ctx.data.input_shape)["macs"] / 1e6  # toy ms = M MACs on the host (factor 1)
+    cfg = prune.PruneConfig(target={"device": "host", "latency_p90_ms": budget}, steps=2, finetune={"epochs": 1})
     prune.run(cfg, state, ctx)
     rows = ctx.metrics["rounds"]
     assert ctx.metrics["target_reached"] and ctx.metrics["device_target"]["met"]

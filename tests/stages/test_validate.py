@@ -13,7 +13,8 @@ def test_validate_judges_each_device(tmp_path):
     host, pi = state.devices["host"], state.devices["raspberry-pi-4"]
     assert host["latency_kind"] == "measured" and pi["latency_kind"] == "estimated"
     assert pi["threads"] == 4 and host["threads"] == 1
-    assert pi["latency_ms"]["p90"] == round(pi["host_latency_ms"]["p90"] * 6.0, 5)
+    assert pi["host_latency_ms"]["threads"] == 1, "the host times one thread, whatever the device runs"
+    assert pi["latency_ms"]["p90"] == round(pi["host_latency_ms"]["p90"] * 6.0 / 2.3, 5), "x factor / thread speed-up"
     assert host["latency_ms"]["p50"] <= host["latency_ms"]["p90"] <= host["latency_ms"]["p99"]
     assert host["artifact"] == "onnx_fp32"
     assert set(host["budgets"]) == {"max_size_kb", "max_latency_p90_ms", "min_accuracy", "max_accuracy_drop", "max_peak_memory_mb"}
@@ -33,11 +34,11 @@ def test_early_exit_reports_fractions_and_expected_latency(tmp_path):
     early = ctx.metrics["early_exit"]
     assert [row["exit"] for row in early["exits"]] == ["head1", "head2", "final"]
     assert sum(row["fraction"] for row in early["exits"]) == pytest.approx(1.0)
-    host = early["host_latency_ms"]["1"]
+    host = early["host_latency_ms"]
     assert len(host["segments_p50"]) == 3
     assert min(host["segments_p50"][:1]) <= host["expected"] <= sum(host["segments_p50"]) + 1e-9
     pi = state.devices["raspberry-pi-4"]["early_exit"]
-    assert pi["expected_latency_ms"] == pytest.approx(early["host_latency_ms"]["4"]["expected"] * 6.0, rel=1e-4)
+    assert pi["expected_latency_ms"] == pytest.approx(host["expected"] * 6.0 / 2.3, rel=1e-4)
 
 
 def int8_state(tmp_path):
@@ -64,7 +65,7 @@ def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monke
     state = validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx)
     for device in state.devices.values():
         assert device["artifact"] == "onnx_fp32" and device["size_bytes"] == (tmp_path / state.artifacts["onnx_fp32"]).stat().st_size
-        assert "1.67x faster" in device["choice"]["reason"]
+        assert "1.67x faster at the median" in device["choice"]["reason"]
         assert set(device["choice"]["candidates"]) == {"onnx_int8", "onnx_fp32"}
     assert ctx.metrics["shipped"] == {"host": "onnx_fp32", "raspberry-pi-4": "onnx_fp32"}
 
