@@ -6,6 +6,7 @@ and onnxruntime can fuse (Conv+BN folded, Conv+ReLU fused, QLinearConv after INT
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from pipeline.models.registry import ZOO
@@ -139,3 +140,65 @@ def ds_cnn(
         layers.append(separable(cin, w, s))
         cin = w
     return Classifier(nn.Sequential(*layers), cin, num_classes)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
+    """Interleave the channels of `groups` groups (ShuffleNet): a fixed permutation, written the way
+    torchvision writes it (a grouped view, a transpose, a view back)."""
+    n, c, h, w = x.size()
+    x = x.view(n, groups, c // groups, h, w)
+    return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2 unit. Stride 1: split the channels in half (`chunk`), transform one half (1x1,
+    depthwise 3x3, 1x1), concatenate, shuffle. Stride 2: both halves come from the whole input,
+    one through a depthwise-strided branch, so the width doubles."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        half = cout // 2
+        if stride == 1 and cin != cout:
+            raise ValueError(f"a stride-1 shuffle unit keeps its width (got {cin} -> {cout})")
+        self.shortcut = (
+            nn.Sequential(conv_bn_relu(cin, cin, stride, groups=cin, relu=False), conv_bn_relu(cin, half, kernel=1)) if stride > 1 else None
+        )
+        branch_in = cin if stride > 1 else cin // 2
+        self.branch = nn.Sequential(
+            conv_bn_relu(branch_in, half, kernel=1),
+            conv_bn_relu(half, half, stride, groups=half, relu=False),
+            conv_bn_relu(half, half, kernel=1),
+        )
+
+    def forward(self, x):
+        if self.shortcut is None:
+            kept, transformed = x.chunk(2, dim=1)
+            out = torch.cat([kept, self.branch(transformed)], 1)
+        else:
+            out = torch.cat([self.shortcut(x), self.branch(x)], 1)
+        return channel_shuffle(out)
+
+
+@ZOO.register("shufflenetv2")
+def shufflenetv2(
+    in_channels: int = 1,
+    num_classes: int = 10,
+    stem: int = 24,
+    widths: tuple[int, ...] = (48, 96, 192),
+    repeats: tuple[int, ...] = (3, 7, 3),
+    head: int = 512,
+) -> nn.Module:
+    """ShuffleNetV2 (channel split + channel shuffle) for small inputs, ~250 k params at 28x28.
+
+    Pruning keeps every channel that passes through a shuffle and prunes inside the branches
+    (`pipeline/pruning/channel_mixing.py` says why)."""
+    if len(widths) != len(repeats):
+        raise ValueError(f"shufflenetv2: widths {widths} and repeats {repeats} must have the same length")
+    layers, cin = [conv_bn_relu(in_channels, stem)], stem
+    for width, repeat in zip(widths, repeats):
+        layers.append(ShuffleUnit(cin, width, 2))
+        layers += [ShuffleUnit(width, width, 1) for _ in range(repeat)]
+        cin = width
+    layers.append(conv_bn_relu(cin, head, kernel=1))
+    return Classifier(nn.Sequential(*layers), head, num_classes)

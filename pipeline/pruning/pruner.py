@@ -16,6 +16,7 @@ from torch import nn
 
 from pipeline.core.errors import StageError
 from pipeline.data import DataSplits
+from pipeline.pruning.channel_mixing import ChannelMixing
 from pipeline.training.heads import HeadedModel
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
@@ -38,12 +39,14 @@ def build_pruner(
     ignore: list[str],
     round_to: int | None,
     num_classes: int,
+    mixing: ChannelMixing,
 ) -> tp.pruner.MetaPruner:
-    """A pruner that removes `pruning_ratio` of each layer's channels over `increments` steps."""
+    """A pruner that removes `pruning_ratio` of each layer's channels over `increments` steps; build
+    and use it inside `mixing` (channel shuffles, see channel_mixing.py)."""
     return tp.pruner.MetaPruner(
         traced,
         example,
-        forward_fn=lambda m, x: m.forward_all(x),
+        forward_fn=mixing.forward_fn(lambda m, x: m.forward_all(x)),
         importance=IMPORTANCE[importance](),
         global_pruning=global_pruning,
         pruning_ratio=pruning_ratio,

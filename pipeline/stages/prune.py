@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.state import ModelState
+from pipeline.pruning.channel_mixing import ChannelMixing
 from pipeline.pruning.pruner import build_pruner, prune_once
 from pipeline.pruning.targets import TARGETS, PruneTarget, Pruning
 from pipeline.stages.base import StageContext, stage
@@ -67,14 +68,16 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
         state.reference = {"accuracy": round(accuracy(state.model, data.test), 5), **start, "source": "before prune"}
     kind = TARGETS[cfg.target.kind]
     teacher = copy.deepcopy(state.model) if cfg.recovery == "distill" else None
-    with headed(state) as traced:  # heads in the traced graph lose their input channels with the backbone's
+    with headed(state) as traced, ChannelMixing() as mixing:  # heads in the traced graph lose their input channels with the backbone's
         traced.to(ctx.device)
         pruner = build_pruner(
             traced, torch.zeros(1, *shape, device=ctx.device), cfg.importance,
             global_pruning=cfg.global_pruning, pruning_ratio=kind.ratio(cfg.target, cfg.max_layer_ratio),
             max_layer_ratio=cfg.max_layer_ratio, increments=kind.increments(cfg.steps), ignore=cfg.ignore,
-            round_to=cfg.round_to, num_classes=data.num_classes,
+            round_to=cfg.round_to, num_classes=data.num_classes, mixing=mixing,
         )
+        if mixing.barriers:
+            ctx.log.info(f"prune: {mixing.barriers} channel-mixing reshape(s) (channel shuffles): the channels passing through them stay unpruned")
         outcome = kind.run(cfg.target, Pruning(
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
             step=lambda: prune_once(pruner, traced, cfg.importance, data, ctx.device),

@@ -166,3 +166,41 @@ def test_device_target_out_of_reach_says_so_with_the_closest_figure(tmp_path, mo
 def test_bad_device_targets_are_recipe_errors(target, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         prune.PruneConfig(target=target)
+
+
+def test_a_channel_shuffle_model_prunes_inside_its_branches(tmp_path, caplog):
+    """torch-pruning reads a channel shuffle as a flatten (its index lists grew without bound, or it
+    divided by zero) and misreads `chunk`'s sizes; pruned through the stage, the channels through
+    each shuffle are kept and the branches lose channels."""
+    import resource
+
+    from pipeline.core.state import ModelState
+    from pipeline.models import ModelConfig, build_model
+    from pipeline.runtime.onnx_files import onnx_accuracy  # noqa: F401  (the export below must also run)
+
+    ctx = make_context(tmp_path, train=128, test=64)
+    torch.manual_seed(0)
+    kwargs = {}  # the default widths: there torch-pruning also misreads `chunk` next to a concat
+    model = build_model(ModelConfig(name="shufflenetv2", kwargs=kwargs), 1, 10)
+    state = ModelState(model=model)
+    before = size_figures(model, (1, 28, 28))
+    shuffle_widths = [m.branch[2][0].out_channels for m in model.modules() if m.__class__.__name__ == "ShuffleUnit"]
+    with caplog.at_level("INFO"):
+        run(PruneConfig(target={"remove_channels": 0.5}, steps=2, finetune=TrainConfig(epochs=0)), state, ctx)
+    assert "channel-mixing reshape(s) (channel shuffles)" in caplog.text
+    after = size_figures(state.model, (1, 28, 28))
+    assert after["params"] < 0.8 * before["params"], "the branches were pruned"
+    units = [m for m in state.model.modules() if m.__class__.__name__ == "ShuffleUnit"]
+    assert [m.branch[2][0].out_channels for m in units] == shuffle_widths, "channels through a shuffle keep their count"
+    assert any(m.branch[0][0].out_channels < m.branch[2][0].out_channels for m in units)
+    assert state.model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 8 * 1024 * 1024, "bounded: far below the 24 GB it once grew to"
+
+
+def test_pruning_leaves_torch_prunings_functions_as_it_found_them(tmp_path):
+    from torch_pruning.dependency import graph, index_mapping, shape_infer
+
+    before = (index_mapping.update_reshape_index_mapping, shape_infer.init_shape_information, graph.DependencyGraph.get_all_groups)
+    ctx = make_context(tmp_path, train=128, test=64)
+    run(PruneConfig(target={"remove_channels": 0.3}, steps=1, finetune=TrainConfig(epochs=0)), trained_state(ctx, epochs=0), ctx)
+    assert (index_mapping.update_reshape_index_mapping, shape_infer.init_shape_information, graph.DependencyGraph.get_all_groups) == before
