@@ -127,7 +127,7 @@ def test_pskd_needs_no_heads_and_teacher_stage_may_come_earlier(tiny_recipe):
 
 def test_unknown_zoo_model_is_a_recipe_error_listing_the_registry(tiny_recipe):
     tiny_recipe["model"] = {"name": "resnet99"}
-    assert "model.name: unknown zoo model 'resnet99'; known: ds_cnn, mobilenetv2, resnet20, resnet8, tiny_cnn" in error_of(tiny_recipe)
+    assert "model.name: unknown zoo model 'resnet99'; known: ds_cnn, mobilenetv2, resnet20, resnet8, shufflenetv2, tiny_cnn" in error_of(tiny_recipe)
 
 
 def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):

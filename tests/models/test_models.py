@@ -33,7 +33,7 @@ def test_name_and_factory_are_exclusive():
 
 
 def test_unknown_zoo_model_lists_known():
-    with pytest.raises(ValueError, match="known: ds_cnn, mobilenetv2, resnet20, resnet8, tiny_cnn"):
+    with pytest.raises(ValueError, match="known: ds_cnn, mobilenetv2, resnet20, resnet8, shufflenetv2, tiny_cnn"):
         ModelConfig(name="vgg")
 
 
@@ -58,4 +58,4 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 
 
 def test_zoo_registry_names():
-    assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2"}
+    assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2", "shufflenetv2"}
