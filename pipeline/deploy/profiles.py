@@ -71,8 +71,6 @@ class DeviceProfile(BaseModel):
             raise ValueError("sources: a nominal or calibrated profile must say where its figures come from")
         if self.thread_speedup > self.threads:
             raise ValueError(f"thread_speedup ({self.thread_speedup}) cannot exceed threads ({self.threads})")
-        if self.threads == 1 and self.thread_speedup != 1:
-            raise ValueError("thread_speedup: a one-thread profile runs at speed-up 1")
         if self.threads > 1 and not self.thread_speedup_note:
             raise ValueError(f"thread_speedup_note: a {self.threads}-thread profile must say where its thread_speedup ({self.thread_speedup}) comes from")
         if self.latency_factor_source == "measured" and self.threads != 1:

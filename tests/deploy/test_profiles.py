@@ -76,3 +76,27 @@ def test_a_profile_without_budgets_is_refused(tmp_path, budgets):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DeviceProfileError, match="budgets"):
         load_profile(str(path))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"threads": 2, "cores": 2, "thread_speedup": 2.5, "thread_speedup_note": "x"}, "thread_speedup (2.5) cannot exceed threads (2)"),
+        ({"threads": 2, "cores": 2, "thread_speedup": 1.5}, "thread_speedup_note: a 2-thread profile must say where"),
+        ({"thread_speedup": 1.5}, "thread_speedup (1.5) cannot exceed threads (1)"),
+        ({"threads": 2, "cores": 2, "thread_speedup": 1.5, "thread_speedup_note": "x"}, "threads must be 1"),
+    ],
+)
+def test_thread_speedup_is_bounded_and_sourced(tmp_path, change, message):
+    raw = {**yaml.safe_load(open("devices/host.yaml")), **change}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DeviceProfileError) as refused:
+        load_profile(str(path))
+    assert message in str(refused.value)
+
+
+def test_the_device_estimate_is_the_one_thread_host_figure_scaled():
+    pi = load_profile("raspberry-pi-4")
+    assert pi.estimate_ms(0.1) == round(0.1 * pi.latency_factor / pi.thread_speedup, 5)
+    assert load_profile("host").estimate_ms(0.1) == 0.1
