@@ -116,9 +116,8 @@ def test_geometric_schedule_removes_the_same_fraction_each_round(tmp_path):
 
 def toy_device(monkeypatch, ms_per_mmac: float = 1.0):
     """A toy latency model: latency proportional to MACs, size proportional to params."""
-    from pipeline.training.evaluation import size_figures
-
     from pipeline.pruning import targets
+    from pipeline.training.evaluation import size_figures
 
     def measure(model, shape, runs=100):
         figures = size_figures(model, shape)
