@@ -63,7 +63,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dic
 
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
-    check_model(model, data.train.x[:2], data.num_classes, header.model.describe())
+    check_model(model, data.train.take(2)[0], data.num_classes, header.model.describe())
     state = ModelState(model=model)
     if done:
         state = load_stage_state(folders[done - 1], model)

@@ -1,7 +1,9 @@
-"""Data sources: each turns a `DataConfig` into normalised train/val/test tensors.
+"""Data sources: each turns a `DataConfig` into train/val/test splits of normalised images.
 
-Sources return raw arrays; `load_data` does the rest in one place (validation split,
-subsets, normalisation), so every source behaves the same.
+A source returns raw arrays (`RawData`: the embedded set, Fashion-MNIST IDX, `.npz`), kept in memory,
+or datasets it reads lazily (`Streamed`: image folders, a user's `Dataset`), read through DataLoader
+workers. `load_data` does the rest the same way for both: the data contract, the validation split,
+subsets, per-channel mean and std from the training split (a bounded sample of it when streamed).
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from torch.utils.data import Dataset, Subset
 
 from pipeline.core.errors import DataError
-from pipeline.data import contract, embedded, fashion_mnist, npz  # noqa: F401  (register the sources)
-from pipeline.data.registry import SOURCES
+from pipeline.data import contract, embedded, factory, fashion_mnist, image_folder, npz  # noqa: F401  (register the sources)
+from pipeline.data.registry import SOURCES, RawData, Streamed
+from pipeline.data.splits import InMemory, Split
+
+STATS_SAMPLE = 2048  # images read to estimate a streamed training split's per-channel mean and std
 
 
 class DataConfig(BaseModel):
@@ -28,6 +34,26 @@ class DataConfig(BaseModel):
     train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
     test_subset: int | None = Field(None, ge=10, description="use only this many test samples")
     batch_size: int = Field(128, ge=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="image_folder with class folders directly under path: share of each class held out for test")
+    factory: str | None = Field(None, description='dataset source: "package.module:function" returning {train, test, val (optional), class_names}')
+    factory_kwargs: dict = Field(default_factory=dict, description="dataset source: keyword arguments for the factory")
+    input_size: int | list[int] | None = Field(
+        None, description="image_folder: resize the shorter side to this, then centre-crop to it (or to [height, width]); "
+        "needed when the images' sizes differ"
+    )
+    channels: int | None = Field(None, description="image_folder: 1 (grey) or 3 (RGB); default: the first image's")
+    skip_unreadable: bool = Field(False, description="image_folder: skip (and count) images that cannot be decoded instead of stopping")
+    mean: list[float] | None = Field(None, description="per-channel mean to normalise with; default: measured on the training split")
+    std: list[float] | None = Field(None, description="per-channel std to normalise with; default: measured on the training split")
+    workers: int | None = Field(None, ge=0, description="DataLoader workers for streamed sources; default: up to 4, one per core")
+
+    @model_validator(mode="after")
+    def _stats_together(self) -> "DataConfig":
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give mean and std together (one value per channel), or neither")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError(f"std values must be positive (got {self.std})")
+        return self
 
     @field_validator("source")
     @classmethod
@@ -38,30 +64,20 @@ class DataConfig(BaseModel):
 
 
 @dataclass
-class Split:
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
 class DataSplits:
-    """Normalised float32 tensors [N,C,H,W] plus what an exported model must know about them."""
+    """The three splits plus what an exported model must know about its input: the sample shape,
+    the per-channel normalisation and how images are sized (`resize`, for the ONNX metadata)."""
 
     train: Split
     val: Split
     test: Split
-    mean: float
-    std: float
+    mean: list[float]
+    std: list[float]
     class_names: list[str]
     batch_size: int
     description: str
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.x.shape[1:])
+    input_shape: tuple[int, int, int]
+    resize: dict | None = None  # {"shorter_side": s, "center_crop": [h, w]} for image sources; None: used as stored
 
     @property
     def num_classes(self) -> int:
@@ -69,8 +85,36 @@ class DataSplits:
 
 
 def load_data(cfg: DataConfig, seed: int) -> DataSplits:
-    """Read the source, carve the validation split from train, subset, and normalise with train statistics."""
-    raw = SOURCES.get(cfg.source)(cfg)
+    """Read the source, check it, carve the validation split from train, subset, and normalise with
+    train statistics."""
+    source = SOURCES.get(cfg.source)(cfg)
+    rng = np.random.default_rng(seed)
+    if isinstance(source, RawData):
+        return _in_memory(source, cfg, rng)
+    return _streamed(source, cfg, rng)
+
+
+def _holdout(count: int, cfg: DataConfig, rng: np.random.Generator, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices of a training split of `count` samples."""
+    order = rng.permutation(count)
+    n_val = max(1, int(round(count * cfg.val_fraction)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if len(train_idx) == 0:
+        raise DataError(f"{where}: {count} training image(s) leave none to train on after holding out val_fraction={cfg.val_fraction}")
+    return train_idx, val_idx
+
+
+def _subsets(train_idx, val_idx, test_count: int, cfg: DataConfig, rng: np.random.Generator):
+    if cfg.train_subset is not None:
+        train_idx = train_idx[: cfg.train_subset]
+        val_idx = val_idx[: max(10, int(cfg.train_subset * cfg.val_fraction))]
+    test_idx = np.arange(test_count)
+    if cfg.test_subset is not None:
+        test_idx = rng.permutation(test_count)[: cfg.test_subset]
+    return train_idx, val_idx, test_idx
+
+
+def _in_memory(raw: RawData, cfg: DataConfig, rng: np.random.Generator) -> DataSplits:
     where = raw.description
     x_train, x_test = contract.images(raw.x_train, "x_train", where), contract.images(raw.x_test, "x_test", where)
     contract.same_sample_shape(x_train, x_test, where)
@@ -78,26 +122,19 @@ def load_data(cfg: DataConfig, seed: int) -> DataSplits:
     y_test = contract.labels(raw.y_test, "y_test", where, count=len(x_test))
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         contract.in_range(y, name, len(raw.class_names), where)
+    train_idx, val_idx = _holdout(len(y_train), cfg, rng, where)
+    train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(y_test), cfg, rng)
 
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y_train))
-    n_val = max(1, int(round(len(order) * cfg.val_fraction)))
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    if len(train_idx) == 0:
-        raise DataError(f"{where}: {len(order)} training image(s) leave none to train on after holding out val_fraction={cfg.val_fraction}")
-    if cfg.train_subset is not None:
-        train_idx = train_idx[: cfg.train_subset]
-        val_idx = val_idx[: max(10, int(cfg.train_subset * cfg.val_fraction))]
-    test_idx = np.arange(len(y_test))
-    if cfg.test_subset is not None:
-        test_idx = rng.permutation(len(y_test))[: cfg.test_subset]
-
-    mean = float(x_train[train_idx].mean())
-    std = float(x_train[train_idx].std()) or 1.0
+    channels = x_train.shape[1]
+    if cfg.mean is not None:
+        mean, std = contract.channel_stats(cfg.mean, cfg.std, channels, where)
+    else:
+        mean = x_train[train_idx].mean(axis=(0, 2, 3)).astype(np.float64).tolist()
+        std = [s or 1.0 for s in x_train[train_idx].std(axis=(0, 2, 3)).astype(np.float64).tolist()]
+    shift, scale = np.array(mean, dtype=np.float32)[:, None, None], np.array(std, dtype=np.float32)[:, None, None]
 
     def split(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Split:
-        xs = torch.from_numpy(((x[idx] - mean) / std).astype(np.float32))
-        return Split(xs, torch.from_numpy(y[idx]))
+        return Split(InMemory(torch.from_numpy(((x[idx] - shift) / scale).astype(np.float32)), torch.from_numpy(y[idx])))
 
     return DataSplits(
         train=split(x_train, y_train, train_idx),
@@ -108,4 +145,69 @@ def load_data(cfg: DataConfig, seed: int) -> DataSplits:
         class_names=raw.class_names,
         batch_size=cfg.batch_size,
         description=raw.description,
+        input_shape=tuple(x_train.shape[1:]),
     )
+
+
+class Normalised(Dataset):
+    """A dataset's images shifted and scaled per channel, as the exported model will be fed."""
+
+    def __init__(self, dataset: Dataset, mean: list[float], std: list[float]):
+        self.dataset = dataset
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[index]
+        return (x - self.mean) / self.std, y
+
+
+def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> DataSplits:
+    where = source.description
+    classes = len(source.class_names)
+    shape = contract.sample_dataset(source.train, "train", classes, where)
+    contract.sample_dataset(source.test, "test", classes, where, shape)
+    if source.val is not None:
+        contract.sample_dataset(source.val, "val", classes, where, shape)
+        train_idx, val_idx = np.arange(len(source.train)), None
+    else:
+        train_idx, val_idx = _holdout(len(source.train), cfg, rng, where)
+    train_idx, val_idx, test_idx = _subsets(train_idx, val_idx if val_idx is not None else np.arange(0), len(source.test), cfg, rng)
+    train = Subset(source.train, train_idx.tolist())
+    val = Subset(source.train, val_idx.tolist()) if source.val is None else source.val
+    if source.val is not None and cfg.train_subset is not None:
+        val = Subset(val, list(range(min(len(val), max(10, int(cfg.train_subset * cfg.val_fraction))))))
+    test = Subset(source.test, test_idx.tolist())
+    workers = cfg.workers if cfg.workers is not None else min(4, max(1, (torch.get_num_threads() or 1)))
+    if cfg.mean is not None:
+        mean, std = contract.channel_stats(cfg.mean, cfg.std, shape[0], where)
+    else:
+        mean, std = channel_statistics(Split(train, workers), rng)
+    def split(dataset: Dataset) -> Split:
+        return Split(Normalised(dataset, mean, std), workers)
+
+    return DataSplits(
+        train=split(train), val=split(val), test=split(test), mean=mean, std=std, class_names=source.class_names,
+        batch_size=cfg.batch_size, description=where, input_shape=shape, resize=source.resize,
+    )
+
+
+def channel_statistics(train: Split, rng: np.random.Generator) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std over a bounded, evenly random sample of the training split: reading
+    every image of a large folder to normalise it would cost a full epoch."""
+    count = min(len(train), STATS_SAMPLE)
+    picked = torch.from_numpy(np.sort(rng.choice(len(train), size=count, replace=False)))
+    total = total_sq = None
+    pixels = 0
+    for x, _, _ in train.batches(256, picked):
+        x = x.double()
+        per = x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3))
+        total = per[0] if total is None else total + per[0]
+        total_sq = per[1] if total_sq is None else total_sq + per[1]
+        pixels += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / pixels
+    std = (total_sq / pixels - mean * mean).clamp_min(0).sqrt()
+    return mean.tolist(), [s if s > 0 else 1.0 for s in std.tolist()]

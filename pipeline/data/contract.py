@@ -71,3 +71,45 @@ def same_sample_shape(train: np.ndarray, test: np.ndarray, where: str) -> None:
 
 def _kind(a: np.ndarray) -> str:
     return {"U": "strings", "S": "bytes", "O": "Python objects"}.get(a.dtype.kind, f"dtype {a.dtype}")
+
+
+def channel_stats(mean: list[float], std: list[float], channels: int, where: str) -> tuple[list[float], list[float]]:
+    """Given normalisation: one value per channel (or one for all)."""
+    if len(mean) == 1 and channels > 1:
+        mean, std = mean * channels, std * channels
+    if len(mean) != channels or len(std) != channels:
+        raise DataError(f"{where}: data.mean/data.std give {len(mean)}/{len(std)} values for {channels}-channel images; give one per channel")
+    return list(mean), list(std)
+
+
+SAMPLED = 8  # items of each split read before training to check the contract of a streamed source
+
+
+def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """A streamed split cannot be checked whole before training; its first items are, with the same
+    rules as arrays (the rest is checked as it is read). Returns the sample shape [C,H,W]."""
+    import torch
+
+    if len(dataset) == 0:
+        raise DataError(f"{where}: the {name} split is empty; every split needs at least one image")
+    for index in range(min(SAMPLED, len(dataset))):
+        item = dataset[index]
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise DataError(f"{where}: {name} item {index} is a {type(item).__name__}; each item must be (image tensor [C,H,W], int label)")
+        x, y = item
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+            got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise DataError(f"{where}: {name} item {index}'s image is {got}; images must be float tensors [C,H,W]")
+        if not torch.isfinite(x).all():
+            raise DataError(f"{where}: {name} item {index} has NaN or infinite pixel values")
+        if isinstance(y, torch.Tensor):
+            y = y.item() if y.numel() == 1 else y
+        if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
+            raise DataError(f"{where}: {name} item {index}'s label is {y!r}; labels are int class indices 0..{classes - 1}")
+        if not 0 <= int(y) < classes:
+            raise DataError(f"{where}: {name} item {index}'s label {int(y)} is outside 0..{classes - 1} ({classes} classes)")
+        if shape is None:
+            shape = tuple(x.shape)
+        elif tuple(x.shape) != tuple(shape):
+            raise DataError(f"{where}: {name} item {index} is {list(x.shape)} but the training images are {list(shape)} (C,H,W); every image must have one size")
+    return tuple(shape)

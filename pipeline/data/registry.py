@@ -1,12 +1,14 @@
-"""The data-source registry: each source turns a `DataConfig` into raw arrays (`RawData`);
-`pipeline.data.load_data` does the rest the same way for all of them."""
+"""The data-source registry: each source turns a `DataConfig` into raw arrays kept in memory
+(`RawData`) or datasets read lazily (`Streamed`); `pipeline.data.load_data` does the rest the same
+way for all of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Union
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from pipeline.core.registry import Registry
 
@@ -26,4 +28,18 @@ class RawData:
     description: str
 
 
-SOURCES: Registry[Callable[["DataConfig"], RawData]] = Registry("data source")
+@dataclass
+class Streamed:
+    """Datasets of (float image tensor [C,H,W], int label), not yet normalised, read item by item.
+    `val` None: the validation split is carved from `train`. `resize`: how images were sized, for the
+    exported model's metadata."""
+
+    train: Dataset
+    test: Dataset
+    val: Dataset | None
+    class_names: list[str]
+    description: str
+    resize: dict | None = None
+
+
+SOURCES: Registry[Callable[["DataConfig"], Union[RawData, Streamed]]] = Registry("data source")

@@ -54,10 +54,11 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     model = artifacts[chosen]
     header = run.recipe_header()
     test = load_data(DataConfig.model_validate(header["data"]), header["seed"]).test
-    per_sample = int(np.prod(test.x.shape[1:])) * 4
+    per_sample = int(np.prod(test.sample_shape)) * 4
     count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))
-    inputs = np.ascontiguousarray(test.x[:count].numpy(), dtype=np.float32)
-    labels = test.y[:count].numpy().astype(np.int64)
+    x, y = test.take(count)
+    inputs = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+    labels = y.numpy().astype(np.int64)
     predicted = onnx_logits(model, inputs).argmax(1).astype(np.int64)
     model_path = f"model/{model.name}"
     same = entry is not None and entry["artifact"] == chosen

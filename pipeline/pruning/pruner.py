@@ -62,9 +62,8 @@ def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: st
     every output, so the heads' layers, pruned with the backbone, have gradients too)."""
     if importance == "taylor":
         traced.zero_grad()
-        for start in range(0, min(len(data.train), 4 * data.batch_size), data.batch_size):
-            x = data.train.x[start : start + data.batch_size].to(device)
-            y = data.train.y[start : start + data.batch_size].to(device)
+        for x, y, _ in data.train.batches(data.batch_size, torch.arange(min(len(data.train), 4 * data.batch_size))):
+            x, y = x.to(device), y.to(device)
             sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
     pruner.step()
     traced.zero_grad(set_to_none=True)

@@ -27,7 +27,7 @@ def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]
     run.verify(report)
     data = load_data(DataConfig.model_validate(header["data"]), header["seed"])
     model_config = ModelConfig.model_validate(header["model"])
-    sample = data.test.x[:1].numpy()
+    sample = data.test.take(1)[0].numpy()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for stage in report["stages"]:
@@ -37,7 +37,7 @@ def stage_rows(run_dir: Path, threads: list[int], runs: int = 200) -> list[dict]
                 model = build_model(model_config, data.input_shape[0], data.num_classes, load_checkpoint=False)
                 load_model(model, folder.model_file)
                 onnx_file = Path(tmp) / f"{stage['folder']}.onnx"
-                export_onnx(model, onnx_file, data.test.x[:64])
+                export_onnx(model, onnx_file, data.test.take(64)[0])
             latency = {}
             for t in threads:
                 measured = measure_latency(onnx_file, sample, t, warmup=20, runs=runs)

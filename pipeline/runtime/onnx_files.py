@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from devices.on_device import validate_on_device as on_device
-from exporters import onnx_logits
 from pipeline.data import Split
 
 HOST_THREADS = 1  # every host timing of a model is single-threaded: a 2-core host and a 64-core one estimate alike
@@ -24,9 +24,23 @@ INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvI
 FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 
 
-def onnx_accuracy(path: Path, split: Split) -> float:
-    logits = onnx_logits(path, split.x.numpy())
-    return float((logits.argmax(1) == split.y.numpy()).mean())
+def onnx_accuracy(path: Path, split: Split, batch_size: int = 256) -> float:
+    outputs, labels = split_outputs(path, split, batch_size, first_only=True)
+    return float((outputs[0].argmax(1) == labels).mean())
+
+
+def split_outputs(path: Path, split: Split, batch_size: int = 256, first_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """The file's outputs (all, or the logits alone) over a whole split read in batches, and the labels."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    wanted = [sess.get_outputs()[0].name] if first_only else None
+    parts, labels = [], []
+    for x, y, _ in split.batches(batch_size):
+        parts.append(sess.run(wanted, {name: np.ascontiguousarray(x.numpy(), dtype=np.float32)}))
+        labels.append(y.numpy())
+    return [np.concatenate(p) for p in zip(*parts)], np.concatenate(labels)
 
 
 def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 20, runs: int = 200) -> dict[str, float]:

@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 import pipeline
-from exporters import export_onnx, extract_segment, onnx_outputs
+from exporters import export_onnx, extract_segment
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
-from pipeline.runtime.onnx_files import onnx_accuracy
+from pipeline.runtime.onnx_files import onnx_accuracy, split_outputs
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 from pipeline.training.heads import HeadedModel, headed
@@ -55,7 +55,10 @@ def model_metadata(ctx: StageContext) -> dict[str, str]:
         "recipe": ctx.recipe_meta["name"],
         "recipe_sha256": ctx.recipe_meta["sha256"],
         "input_shape": json.dumps([None, *ctx.data.input_shape]),
-        "preprocessing": json.dumps({"scale": 1 / 255, "mean": ctx.data.mean, "std": ctx.data.std, "formula": "(pixel / 255 - mean) / std"}),
+        "preprocessing": json.dumps({
+            "scale": 1 / 255, "mean": ctx.data.mean, "std": ctx.data.std, "formula": "(pixel / 255 - mean[c]) / std[c], per channel c",
+            "channels": ctx.data.input_shape[0], "layout": "NCHW", "resize": ctx.data.resize,
+        }),
         "class_names": json.dumps(ctx.data.class_names),
     }
 
@@ -68,7 +71,7 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     result = export_onnx(
         model,
         path,
-        ctx.data.test.x[: cfg.parity_samples],
+        ctx.data.test.take(cfg.parity_samples)[0],
         model_metadata(ctx),
         opset=cfg.opset,
         max_abs_diff=cfg.max_abs_diff,
@@ -117,12 +120,12 @@ def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str
     path, ref = ctx.artifact("model_exits.onnx")
     with headed(state) as view:
         export_onnx(
-            ExitModel(view.cpu().eval(), exits), path, ctx.data.test.x[: cfg.parity_samples], model_metadata(ctx),
+            ExitModel(view.cpu().eval(), exits), path, ctx.data.test.take(cfg.parity_samples)[0], model_metadata(ctx),
             opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,
             output_names=[OUTPUT_NAME, *names, *features],
         )
-    val = onnx_outputs(path, ctx.data.val.x.numpy())
-    thresholds = choose_thresholds(val[1 : 1 + len(exits)], val[0], ctx.data.val.y.numpy(), cfg.exit_max_accuracy_drop)
+    val, val_labels = split_outputs(path, ctx.data.val)
+    thresholds = choose_thresholds(val[1 : 1 + len(exits)], val[0], val_labels, cfg.exit_max_accuracy_drop)
     segments = []
     cuts = [INPUT_NAME, *features]
     for k in range(len(exits) + 1):
@@ -134,13 +137,13 @@ def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str
             raise StageError(f"export.exits: the exit after {exits[k - 1] if k else 'the input'} is not a clean cut of the graph ({e})") from None
         segments.append(segment.name)
     write_cascade(path, exits, thresholds, segments)
-    test = onnx_outputs(path, ctx.data.test.x.numpy())
+    test, test_labels = split_outputs(path, ctx.data.test)
     ctx.metrics["early_exit"] = {
         "exits": exits,
         "thresholds": thresholds,
         "segments": segments,
         "val_max_accuracy_drop_points": cfg.exit_max_accuracy_drop,
-        "test": summarize(exits, test[1 : 1 + len(exits)], test[0], ctx.data.test.y.numpy(), thresholds),
+        "test": summarize(exits, test[1 : 1 + len(exits)], test[0], test_labels, thresholds),
     }
     ctx.log.info(f"export: early exits {exits} with thresholds {thresholds} (chosen on the validation split)")
     return ref

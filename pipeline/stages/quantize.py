@@ -96,12 +96,12 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
         )
     fp32 = ctx.resolve(state.artifacts["onnx_fp32"])
     out, ref = ctx.artifact("model.int8.onnx")
-    samples = ctx.data.train.x[: cfg.calibration_samples].numpy()
+    samples = ctx.data.train.take(cfg.calibration_samples)[0].numpy()
     description, details = ROUTES[(cfg.backend, cfg.method)](cfg, state, ctx, fp32, out, samples)
 
     metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     set_metadata(out, {**metadata, "quantization": description})
-    x = ctx.data.test.x[: cfg.parity_samples].numpy()
+    x = ctx.data.test.take(cfg.parity_samples)[0].numpy()
     agreement = float((onnx_logits(fp32, x).argmax(1) == onnx_logits(out, x).argmax(1)).mean())
     if agreement < cfg.min_top1_agreement:
         out.rename(out.with_suffix(".onnx.rejected"))
@@ -198,7 +198,7 @@ def ort_qat(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
     """Fake-quantized fine-tuning, then the converted model exported with its learned ranges."""
     model = qat.prepare(state.model, ctx.data.input_shape, torch.from_numpy(samples))
     history = qat.finetune(model, state.model, cfg.qat, ctx)
-    exported = qat.export_int8(model, out, ctx.data.test.x[:256])  # run() stamps the FP32 file's metadata on it
+    exported = qat.export_int8(model, out, ctx.data.test.take(256)[0])  # run() stamps the FP32 file's metadata on it
     teacher = "distilled from the float model" if cfg.qat.distill else "labels only"
     return (
         f"int8 QAT (torch.ao FX, x86 qconfig: per-channel S8 weights, U8 activations), {cfg.qat.train.epochs} epochs, {teacher}",

@@ -36,6 +36,7 @@ from pipeline.runtime.onnx_files import (
     measure_latency,
     onnx_accuracy,
     peak_memory_mb,
+    split_outputs,
 )
 from pipeline.stages.base import StageContext, stage
 from pipeline.training.evaluation import size_figures
@@ -78,7 +79,8 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         acc = onnx_accuracy(path, ctx.data.test)
         drop = None if reference is None else (reference - acc) * 100
         variants[name] = Variant(name, path, path.stat().st_size, acc, drop, gzip_size(path))
-    timed = measure_latencies({v.name: v.path for v in variants.values()}, ctx.data.test.x[:1].numpy(), HOST_THREADS, cfg.warmup, cfg.runs)
+    sample = ctx.data.test.take(1)[0].numpy()
+    timed = measure_latencies({v.name: v.path for v in variants.values()}, sample, HOST_THREADS, cfg.warmup, cfg.runs)
     for variant in variants.values():
         variant.host_latency = timed[variant.name]
     devices = {}
@@ -171,17 +173,18 @@ def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageCon
     weighted by the share of samples that run it, against the full FP32 model's p50."""
     cascade = read_cascade(exits_path)
     exits, thresholds, segments = cascade.exits, cascade.thresholds, cascade.segments
-    outputs = onnx_outputs(exits_path, ctx.data.test.x.numpy())
-    summary = summarize(exits, outputs[1 : 1 + len(exits)], outputs[0], ctx.data.test.y.numpy(), thresholds)
+    outputs, labels = split_outputs(exits_path, ctx.data.test)
+    summary = summarize(exits, outputs[1 : 1 + len(exits)], outputs[0], labels, thresholds)
     reach = 1 - np.cumsum([0] + [row["fraction"] for row in summary["exits"]][:-1])  # share of samples that run segment k
-    value, per_segment = ctx.data.test.x[:1].numpy(), []
+    sample = ctx.data.test.take(1)[0].numpy()
+    value, per_segment = sample, []
     for segment in segments:
         per_segment.append(measure_latency(segment, value, HOST_THREADS, cfg.warmup, cfg.runs)["p50"])
         value = onnx_outputs(segment, value)[-1]  # the features the next segment starts from
     latency = {
         "segments_p50": per_segment,
         "expected": round(float(np.dot(reach, per_segment)), 5),
-        "full_model": measure_latency(fp32_path, ctx.data.test.x[:1].numpy(), HOST_THREADS, cfg.warmup, cfg.runs)["p50"],
+        "full_model": measure_latency(fp32_path, sample, HOST_THREADS, cfg.warmup, cfg.runs)["p50"],
     }
     ctx.log.info(
         f"validate early exit: acc {summary['accuracy']:.4f} (full {summary['full_model_accuracy']:.4f}), "

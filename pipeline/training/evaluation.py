@@ -14,9 +14,8 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torc
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, len(split), batch_size):
-        x = split.x[start : start + batch_size].to(device)
-        correct += (model(x).argmax(1).cpu() == split.y[start : start + batch_size]).sum().item()
+    for x, y, _ in split.batches(batch_size):
+        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
     model.train(was_training)
     return correct / max(1, len(split))
 

@@ -224,9 +224,8 @@ def head_accuracy(model: HeadedModel, split, batch_size: int = 512) -> dict[str,
     device = next(model.parameters()).device
     correct = {name: 0 for name in model.heads}
     correct["final"] = 0
-    for start in range(0, len(split), batch_size):
-        x = split.x[start : start + batch_size].to(device)
-        y = split.y[start : start + batch_size].to(device)
+    for x, y, _ in split.batches(batch_size):
+        x, y = x.to(device), y.to(device)
         correct["final"] += (model(x).argmax(1) == y).sum().item()
         for name, logits in model.head_logits.items():
             correct[name] += (logits.argmax(1) == y).sum().item()

@@ -69,17 +69,15 @@ def fit(
     steps_per_epoch = math.ceil(len(data.train) / batch)
     optimizer = _optimizer(model, cfg)
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
-    background = -data.mean / data.std
+    background = (-torch.tensor(data.mean) / torch.tensor(data.std)).float().view(1, -1, 1, 1).to(device)  # black, normalised
     history, best, best_state, stale = [], -1.0, None, 0
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(data.train), generator=generator)
         total_loss, term_sums = 0.0, {}
-        bar = progress(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
-        for step in bar:
-            idx = order[step * batch : (step + 1) * batch]
-            x = data.train.x[idx].to(device)
-            y = data.train.y[idx].to(device)
+        bar = progress(data.train.batches(batch, order), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
+        for step, (x, y, idx) in enumerate(bar):
+            x, y = x.to(device), y.to(device)
             x = augment(x, cfg.augment, background, generator)
             terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs))
             loss = sum(terms.values())
@@ -111,7 +109,7 @@ def fit(
     return history
 
 
-def augment(x: torch.Tensor, cfg: Augment, background: float, generator: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, cfg: Augment, background: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
     """Per-sample flip and integer shift, vectorised; shifted-in pixels take the background value."""
     n = x.shape[0]
     if cfg.flip:

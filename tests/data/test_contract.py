@@ -62,4 +62,4 @@ def test_whole_float_labels_are_classes(tmp_path):
     path = tmp_path / "data.npz"
     np.savez(path, **{**arrays, "y_train": arrays["y_train"].astype(np.float32)})
     data = load_data(DataConfig(source="npz", path=str(path)), seed=0)
-    assert data.train.y.dtype.is_floating_point is False and set(data.train.y.tolist()) <= {0, 1, 2}
+    assert data.train.dataset.y.dtype.is_floating_point is False and set(data.train.dataset.y.tolist()) <= {0, 1, 2}

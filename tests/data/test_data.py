@@ -28,15 +28,15 @@ def test_embedded_default_is_normalised_with_train_statistics():
     data = load_data(DataConfig(), seed=0)
     assert (len(data.train), len(data.val), len(data.test)) == (5400, 600, 1000)
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10
-    assert abs(float(data.train.x.mean())) < 1e-3 and abs(float(data.train.x.std()) - 1) < 1e-3
-    assert 0.2 < data.mean < 0.4
+    assert abs(float(data.train.dataset.x.mean())) < 1e-3 and abs(float(data.train.dataset.x.std()) - 1) < 1e-3
+    assert len(data.mean) == 1 and 0.2 < data.mean[0] < 0.4
 
 
 def test_subsets_and_seeded_split():
     cfg = DataConfig(train_subset=100, test_subset=50)
     a, b = load_data(cfg, seed=1), load_data(cfg, seed=1)
     assert len(a.train) == 100 and len(a.test) == 50 and len(a.val) == 10
-    assert (a.train.y == b.train.y).all()
+    assert (a.train.dataset.y == b.train.dataset.y).all()
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -22,7 +22,7 @@ def test_distillation_moves_the_student_toward_the_teacher(tmp_path):
     ctx = make_context(tmp_path)
     teacher = trained_state(ctx, epochs=4).model
     save_model(teacher, tmp_path / "teacher.pt")
-    x = ctx.data.test.x[:256]
+    x = ctx.data.test.take(256)[0]
     before = kl_to(teacher, trained_state(ctx, epochs=0, widths=[8, 16, 16, 16]).model, x)
     after = {}
     for alpha in (0.0, 1.0):  # labels only vs teacher only, same student start, same steps

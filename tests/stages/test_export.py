@@ -72,7 +72,7 @@ def test_early_exit_model_has_every_exit_and_applies_its_thresholds(tmp_path):
     # Run the cascade of segments by hand, as a device would, and compare with the recorded summary.
     sessions = [ort.InferenceSession(str(path.parent / s), providers=["CPUExecutionProvider"]) for s in meta["exit_segments"]]
     taken = []
-    for x in ctx.data.test.x.numpy()[:, None]:
+    for x in ctx.data.test.take()[0].numpy()[:, None]:
         value = x
         for k, sess in enumerate(sessions[:-1]):
             exit_logits, value = sess.run(None, {sess.get_inputs()[0].name: value})
