@@ -64,3 +64,33 @@ def test_whole_recipe_end_to_end(tmp_path, tiny_recipe, write_recipe, lenient_de
     again = cli.invoke(main, ["run", str(recipe), "--out", str(out), "--quiet"])
     assert again.exit_code == 0
     assert [s["status"] for s in json.loads((out / "report.json").read_text())["stages"]] == ["resumed"] * 5
+
+
+def test_an_rgb_image_folder_runs_the_whole_recipe(tmp_path, tiny_recipe, write_recipe, lenient_device):
+    """RGB files of two sizes, resized and centre-cropped, streamed through every stage."""
+    from tests.data.test_streamed_sources import write_images
+
+    write_images(tmp_path / "images" / "train", per_class=24, size=(18, 16))
+    write_images(tmp_path / "images" / "test", per_class=8, size=(20, 20), fmt="jpg", seed=1)
+    tiny_recipe["data"] = {"source": "image_folder", "path": str(tmp_path / "images"), "input_size": 12, "batch_size": 16, "workers": 1}
+    tiny_recipe["stages"] = [
+        {"train": {"epochs": 1, "lr": 0.01}},
+        {"prune": {"target": {"keep_macs": 0.7}, "steps": 1, "finetune": {"epochs": 1}}},
+        {"export": {"parity_samples": 16}},
+        {"quantize": {"calibration_samples": 32, "parity_samples": 24, "min_top1_agreement": 0.5}},
+        {"validate": {"runs": 20, "warmup": 2}},
+    ]
+    tiny_recipe["devices"] = [str(lenient_device)]
+    out = tmp_path / "run"
+    cli = CliRunner()
+    result = cli.invoke(main, ["run", str(write_recipe(tiny_recipe)), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [s["status"] for s in report["stages"]] == ["ran"] * 5
+    session = ort.InferenceSession(str(out / report["artifacts"]["onnx_fp32"]), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, 12, 12]
+    preprocessing = json.loads(session.get_modelmeta().custom_metadata_map["preprocessing"])
+    assert len(preprocessing["mean"]) == 3 and preprocessing["channels"] == 3
+    assert preprocessing["resize"] == {"shorter_side": 12, "center_crop": [12, 12], "interpolation": "bilinear"}
+    bundled = cli.invoke(main, ["bundle", str(out), "--device", str(lenient_device), "-o", str(tmp_path / "b.zip")])
+    assert bundled.exit_code == 0, bundled.output
