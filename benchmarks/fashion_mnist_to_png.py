@@ -20,7 +20,6 @@ from pipeline.data import DataConfig
 from pipeline.data.registry import SOURCES
 
 
-
 def write(out: Path, source: str, rgb: bool, size: int) -> int:
     raw = SOURCES.get(source)(DataConfig(source=source))
     tints = np.random.default_rng(0)
