@@ -53,6 +53,8 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
         raise UserError(f"bundle: the run at {run_dir} has no {chosen} file (it has: {', '.join(artifacts) or 'none; did export run?'})")
     model = artifacts[chosen]
     header = run.recipe_header()
+    if not header.get("data"):
+        raise UserError(f"{run_dir} was measured without data, so there are no test samples to bundle: run `compress validate MODEL --data SOURCE[:PATH]`")
     test = load_data(DataConfig.model_validate(header["data"]), header["seed"]).test
     per_sample = int(np.prod(test.sample_shape)) * 4
     count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))

@@ -16,26 +16,20 @@ reported beside the full model's; budgets are judged on the full model, which is
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices.on_device.validate_on_device import gzip_size
 from exporters import onnx_outputs
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
-from pipeline.deploy.budgets import judge, overall
-from pipeline.deploy.variant_choice import Candidate, choose
+from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     HOST_THREADS,
-    measure_latencies,
     measure_latency,
     onnx_accuracy,
-    peak_memory_mb,
     split_outputs,
 )
 from pipeline.stages.base import StageContext, stage
@@ -52,20 +46,6 @@ class ValidateConfig(BaseModel):
     runs: int = Field(200, ge=10, description="timed runs per variant and thread count")
 
 
-@dataclass
-class Variant:
-    """One deployable file and what was measured of it, shared by every device."""
-
-    name: str
-    path: Path
-    size: int
-    accuracy: float
-    drop: float | None
-    size_gzip: int
-    host_latency: dict = field(default_factory=dict)  # one-thread timing on the host
-    peak_memory: dict[int, float | None] = field(default_factory=dict)  # per thread count
-
-
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
 def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
@@ -77,37 +57,9 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     for name in names:
         path = ctx.resolve(state.artifacts[name])
         acc = onnx_accuracy(path, ctx.data.test)
-        drop = None if reference is None else (reference - acc) * 100
-        variants[name] = Variant(name, path, path.stat().st_size, acc, drop, gzip_size(path))
-    sample = ctx.data.test.take(1)[0].numpy()
-    timed = measure_latencies({v.name: v.path for v in variants.values()}, sample, HOST_THREADS, cfg.warmup, cfg.runs)
-    for variant in variants.values():
-        variant.host_latency = timed[variant.name]
-    devices = {}
-    for profile in ctx.profiles:
-        for variant in variants.values():
-            if profile.threads not in variant.peak_memory:
-                variant.peak_memory[profile.threads] = peak_memory_mb(variant.path, profile.threads)
-        judged = {variant.name: device_figures(variant, profile) for variant in variants.values()}
-        candidates = [
-            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"])
-            for name, entry in judged.items()
-        ]
-        chosen, reason = choose(candidates, forced=None if cfg.artifact == "auto" else cfg.artifact)
-        devices[profile.name] = {
-            **judged[chosen.artifact],
-            "choice": {
-                "reason": reason,
-                "candidates": {
-                    name: {k: entry[k] for k in ("accuracy", "latency_ms", "size_bytes", "passed")} for name, entry in judged.items()
-                },
-            },
-        }
-        entry = devices[profile.name]
-        ctx.log.info(
-            f"validate {profile.name}: {chosen.artifact}, acc {entry['accuracy']:.4f}, p90 {entry['latency_ms']['p90']:.3f} ms "
-            f"({profile.latency_kind}), {entry['size_bytes'] / 1024:.1f} KiB -> {'PASS' if entry['passed'] else 'FAIL'} ({reason})"
-        )
+        variants[name] = Variant(name, path, acc, None if reference is None else (reference - acc) * 100)
+    measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
+    devices = judge_devices(list(variants.values()), ctx.profiles, None if cfg.artifact == "auto" else cfg.artifact, ctx.log)
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
     main = variants[shipped[0][0] if shipped else names[0]]
     ctx.metrics.update(
@@ -133,39 +85,6 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
             }
     state.devices = devices
     return state
-
-
-def device_figures(variant: Variant, profile) -> dict:
-    """One variant on one device: its latency estimate (from the host's one-thread timing), and the
-    budgets judged on it. `noise` is the timing's p10-p90 width, scaled the same way: a difference
-    between files smaller than that is not a difference."""
-    measured = variant.host_latency
-    latency = {q: profile.estimate_ms(measured[q]) for q in ("p50", "p90", "p99")}
-    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"])
-    figures = {
-        "size_kb": variant.size / 1024,
-        "size_gzip_kb": variant.size_gzip / 1024,
-        "latency_p90_ms": latency["p90"],
-        "accuracy": variant.accuracy,
-        "accuracy_drop": variant.drop,
-        "peak_memory_mb": variant.peak_memory[profile.threads],
-    }
-    budgets = judge(profile.budgets, figures)
-    return {
-        "artifact": variant.name,
-        "accuracy": round(variant.accuracy, 5),
-        "accuracy_drop_points": None if variant.drop is None else round(variant.drop, 4),
-        "latency_ms": latency,
-        "latency_kind": profile.latency_kind,
-        "host_latency_ms": measured,
-        "threads": profile.threads,
-        "size_bytes": variant.size,
-        "size_gzip_bytes": variant.size_gzip,
-        "peak_memory_mb": variant.peak_memory[profile.threads],
-        "peak_memory_kind": "measured on the host",
-        "budgets": budgets,
-        "passed": overall(budgets),
-    }
 
 
 def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageContext) -> dict:

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from pipeline.deploy import device_figures
 from pipeline.stages import export, validate
 from tests.stages.helpers import make_context, trained_state
 
@@ -60,7 +61,7 @@ def fake_latency(int8_ms: float, fp32_ms: float):
 
 def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monkeypatch):
     state = int8_state(tmp_path)
-    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.05, fp32_ms=0.03))
+    monkeypatch.setattr(device_figures, "measure_latencies", fake_latency(int8_ms=0.05, fp32_ms=0.03))
     ctx = make_context(tmp_path, folder="03-validate", devices=("host", "raspberry-pi-4"))
     state = validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx)
     for device in state.devices.values():
@@ -72,10 +73,10 @@ def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monke
 
 def test_int8_ships_when_faster_and_a_recipe_can_force_it(tmp_path, monkeypatch):
     state = int8_state(tmp_path)
-    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.02, fp32_ms=0.04))
+    monkeypatch.setattr(device_figures, "measure_latencies", fake_latency(int8_ms=0.02, fp32_ms=0.04))
     ctx = make_context(tmp_path, folder="03-validate")
     assert validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx).devices["host"]["artifact"] == "onnx_int8"
-    monkeypatch.setattr(validate, "measure_latencies", fake_latency(int8_ms=0.08, fp32_ms=0.04))
+    monkeypatch.setattr(device_figures, "measure_latencies", fake_latency(int8_ms=0.08, fp32_ms=0.04))
     ctx = make_context(tmp_path, folder="04-validate")
     forced = validate.run(validate.ValidateConfig(artifact="onnx_int8", runs=20, warmup=2), state, ctx).devices["host"]
     assert forced["artifact"] == "onnx_int8" and "forced" in forced["choice"]["reason"]

@@ -1,0 +1,107 @@
+"""Deployable files measured once and judged per device: what `validate` (the stage) and
+`compress validate MODEL.onnx` (a model made elsewhere) both report.
+
+Each file (`Variant`) is measured on this host: size, gzip size, accuracy (when there is data),
+one-thread latency (several files timed in interleaved rounds, so host noise cannot pick the
+winner) and peak memory at each profile's thread count. Each device then gets its estimate, its
+budgets judged, and the file that meets them with the best latency (`variant_choice`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from devices.on_device.validate_on_device import gzip_size
+from pipeline.deploy.budgets import judge, overall
+from pipeline.deploy.profiles import DeviceProfile
+from pipeline.deploy.variant_choice import Candidate, choose
+from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies, peak_memory_mb
+
+
+@dataclass
+class Variant:
+    """One deployable file and what was measured of it, shared by every device."""
+
+    name: str
+    path: Path
+    accuracy: float | None
+    drop: float | None  # points below the reference accuracy, when both are known
+    size: int = 0
+    size_gzip: int = 0
+    host_latency: dict = field(default_factory=dict)  # one-thread timing on the host
+    peak_memory: dict[int, float | None] = field(default_factory=dict)  # per thread count
+
+    def __post_init__(self) -> None:
+        self.size, self.size_gzip = self.path.stat().st_size, gzip_size(self.path)
+
+
+def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DeviceProfile], warmup: int, runs: int) -> None:
+    """Time every variant (one host thread, interleaved) and read its peak memory per thread count."""
+    timed = measure_latencies({v.name: v.path for v in variants}, sample, HOST_THREADS, warmup, runs)
+    for variant in variants:
+        variant.host_latency = timed[variant.name]
+        for threads in sorted({p.threads for p in profiles}):
+            variant.peak_memory[threads] = peak_memory_mb(variant.path, threads)
+
+
+def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger) -> dict[str, dict]:
+    """Per device: the chosen variant's figures, budgets and verdict, and why it was chosen."""
+    devices = {}
+    for profile in profiles:
+        judged = {variant.name: device_figures(variant, profile) for variant in variants}
+        candidates = [
+            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"])
+            for name, entry in judged.items()
+        ]
+        chosen, reason = choose(candidates, forced=forced)
+        entry = devices[profile.name] = {
+            **judged[chosen.artifact],
+            "choice": {
+                "reason": reason,
+                "candidates": {name: {k: e[k] for k in ("accuracy", "latency_ms", "size_bytes", "passed")} for name, e in judged.items()},
+            },
+        }
+        accuracy = "–" if entry["accuracy"] is None else f"{entry['accuracy']:.4f}"
+        verdict = {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[entry["passed"]]
+        log.info(
+            f"validate {profile.name}: {chosen.artifact}, acc {accuracy}, p90 {entry['latency_ms']['p90']:.3f} ms "
+            f"({profile.latency_kind}), {entry['size_bytes'] / 1024:.1f} KiB -> {verdict} ({reason})"
+        )
+    return devices
+
+
+def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
+    """One variant on one device: its latency estimate (from the host's one-thread timing), and the
+    budgets judged on it. `noise` is the timing's p10-p90 width, scaled the same way: a difference
+    between files smaller than that is not a difference."""
+    measured = variant.host_latency
+    latency = {q: profile.estimate_ms(measured[q]) for q in ("p50", "p90", "p99")}
+    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"])
+    figures = {
+        "size_kb": variant.size / 1024,
+        "size_gzip_kb": variant.size_gzip / 1024,
+        "latency_p90_ms": latency["p90"],
+        "accuracy": variant.accuracy,
+        "accuracy_drop": variant.drop,
+        "peak_memory_mb": variant.peak_memory[profile.threads],
+    }
+    budgets = judge(profile.budgets, figures)
+    return {
+        "artifact": variant.name,
+        "accuracy": None if variant.accuracy is None else round(variant.accuracy, 5),
+        "accuracy_drop_points": None if variant.drop is None else round(variant.drop, 4),
+        "latency_ms": latency,
+        "latency_kind": profile.latency_kind,
+        "host_latency_ms": measured,
+        "threads": profile.threads,
+        "size_bytes": variant.size,
+        "size_gzip_bytes": variant.size_gzip,
+        "peak_memory_mb": variant.peak_memory[profile.threads],
+        "peak_memory_kind": "measured on the host",
+        "budgets": budgets,
+        "passed": overall(budgets),
+    }

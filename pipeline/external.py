@@ -1,0 +1,112 @@
+"""`compress validate MODEL.onnx` / `compress bench MODEL.onnx`: judge a model made elsewhere.
+
+The file is checked (a loadable ONNX model with one image input [N, C, H, W]), copied into an output
+folder and measured the way a run's `validate` stage measures its files: size, gzip size, one-thread
+host latency scaled per device, peak memory, and with data the test accuracy. The folder then holds
+the same `report.json` (and `recipe.json` with the data, so `compress bundle` works from it), which
+`compress gate` judges with its usual exit codes.
+
+Accuracy needs the model's own preprocessing: `mean`/`std` given, or read from the file's
+`preprocessing` metadata (files exported by this tool carry it). An accuracy budget without data,
+or an accuracy-drop budget without `reference_accuracy`, cannot be judged: the gate says so (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from devices.on_device.validate_on_device import sha256
+from pipeline.core.errors import UserError
+from pipeline.core.run_folder import RunFolder
+from pipeline.data import DataConfig, load_data
+from pipeline.deploy.device_figures import Variant, judge_devices, measure
+from pipeline.deploy.profiles import load_profile
+from pipeline.reporting.report_json import build_report, environment
+from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
+
+log = logging.getLogger("compress")
+
+
+def input_shape(path: Path) -> tuple[int, int, int]:
+    """The model's image input as (C, H, W); a clear error for anything else."""
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001  onnx raises many types for a bad file
+        raise UserError(f"{path} is not a valid ONNX model: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UserError(f"{path} has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); an image classifier takes one [N, C, H, W] input")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or None in dims[1:]:
+        raise UserError(f"{path}: input {inputs[0].name} has shape {dims}; expected [N, C, H, W] with fixed C, H and W")
+    return tuple(dims[1:])
+
+
+def preprocessing_of(path: Path) -> dict | None:
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    try:
+        return json.loads(meta["preprocessing"]) if "preprocessing" in meta else None
+    except json.JSONDecodeError:
+        return None
+
+
+def validate_file(
+    model: Path, devices: list[str], out: Path, data: DataConfig | None = None, reference_accuracy: float | None = None,
+    warmup: int = 20, runs: int = 200, seed: int = 0,
+) -> dict:
+    """Measure `model` for each device into `out`; returns the report (also out/report.json)."""
+    model = Path(model)
+    if not model.is_file():
+        raise UserError(f"{model}: no such file")
+    shape = input_shape(model)
+    profiles = [load_profile(d) for d in devices]
+    run = RunFolder(out)
+    run.ensure_writable()
+    with run.lock():
+        folder = run.path / "model"
+        folder.mkdir(exist_ok=True)
+        copy = folder / model.name
+        shutil.copyfile(model, copy)
+        name = "onnx_int8" if int8_coverage(copy)["int8_compute_ops"] else "onnx_fp32"
+        accuracy, sample = None, np.zeros((1, *shape), dtype=np.float32)
+        if data is not None:
+            data = with_preprocessing(data, copy)
+            splits = load_data(data, seed)
+            if tuple(splits.input_shape) != shape:
+                raise UserError(f"the data's images are {list(splits.input_shape)} (C,H,W) but {model.name} takes {list(shape)}; set data.input_size or pick matching data")
+            accuracy = onnx_accuracy(copy, splits.test)
+            sample = splits.test.take(1)[0].numpy()
+        drop = None if accuracy is None or reference_accuracy is None else (reference_accuracy - accuracy) * 100
+        variant = Variant(name, copy, accuracy, drop)
+        measure([variant], sample, profiles, warmup, runs)
+        judged = judge_devices([variant], profiles, None, log)
+        ref = str(copy.relative_to(run.path))
+        report = build_report(
+            {"name": f"validate {model.name}", "sha256": sha256(model)}, [], {name: ref}, run.artifact_hashes({name: ref}),
+            {"accuracy": reference_accuracy, "source": "given"} if reference_accuracy is not None else {}, judged, environment(),
+        )
+        run.write_recipe_header({"seed": seed, "data": None if data is None else data.model_dump(mode="json"), "devices": devices})
+        run.write_report(report)
+    return report
+
+
+def with_preprocessing(data: DataConfig, model: Path) -> DataConfig:
+    """The data normalised the way the model expects: the given mean/std, else the file's metadata."""
+    if data.mean is not None:
+        return data
+    given = preprocessing_of(model)
+    if not given or "mean" not in given or "std" not in given:
+        raise UserError(
+            f"{model.name} carries no preprocessing metadata, so its input normalisation is unknown: give --mean and --std "
+            "(per channel, on pixels scaled to 0..1), as the model was trained"
+        )
+    as_list = lambda v: v if isinstance(v, list) else [v]  # noqa: E731  (older files: one value for all channels)
+    return data.model_copy(update={"mean": as_list(given["mean"]), "std": as_list(given["std"])})

@@ -1,0 +1,55 @@
+"""`compress validate` / `compress bench` on an ONNX file made elsewhere."""
+
+import json
+
+import onnx
+from click.testing import CliRunner
+
+from pipeline.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_validate_a_file_with_data_then_gate_and_bundle_it(finished_run, tmp_path):
+    model = finished_run / "02-export/model.onnx"  # carries its preprocessing metadata
+    out = tmp_path / "judged"
+    result = invoke("validate", model, "--device", "host", "--device", "raspberry-pi-4", "--data", "embedded", "--test-subset", "200",
+                    "--reference-accuracy", "0.6", "--out", out, "--runs", "20")
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["devices"]) == {"host", "raspberry-pi-4"}
+    host = report["devices"]["host"]
+    assert host["artifact"] == "onnx_fp32" and 0.1 < host["accuracy"] <= 1 and host["budgets"]["min_accuracy"]["value"] == host["accuracy"]
+    assert host["accuracy_drop_points"] == round((0.6 - host["accuracy"]) * 100, 4)
+    assert result.exit_code in (0, 1) and result.exit_code == invoke("gate", out).exit_code, result.output
+    assert invoke("bundle", out, "--device", "host", "-o", tmp_path / "b.zip", "--samples", "20").exit_code == 0
+
+
+def test_bench_without_data_cannot_judge_accuracy(finished_run, tmp_path):
+    result = invoke("bench", finished_run / "03-quantize/model.int8.onnx", "--device", "host", "--out", tmp_path / "b", "--runs", "20")
+    assert result.exit_code == 2, result.output
+    report = json.loads((tmp_path / "b/report.json").read_text())
+    assert report["devices"]["host"]["artifact"] == "onnx_int8" and report["devices"]["host"]["latency_ms"]["p90"] > 0
+    assert "min_accuracy has no measured value" in result.output and "need data" in result.output
+
+
+def test_a_file_without_preprocessing_needs_mean_and_std(finished_run, tmp_path):
+    bare = onnx.load(str(finished_run / "02-export/model.onnx"))
+    del bare.metadata_props[:]
+    path = tmp_path / "bare.onnx"
+    onnx.save(bare, str(path))
+    refused = invoke("validate", path, "--device", "host", "--data", "embedded", "--out", tmp_path / "o")
+    assert refused.exit_code == 1 and "give --mean and --std" in refused.output
+    given = invoke("validate", path, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35",
+                   "--test-subset", "100", "--out", tmp_path / "o", "--runs", "20")
+    assert given.exit_code in (0, 1, 2) and json.loads((tmp_path / "o/report.json").read_text())["devices"]["host"]["accuracy"] > 0.1
+
+
+def test_not_an_onnx_file_is_one_paragraph(tmp_path):
+    junk = tmp_path / "model.onnx"
+    junk.write_bytes(b"not a model")
+    result = invoke("validate", junk, "--device", "host", "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "is not a valid ONNX model" in result.output and "Traceback" not in result.output
+    shape = invoke("validate", tmp_path / "missing.onnx", "--device", "host")
+    assert shape.exit_code == 1 and "no such file" in shape.output
