@@ -156,7 +156,7 @@ def _floats(text: str | None) -> list[float] | None:
     return None if text is None else [float(v) for v in text.split(",")]
 
 
-def _validate_model(model, devices, out, data, data_options, reference_accuracy, runs, bench: bool):
+def _validate_model(model, devices, out, data, data_options, reference_accuracy, runs, bench: bool, metric: str = "top1"):
     from pipeline.core.config_errors import format_validation_error
     from pipeline.data import DataConfig
     from pipeline.deploy.gate import judge_report
@@ -171,7 +171,7 @@ def _validate_model(model, devices, out, data, data_options, reference_accuracy,
         except Exception as e:  # pydantic's ValidationError: the fields at fault, as for a recipe
             raise UserError(f"--data {data}: " + (format_validation_error(e, DataConfig) if hasattr(e, "errors") else str(e))) from None
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
-    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs)
+    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric)
     click.echo(summary_table(report))
     result = judge_report(report)
     for problem in result.problems:
@@ -189,6 +189,7 @@ _DATA_OPTIONS = [
     click.option("--std", help="per-channel std, comma-separated"),
     click.option("--test-subset", type=click.IntRange(min=10), help="judge on this many test images"),
     click.option("--reference-accuracy", type=click.FloatRange(0, 1), help="the float model's accuracy, for max_accuracy_drop budgets"),
+    click.option("--metric", default="top1", show_default=True, help='top1 | top5 | "package.module:function(logits, labels)"'),
 ]
 
 
@@ -206,12 +207,12 @@ def _with_data_options(command):
 @click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, out, runs, debug):
+def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, metric, out, runs, debug):
     """Judge MODEL.onnx, made anywhere, against device budgets: size, latency, memory, and accuracy
     with --data. Writes report.json (gate, bundle and report read it); exits like `compress gate`."""
     setup_logging(quiet=False, debug=debug)
     options = {"input_size": input_size, "mean": _floats(mean), "std": _floats(std), "test_subset": test_subset}
-    _validate_model(model, devices, out, data, options, reference_accuracy, runs, bench=False)
+    _validate_model(model, devices, out, data, options, reference_accuracy, runs, bench=False, metric=metric)
 
 
 @main.command("bench")

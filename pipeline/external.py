@@ -23,6 +23,7 @@ import onnx
 
 from devices.on_device.validate_on_device import sha256
 from pipeline.core.errors import UserError
+from pipeline.core.metrics import resolve
 from pipeline.core.run_folder import RunFolder
 from pipeline.data import DataConfig, load_data
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
@@ -60,10 +61,10 @@ def preprocessing_of(path: Path) -> dict | None:
 
 def validate_file(
     model: Path, devices: list[str], out: Path, data: DataConfig | None = None, reference_accuracy: float | None = None,
-    warmup: int = 20, runs: int = 200, seed: int = 0,
+    warmup: int = 20, runs: int = 200, seed: int = 0, metric: str = "top1",
 ) -> dict:
     """Measure `model` for each device into `out`; returns the report (also out/report.json)."""
-    model = Path(model)
+    model, score = Path(model), resolve(metric)
     if not model.is_file():
         raise UserError(f"{model}: no such file")
     shape = input_shape(model)
@@ -82,7 +83,7 @@ def validate_file(
             splits = load_data(data, seed)
             if tuple(splits.input_shape) != shape:
                 raise UserError(f"the data's images are {list(splits.input_shape)} (C,H,W) but {model.name} takes {list(shape)}; set data.input_size or pick matching data")
-            accuracy = onnx_accuracy(copy, splits.test)
+            accuracy = onnx_accuracy(copy, splits.test, metric=score)
             sample = splits.test.take(1)[0].numpy()
         drop = None if accuracy is None or reference_accuracy is None else (reference_accuracy - accuracy) * 100
         variant = Variant(name, copy, accuracy, drop)
@@ -90,7 +91,7 @@ def validate_file(
         judged = judge_devices([variant], profiles, None, log)
         ref = str(copy.relative_to(run.path))
         report = build_report(
-            {"name": f"validate {model.name}", "sha256": sha256(model)}, [], {name: ref}, run.artifact_hashes({name: ref}),
+            {"name": f"validate {model.name}", "sha256": sha256(model), "metric": metric}, [], {name: ref}, run.artifact_hashes({name: ref}),
             {"accuracy": reference_accuracy, "source": "given"} if reference_accuracy is not None else {}, judged, environment(),
         )
         run.write_recipe_header({"seed": seed, "data": None if data is None else data.model_dump(mode="json"), "devices": devices})

@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from pipeline.core.config_errors import format_error_lines
-from pipeline.core.errors import DeviceProfileError, RecipeError
+from pipeline.core.errors import DeviceProfileError, RecipeError, UserError
+from pipeline.core.metrics import resolve
 from pipeline.data import DataConfig
 from pipeline.deploy.profiles import load_profile
 from pipeline.models import ModelConfig
@@ -36,6 +44,18 @@ class RecipeHeader(BaseModel):
     model: ModelConfig
     stages: list[Any] = Field(min_length=1, description="ordered; each item is `- STAGE_NAME: {config}`")
     devices: list[str] = Field(default_factory=lambda: ["host"], description="device profile names or .yaml paths")
+    metric: str = Field(
+        "top1", description='what "accuracy" means for budgets and accuracy-aware INT8: top1 | top5 | "package.module:function(logits, labels) -> 0..1"'
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        try:
+            resolve(metric)
+        except UserError as e:
+            raise ValueError(str(e)) from None
+        return metric
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import torch
 from devices.on_device import validate_on_device as on_device
 from pipeline.core.checkpoints import load_model, save_model
 from pipeline.core.errors import StageError
+from pipeline.core.metrics import resolve
 from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.state import ModelState
 from pipeline.data import load_data
@@ -73,7 +74,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dic
     for record, folder in zip(records[:done], folders):
         record.status, record.seconds = "resumed", folder.saved_state()["seconds"]
         record.metrics = folder.metrics()
-    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256}
+    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric}
     env = environment()
     run.write_recipe_header(header.model_dump(mode="json"))
 
@@ -90,7 +91,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dic
         ctx = StageContext(
             data=data, device=device, run_dir=run.path, stage_dir=folder.path, seed=header.seed * 1000 + i,
             profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
-            model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes),
+            model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric),
         )
         torch.manual_seed(ctx.seed)
         log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}")
@@ -155,7 +156,7 @@ def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_
 
 def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
     h = recipe.header
-    previous = _sha({"data": h.data.model_dump(), "model": h.model.model_dump(), "seed": h.seed})
+    previous = _sha({"data": h.data.model_dump(), "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
     fingerprints = []
     for entry in recipe.stages:
         payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}

@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from devices.on_device import validate_on_device as on_device
+from pipeline.core.metrics import Metric, top1
 from pipeline.data import Split
 
 HOST_THREADS = 1  # every host timing of a model is single-threaded: a 2-core host and a 64-core one estimate alike
@@ -24,9 +25,10 @@ INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvI
 FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 
 
-def onnx_accuracy(path: Path, split: Split, batch_size: int = 256) -> float:
+def onnx_accuracy(path: Path, split: Split, batch_size: int = 256, metric: Metric = top1) -> float:
+    """The metric (top-1 accuracy unless given) of an ONNX file's logits on a split."""
     outputs, labels = split_outputs(path, split, batch_size, first_only=True)
-    return float((outputs[0].argmax(1) == labels).mean())
+    return metric(outputs[0], labels)
 
 
 def split_outputs(path: Path, split: Split, batch_size: int = 256, first_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:

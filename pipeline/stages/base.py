@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from pydantic import BaseModel
 
+from pipeline.core.metrics import Metric, top1
 from pipeline.core.progress import progress
 from pipeline.core.registry import Registry
 from pipeline.core.state import ModelState
@@ -40,6 +41,7 @@ class StageContext:
     quiet: bool = False
     metrics: dict = field(default_factory=dict)
     model_before: Callable[[str], torch.nn.Module] | None = None  # see runner.earlier_models
+    metric: Metric = top1  # the recipe's `metric`: what "accuracy" means for budgets and accuracy-aware INT8
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -59,7 +61,7 @@ class StageContext:
         """After the stage trained the model: test accuracy, params, MACs, the history and each head's
         accuracy into the metrics. Until something compresses the model, these figures are the
         baseline of accuracy-drop budgets, and earlier exports are stale (`weights_trained`)."""
-        metrics = model_metrics(state.model, self.data.test, self.data.input_shape)
+        metrics = model_metrics(state.model, self.data.test, self.data.input_shape, metric=self.metric)
         self.metrics.update(metrics, **details, history=trained.history)
         if trained.heads_accuracy is not None:
             self.metrics["heads_accuracy"] = trained.heads_accuracy

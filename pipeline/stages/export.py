@@ -78,7 +78,7 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
         min_top1_agreement=cfg.min_top1_agreement,
     )
     ctx.metrics.update(
-        accuracy=round(onnx_accuracy(path, ctx.data.test), 5),
+        accuracy=round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
         parity={k: v for k, v in result.to_json().items() if k != "path"},
     )

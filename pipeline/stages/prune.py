@@ -65,7 +65,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     data, shape = ctx.data, ctx.data.input_shape
     start = size_figures(state.model, shape)
     if not state.reference:
-        state.reference = {"accuracy": round(accuracy(state.model, data.test), 5), **start, "source": "before prune"}
+        state.reference = {"accuracy": round(accuracy(state.model, data.test, metric=ctx.metric), 5), **start, "source": "before prune"}
     kind = TARGETS[cfg.target.kind]
     teacher = copy.deepcopy(state.model) if cfg.recovery == "distill" else None
     with headed(state) as traced, ChannelMixing() as mixing:  # heads in the traced graph lose their input channels with the backbone's
@@ -90,7 +90,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             ctx.metrics["heads_accuracy"] = head_accuracy(traced, data.test)
     ctx.metrics.update(outcome.details)
     ctx.metrics.update(
-        model_metrics(state.model, data.test, shape), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
+        model_metrics(state.model, data.test, shape, metric=ctx.metric), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
     )
     state.compressed = True
     state.model_changed()

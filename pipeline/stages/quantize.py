@@ -115,7 +115,7 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
         method=cfg.method,
         backend=cfg.backend,
         quantization=description,
-        accuracy=round(onnx_accuracy(out, ctx.data.test), 5),
+        accuracy=round(onnx_accuracy(out, ctx.data.test, metric=ctx.metric), 5),
         **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": out.stat().st_size},
         top1_agreement_with_fp32=agreement,
         int8_coverage=coverage,
@@ -164,10 +164,10 @@ def ort_accuracy_aware(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarr
         path = trials_dir / f"trial_{next(built)}.onnx"
         return ort_backend.quantize_static_file(prepared, path, samples, replace(cfg.settings(), calibration=calibration), excluded)
 
-    reference = onnx_accuracy(fp32, ctx.data.val)
+    reference = onnx_accuracy(fp32, ctx.data.val, metric=ctx.metric)
     result = accuracy_aware.search(
         build,
-        lambda path: onnx_accuracy(path, ctx.data.val),
+        lambda path: onnx_accuracy(path, ctx.data.val, metric=ctx.metric),
         cfg.calibrations_to_try(),
         ort_backend.compute_nodes(prepared),
         reference,
@@ -224,14 +224,14 @@ def inc_accuracy_aware(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarr
         for activations in (cfg.activations, other)
         for calibration in cfg.calibrations_to_try()
     ]
-    reference = onnx_accuracy(fp32, ctx.data.val)
+    reference = onnx_accuracy(fp32, ctx.data.val, metric=ctx.metric)
     graph = inc_backend.exported(state.model, ctx.data.input_shape)
     tuned, trials, chosen, met = inc_backend.autotune(
         graph,
         configs,
         inc_backend.calibrate(samples),
         ctx.data.input_shape,
-        lambda path: onnx_accuracy(path, ctx.data.val),
+        lambda path: onnx_accuracy(path, ctx.data.val, metric=ctx.metric),
         reference,
         cfg.max_accuracy_drop,
     )

@@ -56,7 +56,7 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     variants = {}
     for name in names:
         path = ctx.resolve(state.artifacts[name])
-        acc = onnx_accuracy(path, ctx.data.test)
+        acc = onnx_accuracy(path, ctx.data.test, metric=ctx.metric)
         variants[name] = Variant(name, path, acc, None if reference is None else (reference - acc) * 100)
     measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
     devices = judge_devices(list(variants.values()), ctx.profiles, None if cfg.artifact == "auto" else cfg.artifact, ctx.log)

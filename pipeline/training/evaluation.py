@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
 
+from pipeline.core.metrics import Metric, top1
 from pipeline.data import Split
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torch.device | str = "cpu") -> float:
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torch.device | str = "cpu", metric: Metric = top1) -> float:
+    """The metric (top-1 accuracy unless given) of `model` on a split read in batches."""
     was_training = model.training
     model.eval()
-    correct = 0
+    logits, labels = [], []
     for x, y, _ in split.batches(batch_size):
-        correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+        logits.append(model(x.to(device)).float().cpu().numpy())
+        labels.append(y.numpy())
     model.train(was_training)
-    return correct / max(1, len(split))
+    return metric(np.concatenate(logits), np.concatenate(labels)) if logits else 0.0
 
 
 def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
@@ -31,5 +35,5 @@ def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, in
     return {"params": int(params), "macs": int(macs), "size_bytes": int(size)}
 
 
-def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], device: torch.device | str = "cpu") -> dict:
-    return {"accuracy": round(accuracy(model, test, device=device), 5), **size_figures(model, input_shape)}
+def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], device: torch.device | str = "cpu", metric: Metric = top1) -> dict:
+    return {"accuracy": round(accuracy(model, test, device=device, metric=metric), 5), **size_figures(model, input_shape)}
