@@ -10,22 +10,15 @@ import math
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.errors import StageError
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
+from pipeline.training.augment import Augment, augment
 from pipeline.training.evaluation import accuracy
 from pipeline.training.objectives import Batch, Objective, cross_entropy
-
-
-class Augment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    flip: bool = Field(True, description="random horizontal flip")
-    shift: int = Field(2, ge=0, le=8, description="random translation of up to this many pixels")
 
 
 class TrainConfig(BaseModel):
@@ -69,7 +62,7 @@ def fit(
     steps_per_epoch = math.ceil(len(data.train) / batch)
     optimizer = _optimizer(model, cfg)
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
-    background = (-torch.tensor(data.mean) / torch.tensor(data.std)).float().view(1, -1, 1, 1).to(device)  # black, normalised
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device) for v in (data.mean, data.std))
     history, best, best_state, stale = [], -1.0, None, 0
     for epoch in range(cfg.epochs):
         model.train()
@@ -78,7 +71,7 @@ def fit(
         bar = progress(data.train.batches(batch, order), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
         for step, (x, y, idx) in enumerate(bar):
             x, y = x.to(device), y.to(device)
-            x = augment(x, cfg.augment, background, generator)
+            x = augment(x, cfg.augment, mean, std, generator)
             terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs))
             loss = sum(terms.values())
             if not torch.isfinite(loss):
@@ -107,24 +100,6 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
-
-
-def augment(x: torch.Tensor, cfg: Augment, background: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample flip and integer shift, vectorised; shifted-in pixels take the background value."""
-    n = x.shape[0]
-    if cfg.flip:
-        flip = torch.rand(n, generator=generator) < 0.5
-        x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
-    if cfg.shift:
-        h, w = x.shape[2:]
-        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=generator).to(x)
-        theta = torch.zeros(n, 2, 3, device=x.device)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1
-        theta[:, 0, 2] = shifts[:, 0] * 2 / w
-        theta[:, 1, 2] = shifts[:, 1] * 2 / h
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x - background, grid, mode="nearest", padding_mode="zeros", align_corners=False) + background
-    return x
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

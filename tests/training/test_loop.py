@@ -3,7 +3,7 @@ import torch
 from pipeline.data import DataConfig, load_data
 from pipeline.models import ModelConfig, build_model
 from pipeline.training.evaluation import accuracy, size_figures
-from pipeline.training.loop import Augment, TrainConfig, augment, fit
+from pipeline.training.loop import TrainConfig, fit
 
 
 def small_data():
@@ -37,15 +37,6 @@ def test_early_stopping_stops_and_keeps_best():
     cfg = TrainConfig(epochs=30, lr=1e-7, schedule="constant", early_stopping_patience=1)
     history = fit(model, data, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     assert len(history) < 30
-
-
-def test_augment_shifts_in_background_and_flips():
-    x = torch.zeros(64, 1, 8, 8)
-    x[:, :, 3:5, 0:2] = 5.0  # a bright blob on the left edge
-    out = augment(x, Augment(flip=True, shift=2), background=-1.0, generator=torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
-    assert (out == -1.0).any(), "shifted-in pixels take the background value"
-    assert (out[:, :, :, 6:] == 5.0).any(), "some samples are flipped to the right edge"
 
 
 def test_size_figures_count_params_and_macs():

@@ -1,0 +1,86 @@
+"""Augmentations declared in the recipe, applied to a whole batch on the training device.
+
+They work on normalised tensors of any size and channel count: geometry by one `grid_sample` per
+batch (flip, shift, random-resized crop), pixel changes (brightness/contrast jitter) on the
+de-normalised values, and random erasing to the dataset's mean. Every random draw comes from the
+loop's generator, so a seed reproduces a run. Mixing samples (mixup, cutmix) changes the labels
+and is not among them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Augment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    flip: bool = Field(True, description="random horizontal flip")
+    shift: int = Field(2, ge=0, le=8, description="random translation of up to this many pixels (shifted-in pixels are black)")
+    resized_crop: list[float] | None = Field(
+        None, description="random-resized crop: [min, max] share of the image's area kept (aspect 3/4..4/3), resized back; e.g. [0.6, 1.0]"
+    )
+    color_jitter: float = Field(0.0, ge=0, le=0.5, description="brightness and contrast each scaled by a random factor in 1 ± this")
+    erasing: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle (2-20 % of the area) to the mean")
+
+    @field_validator("resized_crop")
+    @classmethod
+    def _area_range(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not (len(value) == 2 and 0 < value[0] <= value[1] <= 1):
+            raise ValueError(f"give [min, max] with 0 < min <= max <= 1 (got {value})")
+        return value
+
+
+def augment(x: torch.Tensor, cfg: Augment, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """`mean`/`std`: the normalisation, broadcastable to x ([1, C, 1, 1])."""
+    n, _, h, w = x.shape
+    background = -mean / std  # black, normalised
+    if cfg.resized_crop is not None:
+        x = _resized_crop(x, cfg.resized_crop, background, generator)
+    if cfg.flip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+    if cfg.shift:
+        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=generator).to(x)
+        theta = torch.zeros(n, 2, 3, device=x.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+        theta[:, 0, 2] = shifts[:, 0] * 2 / w
+        theta[:, 1, 2] = shifts[:, 1] * 2 / h
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x - background, grid, mode="nearest", padding_mode="zeros", align_corners=False) + background
+    if cfg.color_jitter:
+        pixels = x * std + mean
+        brightness = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
+        contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
+        grey = pixels.mean(dim=(1, 2, 3), keepdim=True)
+        pixels = ((pixels * brightness.to(x.device) - grey) * contrast.to(x.device) + grey).clamp(0, 1)
+        x = (pixels - mean) / std
+    if cfg.erasing:
+        x = x.clone()
+        for i in torch.nonzero(torch.rand(n, generator=generator) < cfg.erasing).flatten().tolist():
+            area = h * w * float(torch.empty(1).uniform_(0.02, 0.2, generator=generator))
+            aspect = math.exp(float(torch.empty(1).uniform_(math.log(0.3), math.log(3.3), generator=generator)))
+            eh, ew = min(h, max(1, round(math.sqrt(area * aspect)))), min(w, max(1, round(math.sqrt(area / aspect))))
+            top = int(torch.randint(0, h - eh + 1, (1,), generator=generator))
+            left = int(torch.randint(0, w - ew + 1, (1,), generator=generator))
+            x[i, :, top : top + eh, left : left + ew] = 0  # the dataset mean, normalised
+    return x
+
+
+def _resized_crop(x: torch.Tensor, area_range: list[float], background: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per sample: a box of a random share of the area and aspect 3/4..4/3 at a random place,
+    resized (bilinear) back to the full size."""
+    n = x.shape[0]
+    area = torch.empty(n).uniform_(*area_range, generator=generator)
+    aspect = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=generator))
+    sx, sy = torch.sqrt(area * aspect).clamp(max=1), torch.sqrt(area / aspect).clamp(max=1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = sx, sy
+    theta[:, 0, 2] = (torch.rand(n, generator=generator) * 2 - 1) * (1 - sx)
+    theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * (1 - sy)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background

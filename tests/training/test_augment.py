@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from pipeline.training.augment import Augment, augment
+
+ONE = torch.ones(1, 1, 1, 1)
+
+
+def run(x, generator_seed=0, mean=ONE, std=ONE, **cfg):
+    return augment(x, Augment(**{"flip": False, "shift": 0, **cfg}), mean, std, torch.Generator().manual_seed(generator_seed))
+
+
+def test_augment_shifts_in_background_and_flips():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3:5, 0:2] = 5.0  # a bright blob on the left edge
+    out = run(x, flip=True, shift=2)  # mean 1, std 1: black is -1 once normalised
+    assert out.shape == x.shape
+    assert (out == -1.0).any(), "shifted-in pixels take the background value"
+    assert (out[:, :, :, 6:] == 5.0).any(), "some samples are flipped to the right edge"
+
+
+def test_with_flip_and_shift_off_the_defaults_change_nothing():
+    x = torch.randn(8, 3, 12, 12)
+    assert torch.equal(run(x), x)
+
+
+def test_resized_crop_zooms_in_and_keeps_the_size():
+    x = torch.zeros(16, 3, 16, 16)
+    x[:, :, 6:10, 6:10] = 1.0  # a centred square
+    out = run(x, resized_crop=[0.3, 0.5])
+    assert out.shape == x.shape
+    assert (out > 0.5).float().mean() > (x > 0.5).float().mean(), "a crop of a third of the area enlarges the square"
+
+
+def test_color_jitter_changes_brightness_within_range_per_sample():
+    mean, std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), torch.tensor([0.2, 0.2, 0.2]).view(1, 3, 1, 1)
+    pixels = torch.rand(32, 3, 8, 8) * 0.5 + 0.25
+    out = run((pixels - mean) / std, mean=mean, std=std, color_jitter=0.3) * std + mean
+    assert out.min() >= 0 and out.max() <= 1
+    ratio = out.mean(dim=(1, 2, 3)) / pixels.mean(dim=(1, 2, 3))
+    assert ratio.min() < 0.95 and ratio.max() > 1.05 and ratio.min() > 0.6 and ratio.max() < 1.4
+
+
+def test_random_erasing_blanks_a_rectangle_to_the_mean():
+    x = torch.full((40, 1, 10, 10), 3.0)
+    out = run(x, erasing=0.5)
+    erased = (out == 0).flatten(1).any(1)
+    assert 5 < int(erased.sum()) < 35, "about half the samples"
+    areas = (out == 0).flatten(1).float().mean(1)[erased]
+    assert areas.min() >= 0.01 and areas.max() <= 0.25
+
+
+def test_augment_is_reproducible_from_the_seed():
+    x = torch.randn(8, 3, 12, 12)
+    cfg = dict(flip=True, shift=2, resized_crop=[0.5, 1.0], color_jitter=0.2, erasing=0.5)
+    assert torch.equal(run(x, 3, **cfg), run(x, 3, **cfg)) and not torch.equal(run(x, 3, **cfg), run(x, 4, **cfg))
+
+
+def test_a_bad_crop_range_is_a_config_error():
+    with pytest.raises(ValueError, match=r"0 < min <= max <= 1"):
+        Augment(resized_crop=[0.8, 0.5])
