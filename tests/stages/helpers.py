@@ -15,11 +15,15 @@ from pipeline.stages.base import StageContext
 from pipeline.training.loop import TrainConfig, fit
 
 
-def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), train: int = 600, test: int = 300) -> StageContext:
+RGB = {"source": "dataset", "factory": "tests.data.user_datasets:three_classes", "workers": 0}  # 3x12x12, 3 classes, read lazily
+
+
+def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), train: int = 600, test: int = 300, data: dict | None = None) -> StageContext:
+    """`data`: a DataConfig dict instead of the embedded grey images (e.g. `RGB`)."""
     stage_dir = run_dir / folder
     stage_dir.mkdir(parents=True, exist_ok=True)
     return StageContext(
-        data=load_data(DataConfig(train_subset=train, test_subset=test, batch_size=64), seed=0),
+        data=load_data(DataConfig(**{**(data or {}), "train_subset": train, "test_subset": test, "batch_size": 64}), seed=0),
         device=torch.device("cpu"),
         run_dir=run_dir,
         stage_dir=stage_dir,
@@ -33,6 +37,6 @@ def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), tra
 
 def trained_state(ctx: StageContext, epochs: int = 2, **kwargs) -> ModelState:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="tiny_cnn", kwargs=kwargs), 1, 10)
+    model = build_model(ModelConfig(name="tiny_cnn", kwargs=kwargs), ctx.data.input_shape[0], ctx.data.num_classes)
     fit(model, ctx.data, TrainConfig(epochs=epochs, lr=0.01), device=ctx.device, generator=torch.Generator().manual_seed(0))
     return ModelState(model=model.cpu(), reference={"accuracy": 0.5})
