@@ -14,7 +14,6 @@ from pipeline.models import ModelConfig, build_model
 from pipeline.stages.base import StageContext
 from pipeline.training.loop import TrainConfig, fit
 
-
 RGB = {"source": "dataset", "factory": "tests.data.user_datasets:three_classes", "workers": 0}  # 3x12x12, 3 classes, read lazily
 
 
