@@ -200,6 +200,27 @@ def summarize(times) -> dict:
     }
 
 
+def normalise(pixels, preprocessing: dict):
+    """Bundled uint8 pixels [N,C,H,W] to the model's input: (pixel / 255 - mean[c]) / std[c], in
+    float32, exactly as the host computed its expected predictions (it calls this function)."""
+    import numpy as np
+
+    mean = np.asarray(preprocessing["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(preprocessing["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((pixels.astype(np.float32) / np.float32(255) - mean) / std, dtype=np.float32)
+
+
+def load_inputs(folder: Path, manifest: dict):
+    """The bundle's samples as model inputs: raw pixels normalised here with the manifest's
+    preprocessing (bundles of image data), or float inputs stored as they are fed."""
+    import numpy as np
+
+    samples = manifest["samples"]
+    if "pixels" in samples:
+        return normalise(np.load(inside(folder, samples["pixels"])), manifest["preprocessing"])
+    return np.load(inside(folder, samples["inputs"]))
+
+
 def predictions(sess, inputs, batch: int = 64):
     import numpy as np
 
@@ -241,7 +262,7 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
         digest = sha256(model)
         if digest != manifest["model"]["sha256"]:
             raise BundleError(f"{manifest['model']['path']}: SHA-256 {digest} does not match the manifest's {manifest['model']['sha256']}; the bundle was altered or corrupted")
-        inputs = np.load(inside(folder, manifest["samples"]["inputs"]))
+        inputs = load_inputs(folder, manifest)
         labels = np.load(inside(folder, manifest["samples"]["labels"]))
         expected = np.load(inside(folder, manifest["samples"]["expected_predictions"]))
         device = manifest["device"]

@@ -55,11 +55,13 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     header = run.recipe_header()
     if not header.get("data"):
         raise UserError(f"{run_dir} was measured without data, so there are no test samples to bundle: run `compress validate MODEL --data SOURCE[:PATH]`")
-    test = load_data(DataConfig.model_validate(header["data"]), header["seed"]).test
+    data = load_data(DataConfig.model_validate(header["data"]), header["seed"])
+    test = data.test
     per_sample = int(np.prod(test.sample_shape)) * 4
     count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))
     x, y = test.take(count)
-    inputs = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+    stored = as_pixels(x.numpy(), data.mean, data.std)
+    inputs = on_device.normalise(stored[1], stored[0]) if stored else np.ascontiguousarray(x.numpy(), dtype=np.float32)
     labels = y.numpy().astype(np.int64)
     predicted = onnx_logits(model, inputs).argmax(1).astype(np.int64)
     model_path = f"model/{model.name}"
@@ -72,11 +74,12 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
         "device": profile.model_dump(),
         "budgets": profile.budgets.model_dump(exclude_none=True),
         "samples": {
-            "inputs": "samples/inputs.npy",
+            **({"pixels": "samples/pixels.npy"} if stored else {"inputs": "samples/inputs.npy"}),
             "labels": "samples/labels.npy",
             "expected_predictions": "samples/expected_predictions.npy",
             "count": count,
         },
+        **({"preprocessing": stored[0]} if stored else {}),
         "expected": {
             "sample_accuracy": round(float((predicted == labels).mean()), 5),
             "test_accuracy": entry["accuracy"] if same else None,
@@ -90,10 +93,22 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
         archive.write(model, model_path)
-        for key, array in (("inputs", inputs), ("labels", labels), ("expected_predictions", predicted)):
+        for key, array in ((("pixels", stored[1]) if stored else ("inputs", inputs)), ("labels", labels), ("expected_predictions", predicted)):
             buffer = io.BytesIO()
             np.save(buffer, array)
             archive.writestr(manifest["samples"][key], buffer.getvalue())
         archive.write(on_device.__file__, "validate_on_device.py")
         archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads))
     return manifest
+
+
+def as_pixels(x: np.ndarray, mean: list[float], std: list[float]) -> tuple[dict, np.ndarray] | None:
+    """Normalised images back to the uint8 pixels they came from, with the preprocessing that turns
+    them into model inputs, when that is exact (image data); None for inputs that were never pixels
+    (a user's float Dataset), which the bundle then stores as float inputs."""
+    m, s = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1), np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
+    scaled = (x * s + m) * 255
+    pixels = np.rint(scaled)
+    if pixels.min() < 0 or pixels.max() > 255 or np.abs(scaled - pixels).max() > 1e-2:
+        return None
+    return {"scale": 1 / 255, "mean": list(mean), "std": list(std), "formula": "(pixel / 255 - mean[c]) / std[c]"}, pixels.astype(np.uint8)

@@ -68,6 +68,8 @@ def test_bundle_holds_model_hash_samples_budgets_and_script(bundle, run_dir):
     assert manifest["model"]["artifact"] == shipped
     assert manifest["model"]["sha256"] == on_device.sha256(run_dir / report["artifacts"][shipped])
     assert manifest["samples"]["count"] == 100 and manifest["budgets"]["max_latency_p90_ms"] == 2.0
+    assert manifest["samples"]["pixels"] in names and "inputs" not in manifest["samples"], "image data travels as uint8 pixels"
+    assert len(manifest["preprocessing"]["mean"]) == 1 and manifest["preprocessing"]["scale"] == 1 / 255
     assert bundle.stat().st_size < 1_000_000
 
 
@@ -122,7 +124,7 @@ def test_a_manifest_pointing_outside_the_bundle_is_refused(bundle, tmp_path):
     with zipfile.ZipFile(bundle) as archive:
         archive.extractall(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["samples"]["inputs"] = "/etc/passwd"
+    manifest["samples"]["pixels"] = "/etc/passwd"
     (folder / "manifest.json").write_text(json.dumps(manifest))
     done = on_board(tmp_path, str(folder))
     assert done.returncode == 2 and "outside the bundle folder" in done.stderr
@@ -195,3 +197,18 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
 
     shipped = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "-o", "devices/raspberry-pi-4.yaml", "--force"])
     assert shipped.exit_code == 1 and "shipped profiles folder" in shipped.output
+
+
+def test_pixels_round_trip_through_the_scripts_normalisation(run_dir):
+    """The bundle stores the test images as pixels only when normalising them back is exact; the
+    on-device script's `normalise` then gives the host's inputs, and a user's float data stays float."""
+    import numpy as np
+
+    from pipeline.data import DataConfig, load_data
+    from pipeline.deploy.bundle import as_pixels
+
+    data = load_data(DataConfig(source="embedded", test_subset=50), seed=0)
+    x = data.test.take()[0].numpy()
+    preprocessing, pixels = as_pixels(x, data.mean, data.std)
+    assert pixels.dtype == np.uint8 and np.abs(on_device.normalise(pixels, preprocessing) - x).max() < 1e-5
+    assert as_pixels(np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32), [0.5] * 3, [0.2] * 3) is None
