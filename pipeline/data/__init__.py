@@ -8,6 +8,7 @@ subsets, per-channel mean and std from the training split (a bounded sample of i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,22 +171,20 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
     classes = len(source.class_names)
     shape = contract.sample_dataset(source.train, "train", classes, where)
     contract.sample_dataset(source.test, "test", classes, where, shape)
-    if source.val is not None:
-        contract.sample_dataset(source.val, "val", classes, where, shape)
-        train_idx, val_idx = np.arange(len(source.train)), None
-    else:
+    if source.val is None:  # held out of the training split, as for arrays
         train_idx, val_idx = _holdout(len(source.train), cfg, rng, where)
-    train_idx, val_idx, test_idx = _subsets(train_idx, val_idx if val_idx is not None else np.arange(0), len(source.test), cfg, rng)
-    train = Subset(source.train, train_idx.tolist())
-    val = Subset(source.train, val_idx.tolist()) if source.val is None else source.val
-    if source.val is not None and cfg.train_subset is not None:
-        val = Subset(val, list(range(min(len(val), max(10, int(cfg.train_subset * cfg.val_fraction))))))
-    test = Subset(source.test, test_idx.tolist())
-    workers = cfg.workers if cfg.workers is not None else min(4, max(1, (torch.get_num_threads() or 1)))
+        val_source = source.train
+    else:
+        contract.sample_dataset(source.val, "val", classes, where, shape)
+        train_idx, val_idx, val_source = np.arange(len(source.train)), np.arange(len(source.val)), source.val
+    train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(source.test), cfg, rng)
+    train, val, test = Subset(source.train, train_idx.tolist()), Subset(val_source, val_idx.tolist()), Subset(source.test, test_idx.tolist())
+    workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
     if cfg.mean is not None:
         mean, std = contract.channel_stats(cfg.mean, cfg.std, shape[0], where)
     else:
         mean, std = channel_statistics(Split(train, workers), rng)
+
     def split(dataset: Dataset) -> Split:
         return Split(Normalised(dataset, mean, std), workers)
 

@@ -117,3 +117,11 @@ def test_a_users_datasets_are_read_lazily(tmp_path):
 def test_bad_factories_are_clear_errors(factory, message):
     with pytest.raises(DataError, match=message):
         load_data(DataConfig(source="dataset", factory=f"tests.data.user_datasets:{factory}"), seed=0)
+
+
+def test_a_val_folder_is_the_validation_split(tmp_path):
+    write_images(tmp_path / "train", per_class=6)
+    write_images(tmp_path / "val", per_class=2, seed=2)
+    write_images(tmp_path / "test", per_class=3, seed=1)
+    data = folder_data(tmp_path)
+    assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9), "nothing is held out of train when val/ exists"
