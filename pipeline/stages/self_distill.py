@@ -87,7 +87,7 @@ class ByotTerms:
         deep = v.deep_features.detach().flatten(1) if v.deep_features is not None else None
         terms = {}
         for name, logits in v.head_logits.items():
-            terms[f"ce_{name}"] = (1 - cfg.alpha) * F.cross_entropy(logits, batch.y, label_smoothing=self.label_smoothing)
+            terms[f"ce_{name}"] = (1 - cfg.alpha) * batch.ce(logits, self.label_smoothing)
             terms[f"kd_{name}"] = cfg.alpha * kl_divergence(logits, teacher, cfg.temperature)
             if deep is not None:
                 features = v.head_features[name]
@@ -125,7 +125,7 @@ class SelfDistillObjective:
             terms = self.labels(batch)
         else:
             classes = batch.logits.shape[1]
-            labels = F.one_hot(batch.y, classes).float() * (1 - self.label_smoothing) + self.label_smoothing / classes
+            labels = batch.targets(classes, self.label_smoothing)
             target = self.pskd(batch, labels)
             terms = {"ce_pskd": -(target * F.log_softmax(batch.logits, 1)).sum(1).mean()}
         if self.byot is not None:

@@ -4,16 +4,19 @@ They work on normalised tensors of any size and channel count: geometry by one `
 batch (flip, shift, random-resized crop), pixel changes (brightness/contrast jitter) on the
 de-normalised values, and random erasing to the dataset's mean. Every random draw comes from the
 loop's generator, so a seed reproduces a run. Mixing samples (mixup, cutmix) changes the labels
-and is not among them.
+too, so it goes through `mixed`, which returns the second labels and their weight with the images.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.training.objectives import Mix
 
 
 class Augment(BaseModel):
@@ -26,6 +29,8 @@ class Augment(BaseModel):
     )
     color_jitter: float = Field(0.0, ge=0, le=0.5, description="brightness and contrast each scaled by a random factor in 1 ± this")
     erasing: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle (2-20 % of the area) to the mean")
+    mixup: float = Field(0.0, ge=0, le=4, description="mixup: blend each image with another, weight ~ Beta(a, a); 0 off (0.2 is usual)")
+    cutmix: float = Field(0.0, ge=0, le=4, description="cutmix: paste a box of another image, area ~ Beta(a, a); 0 off (1.0 is usual); with mixup, one of the two per batch")
 
     @field_validator("resized_crop")
     @classmethod
@@ -84,3 +89,22 @@ def _resized_crop(x: torch.Tensor, area_range: list[float], background: torch.Te
     theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * (1 - sy)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+
+
+def mixed(x: torch.Tensor, y: torch.Tensor, cfg: Augment, generator: torch.Generator) -> tuple[torch.Tensor, Mix | None]:
+    """Mixup or cutmix over the batch (each image with a random other one of it), or nothing."""
+    kinds = [k for k in ("mixup", "cutmix") if getattr(cfg, k) > 0]
+    if not kinds or len(x) < 2:
+        return x, None
+    kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+    alpha = getattr(cfg, kind)
+    lam = float(np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=generator))).beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[partner], Mix(y[partner], lam)
+    h, w = x.shape[2:]
+    bh, bw = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    top, left = int(torch.randint(0, h - bh + 1, (1,), generator=generator)), int(torch.randint(0, w - bw + 1, (1,), generator=generator))
+    x = x.clone()
+    x[:, :, top : top + bh, left : left + bw] = x[partner, :, top : top + bh, left : left + bw]
+    return x, Mix(y[partner], 1 - bh * bw / (h * w))  # the weight of the pixels each image kept

@@ -107,7 +107,7 @@ class Distillation:
         teacher_logits = self.teacher(batch.x)
         a = self.cfg.alpha
         terms = {
-            "ce": (1 - a) * F.cross_entropy(batch.logits, batch.y, label_smoothing=self.label_smoothing),
+            "ce": (1 - a) * batch.ce(batch.logits, self.label_smoothing),
             "kd": a * kl_divergence(batch.logits, teacher_logits, self.cfg.temperature),
         }
         if self.student_layer is not None:

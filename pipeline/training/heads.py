@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -209,7 +208,7 @@ def deep_supervision(model: HeadedModel, label_smoothing: float):
 
     def terms(batch) -> dict[str, torch.Tensor]:
         return {
-            f"ce_{name}": model.specs[name].weight * F.cross_entropy(logits, batch.y, label_smoothing=label_smoothing)
+            f"ce_{name}": model.specs[name].weight * batch.ce(logits, label_smoothing)
             for name, logits in model.head_logits.items()
         }
 

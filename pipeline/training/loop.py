@@ -16,7 +16,7 @@ from torch import nn
 from pipeline.core.errors import StageError
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
-from pipeline.training.augment import Augment, augment
+from pipeline.training.augment import Augment, augment, mixed
 from pipeline.training.evaluation import accuracy
 from pipeline.training.objectives import Batch, Objective, cross_entropy
 
@@ -72,7 +72,8 @@ def fit(
         for step, (x, y, idx) in enumerate(bar):
             x, y = x.to(device), y.to(device)
             x = augment(x, cfg.augment, mean, std, generator)
-            terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs))
+            x, mix = mixed(x, y, cfg.augment, generator)
+            terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs, mix=mix))
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 raise StageError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1} step {step + 1} (terms: {_round(terms)}); lower the learning rate")

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pipeline.training.augment import Augment, augment
+from pipeline.training.augment import Augment, augment, mixed
 
 ONE = torch.ones(1, 1, 1, 1)
 
@@ -59,3 +59,49 @@ def test_augment_is_reproducible_from_the_seed():
 def test_a_bad_crop_range_is_a_config_error():
     with pytest.raises(ValueError, match=r"0 < min <= max <= 1"):
         Augment(resized_crop=[0.8, 0.5])
+
+
+def test_no_mixing_by_default():
+    x, y = torch.randn(8, 1, 6, 6), torch.arange(8)
+    out, mix = mixed(x, y, Augment(), torch.Generator().manual_seed(0))
+    assert out is x and mix is None
+
+
+def test_mixup_blends_pairs_and_weighs_their_labels():
+    x, y = torch.randn(16, 1, 6, 6), torch.arange(16)
+    out, mix = mixed(x, y, Augment(mixup=0.4), torch.Generator().manual_seed(0))
+    assert 0 < mix.lam < 1 and sorted(mix.y.tolist()) == list(range(16))
+    partner = mix.y  # labels are the indices here
+    assert torch.allclose(out, mix.lam * x + (1 - mix.lam) * x[partner])
+
+
+def test_cutmix_pastes_a_box_and_weighs_labels_by_the_area_kept():
+    x, y = torch.zeros(8, 1, 10, 10), torch.arange(8)
+    x += y.view(-1, 1, 1, 1).float()  # each image is filled with its own index
+    out, mix = mixed(x, y, Augment(cutmix=1.0), torch.Generator().manual_seed(1))
+    kept = (out == x).flatten(1).float().mean(1)
+    own = y != mix.y
+    assert torch.allclose(kept[own], torch.full_like(kept[own], mix.lam)), "the label weight is the share of pixels kept"
+
+
+def test_mixed_labels_in_the_loss_and_the_targets():
+    from pipeline.training.objectives import Batch, Mix
+
+    logits, y, other = torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), torch.tensor([1, 1, 0, 2])
+    batch = Batch(x=torch.zeros(4), y=y, idx=torch.arange(4), logits=logits, epoch=0, epochs=1, mix=Mix(other, 0.7))
+    expected = 0.7 * torch.nn.functional.cross_entropy(logits, y) + 0.3 * torch.nn.functional.cross_entropy(logits, other)
+    assert torch.allclose(batch.ce(logits), expected)
+    targets = batch.targets(3, label_smoothing=0.1)
+    assert torch.allclose(targets.sum(1), torch.ones(4)) and targets[0, 0] > targets[0, 1] > targets[0, 2]
+
+
+def test_training_runs_with_mixup_and_cutmix():
+    from pipeline.data import DataConfig, load_data
+    from pipeline.models import ModelConfig, build_model
+    from pipeline.training.loop import TrainConfig, fit
+
+    data = load_data(DataConfig(train_subset=256, test_subset=64, batch_size=64), seed=0)
+    model = build_model(ModelConfig(name="tiny_cnn", kwargs={"widths": [8, 8, 16, 16]}), 1, 10)
+    cfg = TrainConfig(epochs=2, lr=0.01, augment={"mixup": 0.2, "cutmix": 1.0})
+    history = fit(model, data, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    assert len(history) == 2 and history[-1]["loss"] < history[0]["loss"] * 1.5
