@@ -81,9 +81,9 @@ def plain_epoch(model, x_all, y_all, epochs_total: int, lr: float = 0.01, batch:
     return time.perf_counter() - start
 
 
-def run_recipe_measured(data: dict, epochs: int, out: Path) -> dict:
+def run_recipe_measured(data: dict, epochs: int, out: Path, seed: int = 0) -> dict:
     recipe = {
-        "name": "streaming-bench", "data": data, "model": {"name": "tiny_cnn"},
+        "name": "streaming-bench", "seed": seed, "data": data, "model": {"name": "tiny_cnn"},
         "stages": [{"train": {"epochs": epochs, "lr": 0.01}}, {"export": {}}, {"validate": {"runs": 100}}], "devices": ["host"],
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,8 +109,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-streaming"))
+    parser.add_argument("--accuracy-seeds", type=int, nargs="+", help="only compare test accuracy, IDX vs PNG folder, over these seeds")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.accuracy_seeds:
+        compare_accuracy(args)
+        return
 
     plain = DataLoader(PlainFolder(args.folder / "train"), batch_size=128, shuffle=True, num_workers=args.workers)
     plain_rate = throughput(plain)
@@ -143,6 +147,17 @@ def main() -> None:
     print(f"\n| `compress run` (train {args.epochs} epochs, export, validate) | wall s | peak RSS MB (largest process) | train stage peak MB | test accuracy |\n|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['seconds']} | {r['peak_mb']} | {r['train_peak_mb']} | {r['accuracy']:.4f} |")
+
+
+def compare_accuracy(args) -> None:
+    import statistics
+
+    sources = {"IDX arrays": {"source": "fashion-mnist"}, "PNG folder": {"source": "image_folder", "path": str(args.folder), "workers": args.workers}}
+    accuracy = {name: [run_recipe_measured(data, args.epochs, args.out / f"acc-{i}", seed)["accuracy"] for seed in args.accuracy_seeds]
+                for i, (name, data) in enumerate(sources.items())}
+    print(f"| source (train {args.epochs} epochs, seeds {args.accuracy_seeds}) | test accuracy per seed | mean ± sd |\n|---|---|---|")
+    for name, values in accuracy.items():
+        print(f"| {name} | {', '.join(f'{v:.4f}' for v in values)} | {statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} |")
 
 
 if __name__ == "__main__":
