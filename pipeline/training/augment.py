@@ -23,7 +23,10 @@ class Augment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flip: bool = Field(True, description="random horizontal flip")
-    shift: int = Field(2, ge=0, le=8, description="random translation of up to this many pixels (shifted-in pixels are black)")
+    shift: int | None = Field(
+        None, ge=0, le=32, description="random translation of up to this many pixels (shifted-in pixels are black); "
+        "default: 1/14 of the image's shorter side (2 px at 28x28, 5 at 64x64, 16 at 224x224)"
+    )
     resized_crop: list[float] | None = Field(
         None, description="random-resized crop: [min, max] share of the image's area kept (aspect 3/4..4/3), resized back; e.g. [0.6, 1.0]"
     )
@@ -49,8 +52,9 @@ def augment(x: torch.Tensor, cfg: Augment, mean: torch.Tensor, std: torch.Tensor
     if cfg.flip:
         flip = torch.rand(n, generator=generator) < 0.5
         x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
-    if cfg.shift:
-        shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=generator).to(x)
+    shift = default_shift(h, w) if cfg.shift is None else cfg.shift
+    if shift:
+        shifts = torch.randint(-shift, shift + 1, (n, 2), generator=generator).to(x)
         theta = torch.zeros(n, 2, 3, device=x.device)
         theta[:, 0, 0] = theta[:, 1, 1] = 1
         theta[:, 0, 2] = shifts[:, 0] * 2 / w
@@ -89,6 +93,11 @@ def _resized_crop(x: torch.Tensor, area_range: list[float], background: torch.Te
     theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * (1 - sy)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+
+
+def default_shift(height: int, width: int) -> int:
+    """A translation that means the same at every size: 1/14 of the shorter side, at least a pixel."""
+    return max(1, round(min(height, width) / 14))
 
 
 def mixed(x: torch.Tensor, y: torch.Tensor, cfg: Augment, generator: torch.Generator) -> tuple[torch.Tensor, Mix | None]:

@@ -105,3 +105,15 @@ def test_training_runs_with_mixup_and_cutmix():
     cfg = TrainConfig(epochs=2, lr=0.01, augment={"mixup": 0.2, "cutmix": 1.0})
     history = fit(model, data, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     assert len(history) == 2 and history[-1]["loss"] < history[0]["loss"] * 1.5
+
+
+@pytest.mark.parametrize("side, shift", [(12, 1), (28, 2), (32, 2), (64, 5), (224, 16)])
+def test_the_default_shift_scales_with_the_image(side, shift):
+    from pipeline.training.augment import default_shift
+
+    assert default_shift(side, side) == shift
+    x = torch.zeros(256, 1, side, side)
+    x[:, :, :, side // 2] = 5.0  # one bright column in the middle
+    out = run(x, shift=None)
+    columns = (out == 5.0).any(2).flatten(1).float().argmax(1) - side // 2
+    assert int(columns.abs().max()) == shift, "the widest move is the default shift"
