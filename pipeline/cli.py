@@ -152,57 +152,34 @@ def _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, mar
             f.write(markdown_summary(result, source))
 
 
-def _floats(text: str | None) -> list[float] | None:
-    return None if text is None else [float(v) for v in text.split(",")]
-
-
-def _validate_model(model, devices, out, data, data_options, reference_accuracy, runs, bench: bool, metric: str = "top1"):
-    from pipeline.core.config_errors import format_validation_error
-    from pipeline.data import DataConfig
+def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str = "top1"):
+    """Shared by validate and bench; `data`: a `pipeline.external.DataSpec` or None."""
     from pipeline.deploy.gate import judge_report
-    from pipeline.external import validate_file
+    from pipeline.external import data_config, validate_file
 
-    config = None
-    if data:
-        source, _, path = data.partition(":")
-        raw = {"source": source, "path": path or None, **{k: v for k, v in data_options.items() if v is not None}}
-        try:
-            config = DataConfig.model_validate(raw)
-        except Exception as e:  # pydantic's ValidationError: the fields at fault, as for a recipe
-            raise UserError(f"--data {data}: " + (format_validation_error(e, DataConfig) if hasattr(e, "errors") else str(e))) from None
+    config = data_config(data) if data is not None else None
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
     report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric)
     click.echo(summary_table(report))
     result = judge_report(report)
     for problem in result.problems:
         click.echo(f"cannot judge: {problem}", err=True)
-    if bench and config is None:
+    if config is None:
         click.echo("(accuracy budgets need data: compress validate MODEL --data SOURCE[:PATH])", err=True)
     click.echo(f"\nreport: {out_dir / 'report.json'}   gate: {({0: 'PASS', 1: 'FAIL', 2: 'CANNOT JUDGE'})[result.exit_code]}")
     sys.exit(result.exit_code)
 
 
-_DATA_OPTIONS = [
-    click.option("--data", help="test data, SOURCE[:PATH]: embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR"),
-    click.option("--input-size", type=int, help="image_folder: resize the shorter side, centre-crop to this"),
-    click.option("--mean", help="per-channel mean the model expects (pixels 0..1), comma-separated; default: the file's metadata"),
-    click.option("--std", help="per-channel std, comma-separated"),
-    click.option("--test-subset", type=click.IntRange(min=10), help="judge on this many test images"),
-    click.option("--reference-accuracy", type=click.FloatRange(0, 1), help="the float model's accuracy, for max_accuracy_drop budgets"),
-    click.option("--metric", default="top1", show_default=True, help='top1 | top5 | "package.module:function(logits, labels)"'),
-]
-
-
-def _with_data_options(command):
-    for option in reversed(_DATA_OPTIONS):
-        command = option(command)
-    return command
-
-
 @main.command("validate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", "devices", multiple=True, required=True, help="profile name or .yaml path (repeatable)")
-@_with_data_options
+@click.option("--data", help="test data, SOURCE[:PATH]: embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR")
+@click.option("--input-size", type=int, help="image_folder: resize the shorter side, centre-crop to this")
+@click.option("--mean", help="per-channel mean the model expects (pixels 0..1), comma-separated; default: the file's metadata")
+@click.option("--std", help="per-channel std, comma-separated")
+@click.option("--test-subset", type=click.IntRange(min=10), help="judge on this many test images")
+@click.option("--reference-accuracy", type=click.FloatRange(0, 1), help="the float model's accuracy, for max_accuracy_drop budgets")
+@click.option("--metric", default="top1", show_default=True, help='top1 | top5 | "package.module:function(logits, labels)"')
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--debug", is_flag=True)
@@ -210,9 +187,11 @@ def _with_data_options(command):
 def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, metric, out, runs, debug):
     """Judge MODEL.onnx, made anywhere, against device budgets: size, latency, memory, and accuracy
     with --data. Writes report.json (gate, bundle and report read it); exits like `compress gate`."""
+    from pipeline.external import DataSpec
+
     setup_logging(quiet=False, debug=debug)
-    options = {"input_size": input_size, "mean": _floats(mean), "std": _floats(std), "test_subset": test_subset}
-    _validate_model(model, devices, out, data, options, reference_accuracy, runs, bench=False, metric=metric)
+    spec = None if data is None else DataSpec(data, input_size, mean, std, test_subset)
+    _validate_model(model, devices, out, spec, reference_accuracy, runs, metric)
 
 
 @main.command("bench")
@@ -226,7 +205,7 @@ def bench_cmd(model, devices, out, runs, debug):
     """Time MODEL.onnx for each device (size, latency p50/p90/p99, peak memory) without data; budgets
     on accuracy cannot be judged without it, so their verdict is CANNOT JUDGE (exit 2)."""
     setup_logging(quiet=False, debug=debug)
-    _validate_model(model, devices, out, None, {}, None, runs, bench=True)
+    _validate_model(model, devices, out, None, None, runs)
 
 
 @main.command()

@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
+from pydantic import ValidationError
 
 from devices.on_device.validate_on_device import sha256
+from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.run_folder import RunFolder
@@ -32,6 +35,33 @@ from pipeline.reporting.report_json import build_report, environment
 from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
 
 log = logging.getLogger("compress")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Test data as a command line gives it: `source[:path]` and the options, all as typed."""
+
+    source: str
+    input_size: int | None = None
+    mean: str | None = None  # comma-separated, one per channel
+    std: str | None = None
+    test_subset: int | None = None
+
+
+def data_config(spec: DataSpec) -> DataConfig:
+    """A validated `DataConfig`, or one paragraph naming the option at fault."""
+    source, _, path = spec.source.partition(":")
+    raw = {"source": source, "path": path or None, "input_size": spec.input_size, "test_subset": spec.test_subset}
+    try:
+        for name in ("mean", "std"):
+            text = getattr(spec, name)
+            raw[name] = None if text is None else [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--mean/--std: give comma-separated numbers, one per channel (got {spec.mean!r} / {spec.std!r})") from None
+    try:
+        return DataConfig.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as e:
+        raise UserError(f"--data {spec.source}:\n{format_validation_error(e, DataConfig)}") from None
 
 
 def input_shape(path: Path) -> tuple[int, int, int]:

@@ -10,6 +10,7 @@ what was expected, so a bad file costs seconds, not a training run.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from pipeline.core.errors import DataError
 
@@ -88,8 +89,6 @@ SAMPLED = 8  # items of each split read before training to check the contract of
 def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
     """A streamed split cannot be checked whole before training; its first items are, with the same
     rules as arrays (the rest is checked as it is read). Returns the sample shape [C,H,W]."""
-    import torch
-
     if len(dataset) == 0:
         raise DataError(f"{where}: the {name} split is empty; every split needs at least one image")
     for index in range(min(SAMPLED, len(dataset))):

@@ -103,14 +103,12 @@ def usable(files: list[Path], channels: int, skip: bool, log: list[str]) -> list
     and counted; otherwise an unreadable file stops the run when it is read, naming it."""
     if not skip:
         return files
-    Image, Unidentified = _pil()
     kept, skipped = [], []
     for path in files:
         try:
-            with Image.open(path) as image:
-                image.convert("L" if channels == 1 else "RGB")
+            decode(path, channels)
             kept.append(path)
-        except (Unidentified, OSError, ValueError):
+        except DataError:
             skipped.append(path)
     if skipped:
         log.append(f"skipped {len(skipped)} unreadable image(s), first {skipped[0]}")
