@@ -1,6 +1,6 @@
 """`compress`: thin click commands over the library. They parse, call, print; the work lives elsewhere.
 
-Over 250 lines on purpose: one file lists every command and option a user can type, which is
+Nearly 300 lines on purpose: one file lists every command and option a user can type, which is
 what a reader of the CLI looks for; each command body is a few lines.
 """
 
@@ -16,6 +16,7 @@ import click
 
 from exporters import ParityError
 from pipeline.core.errors import IntegrityError, UserError
+from pipeline.reporting.summary import fmt, summary_table
 
 log = logging.getLogger("compress")
 
@@ -136,7 +137,7 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
         click.echo(f"{'device':<20} {'budget':<20} {'value':>12} {'limit':>12}  verdict")
         for r in result.rows:
             verdict = {True: "pass", False: "FAIL", None: "unknown"}[r.passed]
-            click.echo(f"{r.device:<20} {r.budget:<20} {_fmt(r.value):>12} {_fmt(r.limit):>12}  {verdict}")
+            click.echo(f"{r.device:<20} {r.budget:<20} {fmt(r.value):>12} {fmt(r.limit):>12}  {verdict}")
     for problem in result.problems:
         click.echo(f"cannot judge: {problem}", err=True)
     _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
@@ -293,34 +294,3 @@ def devices_calibrate(name: str, results: str, run_dir: str | None, out_path: st
         f"device p50 {figures['device_p50_ms']:.4g} ms / host p50 {figures['host_p50_ms']:.4g} ms)\n"
         f"use it by path: devices: [{out}]"
     )
-
-
-def summary_table(report: dict) -> str:
-    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {'accuracy':>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"]
-    for s in report["stages"]:
-        m = s["metrics"]
-        lines.append(
-            f"{s['folder']:<16} {s['status']:<8} {_fmt(s['seconds'], 1):>8} {_fmt(m.get('accuracy'), 4):>9} "
-            f"{_fmt(m.get('params'), 0):>9} {_fmt(m.get('macs'), 0):>10} {_fmt(None if m.get('size_bytes') is None else m['size_bytes'] / 1024, 1):>9}"
-        )
-    if report["devices"]:
-        lines.append("")
-        lines.append(f"{'device':<20} {'artifact':<10} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
-        for name, d in report["devices"].items():
-            failed = [b for b, r in d["budgets"].items() if r["passed"] is False]
-            verdict = {True: "PASS", False: "FAIL " + ", ".join(failed), None: "CANNOT JUDGE"}[d["passed"]]
-            lines.append(
-                f"{name:<20} {d['artifact']:<10} {_fmt(d['accuracy'], 4):>9} {d['latency_ms']['p90']:>9.3f} "
-                f"{d['latency_kind']:<10} {d['size_bytes'] / 1024:>9.1f}  {verdict}"
-            )
-    return "\n".join(lines)
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int) or digits == 0:
-        return f"{int(value):,}"
-    return f"{value:.{digits}f}"

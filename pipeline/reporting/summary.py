@@ -1,0 +1,35 @@
+"""The terminal's view of a report: a table of stages and one of devices, printed by `compress run`,
+`compress validate` and `compress bench` after their work."""
+
+from __future__ import annotations
+
+
+def summary_table(report: dict) -> str:
+    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {'accuracy':>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"]
+    for s in report["stages"]:
+        m = s["metrics"]
+        lines.append(
+            f"{s['folder']:<16} {s['status']:<8} {fmt(s['seconds'], 1):>8} {fmt(m.get('accuracy'), 4):>9} "
+            f"{fmt(m.get('params'), 0):>9} {fmt(m.get('macs'), 0):>10} {fmt(None if m.get('size_bytes') is None else m['size_bytes'] / 1024, 1):>9}"
+        )
+    if report["devices"]:
+        lines.append("")
+        lines.append(f"{'device':<20} {'artifact':<10} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
+        for name, d in report["devices"].items():
+            failed = [b for b, r in d["budgets"].items() if r["passed"] is False]
+            verdict = {True: "PASS", False: "FAIL " + ", ".join(failed), None: "CANNOT JUDGE"}[d["passed"]]
+            lines.append(
+                f"{name:<20} {d['artifact']:<10} {fmt(d['accuracy'], 4):>9} {d['latency_ms']['p90']:>9.3f} "
+                f"{d['latency_kind']:<10} {d['size_bytes'] / 1024:>9.1f}  {verdict}"
+            )
+    return "\n".join(lines)
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or digits == 0:
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}"
