@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from pipeline.core.errors import IntegrityError, UserError
 from pipeline.reporting.summary import fmt, summary_table
 
 log = logging.getLogger("compress")
+
+
+def rank_label() -> str:
+    """" (rank N)" in a process of a multi-process run, so an error says which process hit it."""
+    return f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
 
 
 def setup_logging(quiet: bool, debug: bool) -> None:
@@ -39,8 +45,8 @@ def friendly_errors(command):
         except (UserError, ParityError, FileNotFoundError) as e:
             if debug:
                 raise
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2 if isinstance(e, IntegrityError) else 1)
+            click.echo(f"error{rank_label()}: {e}", err=True)
+            sys.exit(getattr(e, "exit_code", 2 if isinstance(e, IntegrityError) else 1))
         except KeyboardInterrupt:
             click.echo("interrupted: finished stages are kept; run the same command again to resume", err=True)
             sys.exit(130)
@@ -59,16 +65,30 @@ def main() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="run folder (default runs/<recipe name>)")
 @click.option("--fresh", is_flag=True, help="ignore finished stages and run everything again")
 @click.option("--quiet", is_flag=True, help="warnings and the final table only; no progress bars")
+@click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True, help="train in N processes on this machine (torchrun, DDP)")
 @click.option("--debug", is_flag=True, help="verbose logs and full tracebacks")
 @friendly_errors
-def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, debug: bool) -> None:
+def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, debug: bool) -> None:
     """Run RECIPE (YAML); resumes after the last finished stage."""
+    from pipeline.core.distributed import launched
     from pipeline.recipe import load_recipe
     from pipeline.runner import run_recipe
 
     setup_logging(quiet, debug)
-    parsed = load_recipe(recipe)
+    parsed = load_recipe(recipe)  # checked once here, before any process starts
+    if nproc > 1 and launched():
+        raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
+    if nproc > 1:
+        from pipeline.launcher import launch
+
+        flags = [*(["--out", out_dir] if out_dir else []), *(["--fresh"] if fresh else []), *(["--quiet"] if quiet else []), *(["--debug"] if debug else [])]
+        launch(nproc, ["run", recipe, *flags])  # rank 0 prints the table
+        return
+    if launched() and os.environ.get("RANK") != "0":
+        log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
     report = run_recipe(parsed, out_dir, fresh=fresh, quiet=quiet or debug)
+    if not report:
+        return
     click.echo(summary_table(report))
     click.echo(f"\nreport: {Path(out_dir or Path('runs') / parsed.name) / 'report.json'}")
 

@@ -14,13 +14,16 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from devices.on_device import validate_on_device as on_device
+from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model
 from pipeline.core.errors import StageError
 from pipeline.core.metrics import resolve
@@ -40,27 +43,41 @@ log = logging.getLogger("compress")
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False) -> dict:
-    """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`."""
+    """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`.
+
+    Under torchrun every process calls this; rank 0 alone holds the run lock and writes the run
+    folder, and returns the report (the other ranks return an empty dict)."""
     run = RunFolder(Path(out_dir) if out_dir else Path("runs") / recipe.name)
-    run.ensure_writable()
-    with run.lock():
-        return _run_locked(recipe, run, fresh, quiet)
+    device = pick_device(recipe.header.accelerator)
+    ranks = distributed.join(device)
+    try:
+        if not ranks.main:
+            return _run_locked(recipe, run, device, fresh, quiet=True)
+        run.ensure_writable()
+        with run.lock():
+            return _run_locked(recipe, run, device, fresh, quiet)
+    finally:
+        distributed.leave()
 
 
-def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dict:
+def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool) -> dict:
     header = recipe.header
+    main = distributed.world().main
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
-    device = pick_device(header.accelerator)
-    log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}")
+    ranks = distributed.world().size
+    log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}"
+             + (f"; {ranks} processes" if ranks > 1 else ""))
 
     fingerprints = stage_fingerprints(recipe, [p.model_dump() for p in profiles])
     folders = [run.stage(i, entry.name) for i, entry in enumerate(recipe.stages)]
-    done = 0 if fresh else finished_prefix(folders, fingerprints)
-    kept = {f.path for f in folders[:done]}
-    for stale in run.stage_folders():
-        if stale.path not in kept:
-            shutil.rmtree(stale.path)
+    done = distributed.once(lambda: 0 if fresh else finished_prefix(folders, fingerprints))
+    if main:
+        kept = {f.path for f in folders[:done]}
+        for stale in run.stage_folders():
+            if stale.path not in kept:
+                shutil.rmtree(stale.path)
+    distributed.barrier()
 
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
@@ -76,38 +93,59 @@ def _run_locked(recipe: Recipe, run: RunFolder, fresh: bool, quiet: bool) -> dic
         record.metrics = folder.metrics()
     recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric}
     env = environment()
-    run.write_recipe_header(header.model_dump(mode="json"))
 
     def report() -> dict:
+        if not main:
+            return {}
         data_ = build_report(recipe_meta, records, state.artifacts, run.artifact_hashes(state.artifacts), state.reference, state.devices, env)
         run.write_report(data_)
         return data_
 
+    if main:
+        run.write_recipe_header(header.model_dump(mode="json"))
     report()
     for i in range(done, len(recipe.stages)):
         entry, folder, record = recipe.stages[i], folders[i], records[i]
         spec = STAGES.get(entry.name)
-        folder.path.mkdir(parents=True)
-        ctx = StageContext(
-            data=data, device=device, run_dir=run.path, stage_dir=folder.path, seed=header.seed * 1000 + i,
-            profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
-            model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric),
-        )
-        torch.manual_seed(ctx.seed)
-        log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}")
-        started = time.perf_counter()
-        try:
-            with stage_peak_memory() as peak:
-                state = spec.run(entry.config, state, ctx)
-        except BaseException:
-            record.status = "failed"
-            report()
-            raise
-        ctx.metrics["peak_rss_mb"] = peak()
-        record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
-        save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
-        report()
+        everyone = spec.trains_with(entry.config)
+        with _stage_folder(folder, main) as stage_dir:
+            ctx = StageContext(
+                data=data, device=device, run_dir=run.path, stage_dir=stage_dir, seed=header.seed * 1000 + i,
+                profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
+                model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric),
+            )
+            torch.manual_seed(ctx.seed)
+            log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
+            started = time.perf_counter()
+            if everyone or main:
+                try:
+                    with stage_peak_memory() as peak, (contextlib.nullcontext() if everyone else distributed.solo()):
+                        state = spec.run(entry.config, state, ctx)
+                except BaseException:
+                    record.status = "failed"
+                    report()
+                    raise
+            if main:
+                ctx.metrics["peak_rss_mb"] = peak()
+                record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
+                save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
+                report()
+        distributed.barrier()
+        if not main:  # what rank 0 committed, so every rank goes on from the same model and files
+            state = load_stage_state(folder, state.model)
     return report()
+
+
+@contextlib.contextmanager
+def _stage_folder(folder: StageFolder, main: bool):
+    """The stage's folder on rank 0; a scratch folder elsewhere, so that only rank 0 writes the run."""
+    if main:
+        folder.path.mkdir(parents=True)
+        yield folder.path
+        return
+    with tempfile.TemporaryDirectory(prefix="compress-rank-") as scratch:
+        (Path(scratch) / folder.name).mkdir()
+        yield Path(scratch) / folder.name
 
 
 def finished_prefix(folders: list[StageFolder], fingerprints: list[str]) -> int:
@@ -189,10 +227,11 @@ def load_stage_state(folder: StageFolder, model: torch.nn.Module) -> ModelState:
 
 
 def pick_device(accelerator: str) -> torch.device:
+    """The CPU, or (under torchrun, this process's) CUDA device."""
     if accelerator == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     if accelerator == "cuda":
         log.warning("accelerator: cuda was asked but no CUDA device is available; training on the CPU")
     return torch.device("cpu")

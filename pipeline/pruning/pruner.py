@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import nn
 
+from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.data import DataSplits
 from pipeline.pruning.channel_mixing import ChannelMixing
@@ -57,16 +58,40 @@ def build_pruner(
     )
 
 
-def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, data: DataSplits, device: torch.device) -> None:
-    """One pruner step; Taylor importance first needs gradients from a few training batches (on
-    every output, so the heads' layers, pruned with the backbone, have gradients too)."""
-    if importance == "taylor":
-        traced.zero_grad()
-        for x, y, _ in data.train.batches(data.batch_size, torch.arange(min(len(data.train), 4 * data.batch_size))):
-            x, y = x.to(device), y.to(device)
-            sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
-    pruner.step()
-    traced.zero_grad(set_to_none=True)
+Removal = tuple[str, bool, list[int]]  # (module name, out-channels?, channel indices), as torch-pruning's history records it
+
+
+def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, data: DataSplits, device: torch.device) -> list[Removal]:
+    """One pruner step; returns the channels it removed. Under torchrun the step is decided on rank 0
+    and the others remove the same channels, so every rank holds the same structure."""
+    history = pruner.DG.pruning_history()
+    done = len(history)
+
+    def decide() -> list[Removal]:
+        if importance == "taylor":  # Taylor importance needs gradients, on every output (heads too)
+            traced.zero_grad()
+            for x, y, _ in data.train.batches(data.batch_size, torch.arange(min(len(data.train), 4 * data.batch_size))):
+                x, y = x.to(device), y.to(device)
+                sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
+        pruner.step()
+        traced.zero_grad(set_to_none=True)
+        return [(name, bool(out), [int(i) for i in idxs]) for name, out, idxs in pruner.DG.pruning_history()[done:]]
+
+    removed = distributed.once(decide)
+    if not distributed.world().main:
+        replay(pruner, removed)
+    return removed
+
+
+def replay(pruner: tp.pruner.MetaPruner, removed: list[Removal]) -> None:
+    """Remove exactly `removed` (decided elsewhere) as one pruner step."""
+    pruner.current_step += 1
+    graph = pruner.DG
+    for name, out_channels, idxs in removed:
+        module = graph.model.get_submodule(name)
+        handler = graph.get_pruner_of_module(module)
+        fn = handler.prune_out_channels if out_channels else handler.prune_in_channels
+        graph.get_pruning_group(module, fn, idxs).prune()
 
 
 def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list[nn.Module]:

@@ -19,6 +19,7 @@ from typing import Callable
 import torch_pruning as tp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.core import distributed
 from pipeline.core.errors import DeviceProfileError
 from pipeline.deploy.profiles import load_profile
 from pipeline.runtime.model_cost import measure_exported
@@ -145,6 +146,10 @@ def to_device_budget(target: PruneTarget, p: Pruning) -> Outcome:
     rows: list[dict] = []
 
     def measure(step: int, figures: dict) -> dict:
+        """Timed on rank 0 alone (under torchrun the others wait), so one timing decides for all."""
+        return distributed.once(lambda: timed(step, figures))
+
+    def timed(step: int, figures: dict) -> dict:
         model = p.traced.backbone
         cost = measure_exported(model, p.input_shape)
         row = {"step": step, **figures, **cost, "latency_p90_ms": profile.estimate_ms(cost["host_p90_ms"]), "latency_kind": profile.latency_kind}
@@ -152,7 +157,6 @@ def to_device_budget(target: PruneTarget, p: Pruning) -> Outcome:
         if row["meets"] and figure == "latency_p90_ms":  # one lucky timing must not end the search
             row["confirmed_latency_p90_ms"] = profile.estimate_ms(measure_exported(model, p.input_shape, runs=400)["host_p90_ms"])
             row["meets"] = row["confirmed_latency_p90_ms"] <= limit
-        rows.append(row)
         p.log.info(
             f"prune toward {profile.name} {figure} <= {limit}: step {step}, MACs {row['macs'] / 1e6:.2f} M, "
             f"{figure} {row[figure]:.4g} ({row['latency_kind'] if figure == 'latency_p90_ms' else 'on disk'})"
@@ -160,6 +164,7 @@ def to_device_budget(target: PruneTarget, p: Pruning) -> Outcome:
         return row
 
     row = measure(0, p.figures())
+    rows.append(row)
     recoveries = 0
     while not row["meets"] and p.pruner.current_step < p.pruner.iterative_steps:
         p.step()
@@ -169,6 +174,7 @@ def to_device_budget(target: PruneTarget, p: Pruning) -> Outcome:
         figures = p.figures()
         if figures["params"] != row["params"]:  # an increment that removed nothing is not re-timed
             row = measure(p.pruner.current_step, figures)
+            rows.append(row)
     while p.pruner.current_step and recoveries < p.steps:  # a search that ended early spends the rest here
         recoveries += 1
         p.recover(f"recover {recoveries}/{p.steps}")

@@ -38,7 +38,7 @@ class AuxHeadsConfig(BaseModel):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10), description="joint training of the model and its heads")
 
 
-@stage("aux_heads", AuxHeadsConfig, adds=("heads",), changes_model=True)
+@stage("aux_heads", AuxHeadsConfig, adds=("heads",), changes_model=True, trains=True)
 def run(cfg: AuxHeadsConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Attach auxiliary heads and train them with the model (deep supervision); each head's accuracy is recorded."""
     if state.heads:

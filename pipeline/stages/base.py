@@ -49,7 +49,7 @@ class StageContext:
     def artifact(self, filename: str) -> tuple[Path, str]:
         """A path in this stage's folder to write, and the run-relative reference to keep in the state."""
         path = self.stage_dir / filename
-        return path, str(path.relative_to(self.run_dir))
+        return path, f"{self.stage_dir.name}/{filename}"  # the stage folder's name: the same on a rank's scratch copy
 
     def resolve(self, ref: str) -> Path:
         return self.run_dir / ref
@@ -97,7 +97,7 @@ class Stage:
 
     `requires` / `provides` are artifacts (`onnx_fp32`, `onnx_int8`): a stage that `changes_model`
     makes earlier ones stale. `adds` are capabilities of the model that last until the end of the
-    recipe (`heads`).
+    recipe (`heads`). `trains` says whether every process of a torchrun run takes part.
     """
 
     name: str
@@ -109,6 +109,15 @@ class Stage:
     changes_model: bool = False
     uses_device_profiles: bool = False
     check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. heads exist)
+    trains: bool | Callable[[BaseModel], bool] = False  # (or: whether this config trains) see `trains_with`
+
+    def trains_with(self, cfg: BaseModel) -> bool:
+        """Whether the stage trains with this config. Under torchrun, every rank runs a stage that
+        trains (as DistributedDataParallel); rank 0 alone runs the others (export, quantize,
+        validate: work that would only be repeated, or timings that other ranks would disturb) and
+        the other ranks load what it wrote. A stage that trains and does not say so still works,
+        on rank 0 alone."""
+        return self.trains(cfg) if callable(self.trains) else self.trains
 
     @property
     def summary(self) -> str:

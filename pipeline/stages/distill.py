@@ -49,7 +49,7 @@ def teacher_stage_exists(cfg: DistillConfig, earlier: Earlier) -> list[str]:
     return []
 
 
-@stage("distill", DistillConfig, changes_model=True, check=teacher_stage_exists)
+@stage("distill", DistillConfig, changes_model=True, trains=True, check=teacher_stage_exists)
 def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Train the model as a student of a teacher (KL at temperature T + cross-entropy, optional feature matching)."""
     if isinstance(cfg.teacher, str):

@@ -87,7 +87,7 @@ class QuantizeConfig(BaseModel):
         return ort_backend.StaticSettings(self.calibration, self.per_channel, self.format, self.activations)
 
 
-@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",))
+@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.method == "qat")
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
     if cfg.method != "dynamic" and cfg.calibration_samples > len(ctx.data.train):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.stages.base import Earlier, StageContext, stage
@@ -47,7 +48,7 @@ def needs_heads(cfg: SelfDistillConfig, earlier: Earlier) -> list[str]:
     return []
 
 
-@stage("self_distill", SelfDistillConfig, changes_model=True, check=needs_heads)
+@stage("self_distill", SelfDistillConfig, changes_model=True, trains=True, check=needs_heads)
 def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Self-distillation (BYOT and/or PS-KD) with the shared training loop; loss terms per epoch in the metrics."""
     byot = cfg.mode in ("byot", "both")
@@ -98,20 +99,32 @@ class ByotTerms:
 
 
 class PskdTargets:
-    """Remembers each training sample's softmax from the current epoch to build the next epoch's targets."""
+    """Remembers each training sample's softmax from the current epoch to build the next epoch's targets.
+
+    Under torchrun each rank sees a different share of the samples each epoch, so at the turn of an
+    epoch the ranks pool what they saw (every rank reaches its first step of the epoch together)."""
 
     def __init__(self, n: int, classes: int, final_alpha: float):
         self.previous = torch.zeros(n, classes)
         self.current = torch.zeros(n, classes)
+        self.seen = torch.zeros(n)
         self.final_alpha, self.epoch = final_alpha, 0
 
     def __call__(self, batch: Batch, smoothed_labels: torch.Tensor) -> torch.Tensor:
         if batch.epoch != self.epoch:
-            self.previous, self.current, self.epoch = self.current, self.previous, batch.epoch
+            self.previous, self.epoch = self._pooled(), batch.epoch
         idx = batch.idx
         self.current[idx] = F.softmax(batch.logits.detach(), 1).cpu()
+        self.seen[idx] = 1.0
         alpha = self.final_alpha * batch.epoch / max(1, batch.epochs - 1)  # 0 in the first epoch: nothing remembered yet
         return (1 - alpha) * smoothed_labels + alpha * self.previous[idx].to(smoothed_labels.device)
+
+    def _pooled(self) -> torch.Tensor:
+        """Every rank's predictions of the epoch that ended (a sample two ranks saw: their mean)."""
+        total, count = distributed.all_sum(self.current.clone()), distributed.all_sum(self.seen.clone())
+        self.current.zero_()
+        self.seen.zero_()
+        return total / count.clamp(min=1).unsqueeze(1)
 
 
 class SelfDistillObjective:

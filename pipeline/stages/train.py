@@ -9,7 +9,7 @@ from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 
 
-@stage("train", TrainConfig, changes_model=True)
+@stage("train", TrainConfig, changes_model=True, trains=True)
 def run(cfg: TrainConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Train the model (and its auxiliary heads, if an earlier stage attached some); test accuracy, params and MACs go into the metrics.
 

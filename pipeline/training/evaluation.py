@@ -7,21 +7,32 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from pipeline.core import distributed
 from pipeline.core.metrics import Metric, top1
 from pipeline.data import Split
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torch.device | str = "cpu", metric: Metric = top1) -> float:
-    """The metric (top-1 accuracy unless given) of `model` on a split read in batches."""
+    """The metric (top-1 accuracy unless given) of `model` on a whole split read in batches.
+
+    Under torchrun each rank scores its shard; rank 0 computes the metric over all of them (a user's
+    metric may need every logit, not a count) and every rank gets that one figure."""
     was_training = model.training
     model.eval()
     logits, labels = [], []
-    for x, y, _ in split.batches(batch_size):
+    for x, y, _ in split.batches(batch_size, distributed.shard(len(split))):
         logits.append(model(x.to(device)).float().cpu().numpy())
         labels.append(y.numpy())
     model.train(was_training)
-    return metric(np.concatenate(logits), np.concatenate(labels)) if logits else 0.0
+    shards = distributed.gather((np.concatenate(logits), np.concatenate(labels)) if labels else None)
+    return distributed.once(lambda: _score([s for s in shards if s is not None], metric))
+
+
+def _score(shards: list[tuple[np.ndarray, np.ndarray]], metric: Metric) -> float:
+    if not shards:
+        return 0.0
+    return metric(np.concatenate([logits for logits, _ in shards]), np.concatenate([labels for _, labels in shards]))
 
 
 def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:

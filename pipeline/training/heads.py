@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.models.zoo import conv_bn_relu
@@ -217,19 +218,20 @@ def deep_supervision(model: HeadedModel, label_smoothing: float):
 
 @torch.no_grad()
 def head_accuracy(model: HeadedModel, split, batch_size: int = 512) -> dict[str, float]:
-    """Test accuracy of each head (and of the backbone, as `final`)."""
+    """Test accuracy of each head (and of the backbone, as `final`); under torchrun, each rank counts
+    its shard and the counts are summed."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = {name: 0 for name in model.heads}
-    correct["final"] = 0
-    for x, y, _ in split.batches(batch_size):
+    names = [*model.heads, "final"]
+    correct = torch.zeros(len(names), dtype=torch.float64)
+    for x, y, _ in split.batches(batch_size, distributed.shard(len(split))):
         x, y = x.to(device), y.to(device)
-        correct["final"] += (model(x).argmax(1) == y).sum().item()
-        for name, logits in model.head_logits.items():
-            correct[name] += (logits.argmax(1) == y).sum().item()
+        outputs = {"final": model(x), **model.head_logits}
+        correct += torch.tensor([(outputs[n].argmax(1) == y).sum().item() for n in names], dtype=torch.float64)
     model.train(was_training)
-    return {name: round(c / max(1, len(split)), 5) for name, c in correct.items()}
+    distributed.all_sum(correct)
+    return {name: round(float(c) / max(1, len(split)), 5) for name, c in zip(names, correct)}
 
 
 def supervised_objective(model: HeadedModel, label_smoothing: float):

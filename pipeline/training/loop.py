@@ -1,18 +1,31 @@
 """The one training loop. Stages that train (train, prune's recovery, aux heads, self-distillation,
 distillation) call `fit` with a `TrainConfig` and an `objective` that returns named loss terms, instead
 of copying the loop. The terms are summed for the gradient and logged one by one per epoch, so a
-report shows what each term contributed."""
+report shows what each term contributed.
+
+Under torchrun every rank runs `fit` together, as DistributedDataParallel: a `DistributedSampler`
+gives each rank every `size`-th sample of one shared permutation, and the batch size of the recipe
+is the *global* batch, split across the ranks. So step k of an N-process run trains on the same
+samples, with the same learning rate, as step k of a one-process run: the recipe means the same
+training however many processes run it, and a run may resume with a different number. To train a
+larger global batch, raise `batch_size` and scale `lr` with it (linearly for SGD; for AdamW, by
+the square root is the safer start).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
+from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
@@ -34,7 +47,8 @@ class TrainConfig(BaseModel):
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     label_smoothing: float = Field(0.05, ge=0, lt=1)
     augment: Augment = Field(default_factory=Augment)
-    batch_size: int | None = Field(None, ge=1, description="default: data.batch_size")
+    batch_size: int | None = Field(None, ge=1, description="the global batch, split across processes under torchrun; default: data.batch_size")
+    sync_batchnorm: bool = Field(False, description="under torchrun on CUDA: BatchNorm statistics over the global batch, not each process's share")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation accuracy, keeping the best weights")
 
 
@@ -58,49 +72,114 @@ def fit(
     model.to(device)
     if cfg.epochs == 0:
         return []
-    batch = cfg.batch_size or data.batch_size
-    steps_per_epoch = math.ceil(len(data.train) / batch)
+    ranks = distributed.world()
+    global_batch = cfg.batch_size or data.batch_size
+    batch = math.ceil(global_batch / ranks.size)
+    seed = int(torch.randint(2**62, (1,), generator=generator))  # the same on every rank: one shared order
+    sampler = DistributedSampler(data.train.dataset, num_replicas=ranks.size, rank=ranks.rank, shuffle=True, seed=seed)
+    draws = torch.Generator().manual_seed(seed + 1 + ranks.rank)  # augmentation: each rank its own
+    steps_per_epoch = math.ceil(len(sampler) / batch)
+    if ranks.size > 1:
+        log(f"{desc}: {ranks.size} processes x {batch} samples = global batch {batch * ranks.size} (recipe: {global_batch}), lr {cfg.lr:g} as in the recipe")
     optimizer = _optimizer(model, cfg)
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device) for v in (data.mean, data.std))
     history, best, best_state, stale = [], -1.0, None, 0
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = torch.randperm(len(data.train), generator=generator)
-        total_loss, term_sums = 0.0, {}
-        bar = progress(data.train.batches(batch, order), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
-        for step, (x, y, idx) in enumerate(bar):
-            x, y = x.to(device), y.to(device)
-            x = augment(x, cfg.augment, mean, std, generator)
-            x, mix = mixed(x, y, cfg.augment, generator)
-            terms = objective(Batch(x=x, y=y, idx=idx, logits=model(x), epoch=epoch, epochs=cfg.epochs, mix=mix))
-            loss = sum(terms.values())
-            if not torch.isfinite(loss):
-                raise StageError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1} step {step + 1} (terms: {_round(terms)}); lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_value = loss.item()
-            total_loss += loss_value
-            for name, value in terms.items():  # detached tensors: one host sync per term per epoch, not per step
-                term_sums[name] = term_sums.get(name, 0.0) + value.detach()
-            bar.set_postfix(loss=f"{loss_value:.3f}")
-        val_acc = accuracy(model, data.val, device=device)
-        terms_mean = {name: round(float(v) / steps_per_epoch, 5) for name, v in term_sums.items()}
-        history.append({"epoch": epoch + 1, "loss": round(total_loss / steps_per_epoch, 5), "terms": terms_mean, "val_accuracy": round(val_acc, 5)})
-        log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {total_loss / steps_per_epoch:.4f}, val acc {val_acc:.4f}")
-        if cfg.early_stopping_patience is not None:
-            if val_acc > best:
-                best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= cfg.early_stopping_patience:
-                    log(f"{desc}: early stop after epoch {epoch + 1}, best val acc {best:.4f}")
-                    break
+    with _parallel(_Step(model, objective), cfg, device, ranks.size) as step_fn:
+        for epoch in range(cfg.epochs):
+            model.train()
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.int64)
+            total_loss, term_sums = 0.0, {}
+            bar = progress(data.train.batches(batch, order), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
+            for step, (x, y, idx) in enumerate(bar):
+                x, y = x.to(device), y.to(device)
+                x = augment(x, cfg.augment, mean, std, draws)
+                x, mix = mixed(x, y, cfg.augment, draws)
+                terms = step_fn(x, y, idx, mix, epoch, cfg.epochs)
+                loss = sum(terms.values())
+                if not torch.isfinite(loss):
+                    raise StageError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1} step {step + 1} (terms: {_round(terms)}); lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_value = loss.item()
+                total_loss += loss_value
+                for name, value in terms.items():  # detached tensors: one host sync per term per epoch, not per step
+                    term_sums[name] = term_sums.get(name, 0.0) + value.detach()
+                bar.set_postfix(loss=f"{loss_value:.3f}")
+            distributed.same_weights(model)  # rank 0's BatchNorm statistics everywhere, so every rank scores one model
+            val_acc = accuracy(model, data.val, device=device)
+            epoch_loss, terms_mean = _epoch_means(total_loss, term_sums, steps_per_epoch)
+            history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5)})
+            log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val acc {val_acc:.4f}")
+            if cfg.early_stopping_patience is not None:  # val_acc is the same on every rank, so they stop together
+                if val_acc > best:
+                    best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
+                else:
+                    stale += 1
+                    if stale >= cfg.early_stopping_patience:
+                        log(f"{desc}: early stop after epoch {epoch + 1}, best val acc {best:.4f}")
+                        break
     if best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+class _Step(nn.Module):
+    """The model and the objective as one module, so that everything the loss trains (the model, its
+    heads and adapters) is used inside one forward: DistributedDataParallel averages the gradients
+    of exactly what that forward used."""
+
+    def __init__(self, model: nn.Module, objective: Objective):
+        super().__init__()
+        self.model = model
+        self._objective = (objective,)  # not a submodule: a teacher inside it is not trained
+
+    def forward(self, x, y, idx, mix, epoch: int, epochs: int) -> dict[str, torch.Tensor]:
+        return self._objective[0](Batch(x=x, y=y, idx=idx, logits=self.model(x), epoch=epoch, epochs=epochs, mix=mix))
+
+
+@contextlib.contextmanager
+def _parallel(step: _Step, cfg: TrainConfig, device: torch.device, ranks: int) -> Iterator[nn.Module]:
+    """`step` itself in one process; wrapped in DistributedDataParallel under torchrun (with
+    SyncBatchNorm when asked, turned back into plain BatchNorm afterwards for export and pruning)."""
+    if ranks == 1:
+        yield step
+        return
+    originals = {}
+    if cfg.sync_batchnorm:
+        if device.type != "cuda":
+            raise StageError("sync_batchnorm: true needs CUDA (torch's SyncBatchNorm has no CPU kernel); set it false to train on CPUs")
+        originals = {name: type(m) for name, m in step.model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        nn.SyncBatchNorm.convert_sync_batchnorm(step.model)
+    # static_graph: an objective may leave a head or an adapter out of every step (DDP would otherwise
+    # wait for its gradient), and the set it uses stays the same for the whole call, which DDP checks
+    wrapped = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+    try:
+        yield wrapped
+    finally:
+        if originals:
+            _restore_batchnorm(step.model, originals)
+
+
+def _restore_batchnorm(model: nn.Module, originals: dict[str, type]) -> None:
+    """Replace each SyncBatchNorm by the BatchNorm class it was, with its weights and statistics."""
+    for name, kind in originals.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        synced = getattr(parent, child)
+        plain = kind(synced.num_features, synced.eps, synced.momentum, synced.affine, synced.track_running_stats)
+        plain.load_state_dict(synced.state_dict())
+        setattr(parent, child, plain.to(next(synced.parameters(), synced.running_mean).device))
+
+
+def _epoch_means(total_loss: float, term_sums: dict, steps: int) -> tuple[float, dict[str, float]]:
+    """The epoch's mean loss and terms over every rank's batches (this rank's alone in one process)."""
+    sums = torch.tensor([total_loss, *(float(v) for v in term_sums.values())], dtype=torch.float64)
+    sums = distributed.all_sum(sums) / distributed.world().size / steps
+    return round(float(sums[0]), 5), {name: round(float(v), 5) for name, v in zip(term_sums, sums[1:])}
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -1,0 +1,53 @@
+"""`compress run --nproc N`: the same as `torchrun --standalone --nproc-per-node N -m pipeline run …`,
+through torchrun's own elastic API rather than a process pool of our own.
+
+For several machines, use torchrun itself (docs/distributed.md); the runner does not care which
+started it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+
+from pipeline.core.errors import UserError
+
+log = logging.getLogger("compress")
+
+
+class RankFailed(UserError):
+    """A process of a multi-process run stopped; `exit_code` is its own."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def launch(nproc: int, args: list[str]) -> None:
+    """Run `python -m pipeline ARGS` in `nproc` processes on this machine and wait for all of them.
+
+    Each process gets `cpu_count / nproc` threads unless OMP_NUM_THREADS says otherwise (torchrun
+    would give each one thread). If any process fails, torchrun stops the others; the error says
+    which rank failed first and how to resume."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5,
+    )
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failure is reported below, once
+    log.info(f"launching {nproc} processes (torchrun, gloo on CPU / NCCL on CUDA), {os.environ['OMP_NUM_THREADS']} threads each")
+    try:
+        elastic_launch(config, sys.executable)("-m", "pipeline", *args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        raise RankFailed(
+            f"rank {rank} of {nproc} stopped with exit code {failure.exitcode} (its message is above), so the run "
+            "stopped on every rank. Stages that finished are kept and the one in progress is redone: fix the cause "
+            "and run the same command again, with any --nproc.",
+            failure.exitcode if failure.exitcode > 0 else 1,
+        ) from None
