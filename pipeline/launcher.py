@@ -25,8 +25,8 @@ class RankFailed(UserError):
         self.exit_code = exit_code
 
 
-def launch(nproc: int, args: list[str]) -> None:
-    """Run `python -m pipeline ARGS` in `nproc` processes on this machine and wait for all of them.
+def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
+    """Run `python -m MODULE ARGS` in `nproc` processes on this machine and wait for all of them.
 
     Each process gets `cpu_count / nproc` threads unless OMP_NUM_THREADS says otherwise (torchrun
     would give each one thread). If any process fails, torchrun stops the others; the error says
@@ -42,7 +42,7 @@ def launch(nproc: int, args: list[str]) -> None:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failure is reported below, once
     log.info(f"launching {nproc} processes (torchrun, gloo on CPU / NCCL on CUDA), {os.environ['OMP_NUM_THREADS']} threads each")
     try:
-        elastic_launch(config, sys.executable)("-m", "pipeline", *args)
+        elastic_launch(config, sys.executable)("-m", module, *args)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         raise RankFailed(
