@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -25,7 +27,7 @@ import torch
 from devices.on_device import validate_on_device as on_device
 from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model
-from pipeline.core.errors import StageError
+from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.state import ModelState
@@ -63,6 +65,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
 def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool) -> dict:
     header = recipe.header
     main = distributed.world().main
+    check_shared(run)
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
     ranks = distributed.world().size
@@ -134,6 +137,31 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
         if not main:  # what rank 0 committed, so every rank goes on from the same model and files
             state = load_stage_state(folder, state.model)
     return report()
+
+
+def check_shared(run: RunFolder) -> None:
+    """Every rank must read the run folder rank 0 writes (it loads each stage's result from it, and
+    resumes from it): on several machines that means a shared filesystem. Checked before any work."""
+    if distributed.world().size == 1:
+        return
+    probe = run.path / ".ranks-probe"
+
+    def write_probe() -> str:
+        token = uuid.uuid4().hex
+        probe.write_text(token)
+        return token
+
+    token = distributed.once(write_probe)
+    sees = probe.is_file() and probe.read_text() == token
+    blind = [f"rank {rank} on {host}" for rank, host, ok in distributed.gather((distributed.world().rank, socket.gethostname(), sees)) or [] if not ok]
+    blind = distributed.broadcast(blind)
+    if distributed.world().main:
+        probe.unlink()
+    if blind:
+        raise UserError(
+            f"the run folder {run.path.resolve()} is not shared by every process: {', '.join(blind)} cannot read what rank 0 writes "
+            "there. On several machines put --out on a filesystem they all mount (NFS, a cluster's shared disk)."
+        )
 
 
 @contextlib.contextmanager

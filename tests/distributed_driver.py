@@ -2,6 +2,8 @@
 
     python -m tests.distributed_driver RECIPE OUT_DIR RECORD_DIR [KILL_STAGE]
 
+`{rank}` in OUT_DIR gives each rank its own folder: machines that do not share a filesystem.
+
 Runs the recipe like `compress run` does under torchrun, and writes `RECORD_DIR/rank<N>.json`:
 for each stage this rank ran, the structure and a checksum of the weights it ended with (before
 anything is reloaded from rank 0's files), the channels each pruning step removed on this rank, and
@@ -81,7 +83,7 @@ def main(recipe_path: str, out_dir: str, record_dir: str, kill_stage: str | None
 
     runner.save_model = recorded_save
     try:
-        run_recipe(load_recipe(recipe_path), out_dir, quiet=True)
+        run_recipe(load_recipe(recipe_path), out_dir.format(rank=rank), quiet=True)
     finally:
         Path(record_dir, f"rank{rank}.json").write_text(json.dumps(record))
 

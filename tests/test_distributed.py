@@ -94,6 +94,16 @@ def test_a_rank_killed_mid_stage_stops_the_run_and_it_resumes_in_one_process(wri
     assert [s["status"] for s in report["stages"]] == ["resumed", "ran", "ran"]
 
 
+def test_a_run_folder_the_other_ranks_cannot_read_is_refused_before_any_work(write_recipe, tmp_path, capfd):
+    recipe = {**EVERY_TRAINING_STAGE, "stages": EVERY_TRAINING_STAGE["stages"][:1]}
+    records = tmp_path / "records"
+    records.mkdir()
+    with pytest.raises(RankFailed):
+        launch(2, [str(write_recipe(recipe)), str(tmp_path / "run{rank}"), str(records)], module="tests.distributed_driver")
+    assert "is not shared by every process: rank 1 on " in capfd.readouterr().err
+    assert not (tmp_path / "run0" / "01-train").exists()
+
+
 def test_compress_run_nproc_trains_in_two_processes(write_recipe, tmp_path):
     recipe = {**EVERY_TRAINING_STAGE, "stages": [{"train": {"epochs": 1, "lr": 0.01}}, {"export": {}}]}
     done = subprocess.run(

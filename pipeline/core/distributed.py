@@ -74,13 +74,17 @@ def world() -> World:
 
 @contextlib.contextmanager
 def solo() -> Iterator[None]:
-    """Rank 0 working alone (a stage that does not train): collectives become identities."""
+    """Rank 0 working alone (a stage that does not train): collectives become identities, and it
+    takes the CPU threads of the processes waiting on its machine (they block in a barrier)."""
     global _solo
-    previous, _solo = _solo, True
+    previous, threads = _solo, torch.get_num_threads()
+    _solo = True
+    torch.set_num_threads(threads * int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     try:
         yield
     finally:
         _solo = previous
+        torch.set_num_threads(threads)
 
 
 def barrier() -> None:
