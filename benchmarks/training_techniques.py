@@ -1,13 +1,14 @@
 """Do the training-side techniques pay? One run, same data, same epochs, several seeds.
 
-1. plain training vs aux_heads + self_distill (BYOT) vs self_distill (PS-KD): test accuracy of the
-   exported ONNX model, mean and spread over seeds;
+1. plain training vs aux_heads + self_distill (BYOT) vs self_distill (PS-KD) vs self_distill (SLA+SD):
+   test accuracy of the exported ONNX model, mean and spread over seeds;
 2. pruning to the same MACs target with recovery by plain fine-tuning vs by distillation from the
-   unpruned model (both start from the plain model of the first seed);
+   unpruned model vs distillation with Dual-Head KD (all start from the plain model of the first seed);
 3. early exit (the BYOT models keep their heads as exits): share of samples leaving at each exit,
    accuracy, expected latency vs the full model.
 
     python benchmarks/training_techniques.py [--epochs 10] [--seeds 0 1 2] [--model tiny_cnn] [--out /tmp/compress-techniques]
+        [--methods plain byot pskd sla] [--recoveries finetune distill dual_head]
 
 Prints markdown tables (docs/benchmarks.md holds the last output and its command).
 """
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--model", default="tiny_cnn")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-techniques"))
+    parser.add_argument("--methods", nargs="+", default=["plain", "byot", "pskd", "sla"], help="plain always runs: it is the baseline")
+    parser.add_argument("--recoveries", nargs="+", default=["finetune", "distill", "dual_head"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     model, e = {"name": args.model}, args.epochs
@@ -63,7 +66,9 @@ def main() -> None:
             {"validate": {"runs": 500}},
         ]),
         "pskd": ("self_distill (PS-KD)", lambda: [{"self_distill": {"mode": "pskd", "train": train(e)}}, {"export": {}}]),
+        "sla": ("self_distill (SLA+SD)", lambda: [{"self_distill": {"mode": "sla", "train": train(e)}}, {"export": {}}]),
     }
+    methods = {k: v for k, v in methods.items() if k == "plain" or k in args.methods}
     rows, byot_reports = [], []
     for short, (method, stages) in methods.items():
         accs, seconds = [], []
@@ -87,14 +92,18 @@ def main() -> None:
     print("\n### 2. Pruning recovery: fine-tuning vs distillation from the unpruned model\n")
     print("| recovery | MACs kept | params | test accuracy (ONNX) | wall s |")
     print("|---|---|---|---|---|")
-    for recovery in ("finetune", "distill"):
+    for recovery in args.recoveries:
         name = f"prune-{recovery}"
-        prune = {"target": {"keep_macs": 0.5}, "steps": 3, "recovery": recovery, "finetune": {"epochs": 2, "lr": 0.003}}
+        prune = {"target": {"keep_macs": 0.5}, "steps": 3, "recovery": "finetune" if recovery == "finetune" else "distill", "finetune": {"epochs": 2, "lr": 0.003}}
+        if recovery == "dual_head":
+            prune["distill"] = {"dual_head_weight": 1.0}
         report, wall = run(recipe(name, args.seeds[0], {**model, "checkpoint": str(base)}, [{"prune": prune}, {"export": {}}]), args.out)
         pruned = metrics_of(report, args.out, name, "prune")
         acc = metrics_of(report, args.out, name, "export")["accuracy"]
         print(f"| {recovery} | {pruned['macs'] / pruned['before']['macs']:.1%} | {pruned['params']:,} | {acc:.4f} | {wall:.0f} |")
 
+    if not byot_reports:
+        return
     print("\n### 3. Early exit (BYOT models, thresholds chosen on the validation split within 0.5 points)\n")
     print("| run | exits: share leaving (accuracy there) | cascade accuracy | full model | expected p50 µs | full model p50 µs |")
     print("|---|---|---|---|---|---|")

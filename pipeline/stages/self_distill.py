@@ -8,6 +8,10 @@
   the target of each sample mixes its label with the model's own prediction for it in the previous
   epoch, the mixing weight rising linearly to `pskd_alpha` over training. Works without heads.
 - `both`: the two together.
+- `sla` (Lee et al., "Self-supervised Label Augmentation", ICML 2020, SLA+SD): a joint head over
+  (class, rotation) learns from the four rotated copies of each batch, and its aggregated prediction
+  teaches the model's own classifier (`pipeline/training/label_augmentation.py`). Works without
+  heads; the joint head is never exported.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pipeline.core.state import ModelState
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import kl_divergence
 from pipeline.training.heads import HeadedModel, deep_supervision, headed
+from pipeline.training.label_augmentation import SlaConfig, SlaTerms
 from pipeline.training.loop import TrainConfig
 from pipeline.training.model_trace import classifier_name
 from pipeline.training.objectives import Batch, cross_entropy
@@ -34,23 +39,26 @@ from pipeline.training.session import train
 class SelfDistillConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["byot", "pskd", "both"] = Field("byot", description="byot: deepest classifier teaches the heads; pskd: progressive self-knowledge targets")
+    mode: Literal["byot", "pskd", "both", "sla"] = Field(
+        "byot", description="byot: deepest classifier teaches the heads; pskd: progressive self-knowledge targets; sla: rotation label augmentation + self-distillation"
+    )
     temperature: float = Field(3.0, gt=0, description="BYOT: softens the deepest classifier's distribution")
     alpha: float = Field(0.3, ge=0, le=1, description="BYOT: weight of the KL term in each head's loss; its cross-entropy gets 1 - alpha")
     hint_weight: float = Field(0.1, ge=0, description="BYOT: weight of the L2 feature hint from the deepest features to each head's; 0 turns it off")
     pskd_alpha: float = Field(0.8, ge=0, le=1, description="PS-KD: final weight of the model's own previous-epoch predictions in the target")
+    sla: SlaConfig = Field(default_factory=SlaConfig, description="mode sla: weights of the joint head and of its distillation")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=10))
 
 
 def needs_heads(cfg: SelfDistillConfig, earlier: Earlier) -> list[str]:
-    if cfg.mode != "pskd" and "heads" not in earlier.capabilities:
-        return [f"mode {cfg.mode} needs auxiliary heads to teach: put an {earlier.who_adds('heads')} stage before it (or use mode: pskd)"]
+    if cfg.mode in ("byot", "both") and "heads" not in earlier.capabilities:
+        return [f"mode {cfg.mode} needs auxiliary heads to teach: put an {earlier.who_adds('heads')} stage before it (or use mode: pskd or sla)"]
     return []
 
 
 @stage("self_distill", SelfDistillConfig, changes_model=True, trains=True, check=needs_heads)
 def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
-    """Self-distillation (BYOT and/or PS-KD) with the shared training loop; loss terms per epoch in the metrics."""
+    """Self-distillation (BYOT and/or PS-KD, or SLA+SD) with the shared training loop; loss terms per epoch in the metrics."""
     byot = cfg.mode in ("byot", "both")
     if byot and not state.heads:
         raise StageError(f"self_distill: mode {cfg.mode} needs auxiliary heads, and the model has none; add an aux_heads stage before it (or use mode: pskd)")
@@ -60,11 +68,15 @@ def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelSt
             f"self_distill.hint_weight: feature hints read the input of the model's classifier (an nn.Linear with "
             f"{ctx.data.num_classes} outputs), and this model has none; set hint_weight: 0"
         )
+    sla_classifier = classifier_name(state.model, ctx.data.num_classes) if cfg.mode == "sla" else None
+    if cfg.mode == "sla" and sla_classifier is None:
+        raise StageError(f"self_distill.mode sla: the joint head reads the input of the model's classifier (an nn.Linear with {ctx.data.num_classes} outputs), and this model has none")
     with headed(state, classifier=classifier) as view:
         smoothing = cfg.train.label_smoothing
         byot_terms = ByotTerms(view, cfg, smoothing, classifier) if byot else None
-        pskd = PskdTargets(len(ctx.data.train), ctx.data.num_classes, cfg.pskd_alpha) if cfg.mode != "byot" else None
-        trained = train(view, cfg.train, ctx, SelfDistillObjective(view, smoothing, byot_terms, pskd), desc="self_distill")
+        pskd = PskdTargets(len(ctx.data.train), ctx.data.num_classes, cfg.pskd_alpha) if cfg.mode in ("pskd", "both") else None
+        sla = SlaTerms(view, cfg.sla, sla_classifier, ctx.data.num_classes, ctx.data.input_shape) if sla_classifier else None
+        trained = train(view, cfg.train, ctx, SelfDistillObjective(view, smoothing, byot_terms, pskd, sla), desc="self_distill")
     ctx.record_training(state, trained, "self_distill", mode=cfg.mode)
     return state
 
@@ -128,8 +140,8 @@ class PskdTargets:
 
 
 class SelfDistillObjective:
-    def __init__(self, view: HeadedModel, label_smoothing: float, byot: ByotTerms | None, pskd: PskdTargets | None):
-        self.view, self.label_smoothing, self.byot, self.pskd = view, label_smoothing, byot, pskd
+    def __init__(self, view: HeadedModel, label_smoothing: float, byot: ByotTerms | None, pskd: PskdTargets | None, sla: SlaTerms | None = None):
+        self.view, self.label_smoothing, self.byot, self.pskd, self.sla = view, label_smoothing, byot, pskd, sla
         self.labels = cross_entropy(label_smoothing)
         self.heads_from_labels = deep_supervision(view, label_smoothing)  # heads kept from aux_heads keep learning
 
@@ -145,5 +157,7 @@ class SelfDistillObjective:
             terms.update(self.byot(batch))
         else:
             terms.update(self.heads_from_labels(batch))
+        if self.sla is not None:  # last: its rotated pass replaces the heads' and classifier's outputs
+            terms.update(self.sla(batch))
         return terms
 

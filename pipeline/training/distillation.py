@@ -5,6 +5,12 @@ pruning) and by anything else that trains a student with the shared loop. The lo
 (1 - alpha) * CE(student, labels) + alpha * T^2 * KL(teacher_T || student_T), plus an optional feature
 term: the student's last feature map, through a learned 1x1 adapter when widths differ, matched to the
 teacher's by mean squared error (FitNets). The adapter only lives during training.
+
+`dual_head_weight > 0` adds Dual-Head KD (Yang et al., "Dual-Head Knowledge Distillation", 2024;
+penghui-yang/DHKD): a second linear classifier reads the same pooled features as the student's own
+and takes the teacher's signal through a binary KL on logit differences (`binary_kl_norm`), so that
+signal shapes the shared features without pulling the exported classifier away from the labels.
+The extra head is an adapter: training only, never exported.
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ from torch import nn
 
 from pipeline.core.errors import StageError
 from pipeline.training.heads import HeadedModel, deep_supervision
-from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
+from pipeline.training.model_trace import (
+    classifier_name,
+    feature_maps,
+    final_features,
+    trace_outputs,
+)
 from pipeline.training.objectives import Batch
 
 
@@ -32,12 +43,26 @@ class KDConfig(BaseModel):
     feature_weight: float = Field(0.0, ge=0, description="weight of feature matching (MSE through a learned 1x1 adapter); 0 turns it off")
     student_layer: str | Literal["auto"] = Field("auto", description="student module whose output is matched; auto: its last feature map")
     teacher_layer: str | Literal["auto"] = Field("auto", description="teacher module whose output is matched; auto: its last feature map")
+    dual_head_weight: float = Field(
+        0.0, ge=0, description="Dual-Head KD: weight of the auxiliary head's binary KL to the teacher (1.0 in the paper); 0 turns it off. "
+        "Set alpha: 0 for the paper's split (the student's own head learns from the labels only)",
+    )
 
 
 def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """T^2 * KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch."""
     t = temperature
     return F.kl_div(F.log_softmax(student_logits / t, 1), F.softmax(teacher_logits / t, 1), reduction="batchmean") * t * t
+
+
+def binary_kl_norm(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, eps: float = 1e-8) -> torch.Tensor:
+    """Dual-Head KD's loss (DHKD's `BinaryKLNorm`): for every logit, d = sigmoid((s - t) / T) is
+    compared with 1/2 by a two-sided KL, i.e. each logit is pulled toward the teacher's with a
+    bounded gradient; summed over logits, averaged over the batch, scaled by T^2."""
+    d = torch.sigmoid((student_logits - teacher_logits) / temperature).clamp(eps, 1 - eps)
+    half = torch.full_like(d, 0.5)
+    loss = F.kl_div(d.log(), half, reduction="none") + F.kl_div((1 - d).log(), half, reduction="none")
+    return temperature**2 * loss.sum() / len(d)
 
 
 class Teacher:
@@ -67,8 +92,9 @@ def pick_layer(model: nn.Module, input_shape: tuple[int, ...], layer: str, who: 
     return layer, maps[layer]
 
 
-def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> None:
-    """A teacher must score the same classes: its output shape must equal the student's."""
+def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> int:
+    """A teacher must score the same classes: its output shape must equal the student's. Returns
+    the number of classes."""
     x = torch.zeros(2, *input_shape, device=device)
     with torch.no_grad():
         was = student.training
@@ -80,6 +106,7 @@ def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[
             f"teacher outputs shape {list(t.shape)} but the student outputs {list(s.shape)} for the same batch of 2; "
             "a teacher must predict the same classes as the student"
         )
+    return s.shape[1]
 
 
 class Distillation:
@@ -90,7 +117,7 @@ class Distillation:
     """
 
     def __init__(self, cfg: KDConfig, teacher_model: nn.Module, view: HeadedModel, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float):
-        check_compatible(view.backbone, teacher_model, input_shape, device)
+        classes = check_compatible(view.backbone, teacher_model, input_shape, device)
         self.cfg, self.label_smoothing, self.view = cfg, label_smoothing, view
         teacher_layer = student_layer = None
         if cfg.feature_weight > 0:
@@ -100,6 +127,8 @@ class Distillation:
             view.adapters["kd"] = nn.Conv2d(s_shape[1], t_shape[1], 1, bias=False)
         self.teacher = Teacher(teacher_model, teacher_layer, device)
         self.student_layer = student_layer
+        if cfg.dual_head_weight > 0:
+            view.adapters["dual_head"] = dual_head(view, classes)
         view.to(device)
         self._heads = deep_supervision(view, label_smoothing)
 
@@ -114,8 +143,23 @@ class Distillation:
             terms["feature"] = self.cfg.feature_weight * feature_mse(
                 self.view.adapters["kd"](self.view.taps[self.student_layer]), self.teacher.features
             )
+        if self.cfg.dual_head_weight > 0:
+            auxiliary = self.view.adapters["dual_head"](self.view.deep_features.flatten(1))
+            terms["dual_head"] = self.cfg.dual_head_weight * binary_kl_norm(auxiliary, teacher_logits, self.cfg.temperature)
         terms.update(self._heads(batch))
         return terms
+
+
+def dual_head(view: HeadedModel, classes: int) -> nn.Linear:
+    """A second classifier on the input of the student's own (tapped on `view`), shaped like it."""
+    name = classifier_name(view.backbone, classes)
+    if name is None:
+        raise StageError(
+            f"dual_head_weight: Dual-Head KD puts a second classifier beside the student's own (an nn.Linear with {classes} "
+            "outputs), and this student has none; set dual_head_weight: 0"
+        )
+    view.tap_classifier_input(name)
+    return nn.Linear(view.backbone.get_submodule(name).in_features, classes)
 
 
 def feature_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

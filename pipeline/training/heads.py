@@ -158,7 +158,7 @@ class HeadedModel(nn.Module):
         for point in sorted({s.attach for s in specs} | set(taps)):
             self.tap(point)
         if classifier is not None:
-            self._handles.append(dict(backbone.named_modules())[classifier].register_forward_pre_hook(self._classifier_input))
+            self.tap_classifier_input(classifier)
 
     def tap(self, name: str) -> None:
         """Keep the output of backbone module `name` in `taps[name]` on every forward."""
@@ -170,6 +170,13 @@ class HeadedModel(nn.Module):
 
         self._handles.append(dict(self.backbone.named_modules())[name].register_forward_hook(hook))
         self._tapped.add(name)
+
+    def tap_classifier_input(self, name: str) -> None:
+        """Keep the input of the backbone's classifier `name` (the pooled features) in `deep_features`."""
+        if f"<{name}" in self._tapped:
+            return
+        self._handles.append(self.backbone.get_submodule(name).register_forward_pre_hook(self._classifier_input))
+        self._tapped.add(f"<{name}")
 
     def _classifier_input(self, _module, inputs):
         self.deep_features = inputs[0]
