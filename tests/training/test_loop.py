@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from pipeline.data import DataConfig, load_data
@@ -45,3 +46,27 @@ def test_size_figures_count_params_and_macs():
     assert figures["params"] == sum(p.numel() for p in model.parameters()) == 15554
     assert 1.5e6 < figures["macs"] < 1.8e6
     assert figures["size_bytes"] >= 4 * figures["params"]
+
+
+def test_sync_batchnorm_on_cpus_is_refused_before_training():
+    from pipeline.core.errors import StageError
+    from pipeline.training.loop import _parallel, _Step
+
+    step = _Step(build_model(ModelConfig(name="tiny_cnn"), 1, 10), lambda batch: {})
+    with pytest.raises(StageError, match="sync_batchnorm: true needs CUDA"):
+        with _parallel(step, TrainConfig(sync_batchnorm=True), torch.device("cpu"), ranks=2):
+            pass
+
+
+def test_restoring_batchnorm_keeps_its_class_weights_and_statistics():
+    from pipeline.training.loop import _restore_batchnorm
+
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    bn = model.features[0][1]
+    bn.running_mean.fill_(0.5)
+    originals = {name: type(m) for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert isinstance(model.features[0][1], torch.nn.SyncBatchNorm)
+    _restore_batchnorm(model, originals)
+    restored = model.features[0][1]
+    assert type(restored) is torch.nn.BatchNorm2d and torch.all(restored.running_mean == 0.5)
