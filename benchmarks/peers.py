@@ -1,0 +1,194 @@
+"""The pipeline against what a user writes by hand, on the same data, at equal epochs, in one run.
+
+The peer is plain PyTorch + Torch-Pruning + onnxruntime, written the way a user would (the
+`peer_*` functions below, ~60 lines, nothing from `pipeline/`): train `tiny_cnn` with AdamW,
+one-cycle (25 % warm-up), batch 128, random flip + 2 px shift, label smoothing 0.05 on all 60 k
+training images; prune it once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the
+classifier ignored) to half the MACs; fine-tune with cross-entropy; static INT8 with onnxruntime.
+The pipeline runs `compress run` on a recipe with the same model, optimiser, learning rates and
+epochs (train, prune to `keep_macs: 0.5` with the same total recovery epochs, export, static INT8,
+validate). Both files of each side are then measured by the same onnxruntime harness (test accuracy
+on the 10 k test split, batch-1 p50 latency on one thread). Final epochs are reported on both sides:
+nothing is selected on the test split.
+
+    python benchmarks/peers.py [--epochs 8] [--finetune 4] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+import yaml
+from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+from pipeline.models import (  # the same architecture on both sides
+    ModelConfig,
+    build_model,
+)
+from pipeline.runtime.onnx_files import HOST_THREADS, measure_latency
+
+MEAN, STD = 0.2860, 0.3530
+
+
+def peer_data(root: Path):
+    def idx(name: str) -> np.ndarray:
+        raw = gzip.open(root / name).read()
+        return np.frombuffer(raw, np.uint8, offset=16 if "images" in name else 8)
+
+    def images(name: str) -> torch.Tensor:
+        return ((torch.from_numpy(idx(name).reshape(-1, 1, 28, 28).copy()).float() / 255) - MEAN) / STD
+
+    return (images("train-images-idx3-ubyte.gz"), torch.from_numpy(idx("train-labels-idx1-ubyte.gz").astype(np.int64)),
+            images("t10k-images-idx3-ubyte.gz"), torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)))
+
+
+def peer_augment(x: torch.Tensor) -> torch.Tensor:
+    flip = torch.rand(len(x)) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    padded = F.pad(x, (2, 2, 2, 2), value=-MEAN / STD)
+    dx, dy = np.random.randint(0, 5, 2)
+    return padded[:, :, dy : dy + 28, dx : dx + 28]
+
+
+def peer_train(model, x, y, epochs: int, lr: float, batch: int = 128) -> None:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps = math.ceil(len(y) / batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps * epochs, pct_start=0.25)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y))
+        for i in range(steps):
+            idx = order[i * batch : (i + 1) * batch]
+            loss = F.cross_entropy(model(peer_augment(x[idx])), y[idx], label_smoothing=0.05)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+
+
+def peer_prune(model, keep_macs: float) -> None:
+    example = torch.zeros(1, 1, 28, 28)
+    ratio = 1 - math.sqrt(keep_macs)  # MACs of a conv scale with in x out channels
+    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
+                                  pruning_ratio=ratio, ignored_layers=[model.fc])
+    pruner.step()
+
+
+def peer_export(model, path: Path) -> None:
+    model.eval()
+    torch.onnx.export(model, torch.zeros(1, 1, 28, 28), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+
+
+def peer_int8(fp32: Path, out: Path, calibration: torch.Tensor) -> None:
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calibration[i : i + 64].numpy()} for i in range(0, len(calibration), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(str(fp32), str(out), Reader(), weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+
+
+def onnx_test_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    logits = np.concatenate([session.run(None, {name: x[i : i + 512].numpy()})[0] for i in range(0, len(x), 512)])
+    return float((logits.argmax(1) == y.numpy()).mean())
+
+
+def figures(path: Path, model, x_test, y_test) -> dict:
+    macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 1, 28, 28))
+    latency = measure_latency(path, x_test[:1].numpy(), HOST_THREADS, warmup=50, runs=500)
+    return {"accuracy": onnx_test_accuracy(path, x_test, y_test), "params": int(params), "macs": int(macs),
+            "kib": path.stat().st_size / 1024, "p50_ms": latency["p50"]}
+
+
+def run_peer(args, data_root: Path, work: Path) -> list[dict]:
+    x, y, x_test, y_test = peer_data(data_root)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    started = time.perf_counter()
+    peer_train(model, x, y, args.epochs, lr=0.01)
+    trained_s = time.perf_counter() - started
+    peer_export(model, work / "peer.onnx")
+    rows = [{"who": "by hand", "file": "trained, FP32", "seconds": trained_s, **figures(work / "peer.onnx", model, x_test, y_test)}]
+    started = time.perf_counter()
+    peer_prune(model, 0.5)
+    peer_train(model, x, y, args.finetune, lr=0.003)
+    peer_export(model, work / "peer-pruned.onnx")
+    peer_int8(work / "peer-pruned.onnx", work / "peer-pruned.int8.onnx", x[:1024])
+    pruned_s = time.perf_counter() - started
+    rows.append({"who": "by hand", "file": "pruned, FP32", "seconds": pruned_s, **figures(work / "peer-pruned.onnx", model, x_test, y_test)})
+    rows.append({"who": "by hand", "file": "pruned, INT8", "seconds": None, **figures(work / "peer-pruned.int8.onnx", model, x_test, y_test)})
+    return rows
+
+
+def run_pipeline(args, work: Path) -> list[dict]:
+    from pipeline.core.checkpoints import load_model
+
+    recipe = {
+        "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist"}, "model": {"name": "tiny_cnn"},
+        "stages": [
+            {"train": {"epochs": args.epochs, "lr": 0.01}},
+            {"prune": {"target": {"keep_macs": 0.5}, "steps": 2, "finetune": {"epochs": args.finetune // 2, "lr": 0.003}}},
+            {"export": {}}, {"quantize": {"calibration_samples": 1024}}, {"validate": {}},
+        ],
+        "devices": ["host"],
+    }
+    path, out = work / "recipe.yaml", work / "run"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    stage = {s["name"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
+    _, _, x_test, y_test = peer_data(Path(args.data))
+    meta = {p.key: p.value for p in onnx.load(str(out / "03-export" / "model.onnx")).metadata_props}
+    norm = json.loads(meta["preprocessing"])  # the pipeline normalises with its training split's own mean and std
+    x_test = (x_test * STD + MEAN - norm["mean"][0]) / norm["std"][0]
+    trained = load_model(build_model(ModelConfig(name="tiny_cnn"), 1, 10), out / "01-train" / "model.pt")
+    pruned = load_model(build_model(ModelConfig(name="tiny_cnn"), 1, 10), out / "02-prune" / "model.pt")
+    peer_export(trained, work / "pipeline-trained.onnx")  # the stage exports only the final model; same exporter as the peer's
+    return [
+        {"who": "pipeline", "file": "trained, FP32", "seconds": stage["train"]["seconds"], **figures(work / "pipeline-trained.onnx", trained, x_test, y_test)},
+        {"who": "pipeline", "file": "pruned, FP32", "seconds": stage["prune"]["seconds"] + stage["export"]["seconds"] + stage["quantize"]["seconds"],
+         **figures(out / "03-export" / "model.onnx", pruned, x_test, y_test)},
+        {"who": "pipeline", "file": "pruned, INT8", "seconds": None, **figures(out / "04-quantize" / "model.int8.onnx", pruned, x_test, y_test)},
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--finetune", type=int, default=4, help="recovery epochs after pruning (even: the pipeline splits them over 2 rounds)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=os.environ.get("COMPRESS_DATA", "/usr/share/datasets/fashion-mnist"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run_peer(args, Path(args.data), Path(tmp)) + run_pipeline(args, Path(tmp))
+    print("| who | file | test acc | params | MACs | ONNX KiB | p50 ms | wall s (vs by hand) |\n|---|---|---|---|---|---|---|---|")
+    peer = {r["file"]: r for r in rows if r["who"] == "by hand"}
+    for r in rows:
+        wall = "" if r["seconds"] is None else f"{r['seconds']:.0f} ({r['seconds'] / peer[r['file']]['seconds']:.2f}x)"
+        print(f"| {r['who']} | {r['file']} | {r['accuracy']:.4f} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {r['kib']:.1f} | {r['p50_ms']:.4f} | {wall} |")
+
+
+if __name__ == "__main__":
+    main()
