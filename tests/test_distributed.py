@@ -29,14 +29,15 @@ EVERY_TRAINING_STAGE = {
         {"train": {"epochs": 1, "lr": 0.01}},
         {"aux_heads": {"train": {"epochs": 1, "lr": 0.01}}},
         {"self_distill": {"mode": "both", "train": {"epochs": 2, "lr": 0.005}}},
-        {"distill": {"teacher": "before:self_distill", "train": {"epochs": 1, "lr": 0.005}}},
+        {"self_distill": {"mode": "sla", "train": {"epochs": 1, "lr": 0.005}}},
+        {"distill": {"teacher": "before:self_distill", "dual_head_weight": 1.0, "train": {"epochs": 1, "lr": 0.005}}},
         {"prune": {"target": {"remove_channels": 0.3}, "steps": 2, "recovery": "distill", "finetune": {"epochs": 1}}},
         {"export": {}},
         {"quantize": {"method": "qat", "calibration_samples": 64, "parity_samples": 200, "min_top1_agreement": 0.5, "qat": {"train": {"epochs": 1, "lr": 0.0005}}}},
     ],
     "devices": ["host"],
 }
-TRAINING_STAGES = ["train", "aux_heads", "self_distill", "distill", "prune", "quantize"]
+TRAINING_STAGES = ["train", "aux_heads", "self_distill", "self_distill", "distill", "prune", "quantize"]
 
 
 def run_ranks(write_recipe, tmp_path: Path, recipe: dict, kill_stage: str | None = None) -> tuple[Path, list[dict]]:
@@ -70,7 +71,7 @@ def test_every_training_stage_under_two_processes(write_recipe, tmp_path):
 
     assert rank1["writes"] == [] and rank0["writes"], "only rank 0 writes the run folder"
     report = json.loads((out / "report.json").read_text())
-    assert [s["status"] for s in report["stages"]] == ["ran"] * 7
+    assert [s["status"] for s in report["stages"]] == ["ran"] * 8
     history = json.loads((out / "01-train" / "metrics.json").read_text())["history"]
     assert len(history) == 1 and history[0]["val_accuracy"] > 0
 
