@@ -22,11 +22,6 @@ from pipeline.reporting.summary import fmt, summary_table
 log = logging.getLogger("compress")
 
 
-def rank_label() -> str:
-    """" (rank N)" in a process of a multi-process run, so an error says which process hit it."""
-    return f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
-
-
 def setup_logging(quiet: bool, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
@@ -45,7 +40,8 @@ def friendly_errors(command):
         except (UserError, ParityError, FileNotFoundError) as e:
             if debug:
                 raise
-            click.echo(f"error{rank_label()}: {e}", err=True)
+            rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""  # which process of a torchrun run
+            click.echo(f"error{rank}: {e}", err=True)
             sys.exit(getattr(e, "exit_code", 2 if isinstance(e, IntegrityError) else 1))
         except KeyboardInterrupt:
             click.echo("interrupted: finished stages are kept; run the same command again to resume", err=True)
@@ -79,11 +75,9 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
     if nproc > 1 and launched():
         raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
     if nproc > 1:
-        from pipeline.launcher import launch
+        from pipeline.launcher import launch, run_arguments
 
-        flags = [*(["--out", out_dir] if out_dir else []), *(["--fresh"] if fresh else []), *(["--quiet"] if quiet else []), *(["--debug"] if debug else [])]
-        launch(nproc, ["run", recipe, *flags])  # rank 0 prints the table
-        return
+        return launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug))  # rank 0 prints the table
     if launched() and os.environ.get("RANK") != "0":
         log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
     report = run_recipe(parsed, out_dir, fresh=fresh, quiet=quiet or debug)

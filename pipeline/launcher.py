@@ -25,6 +25,12 @@ class RankFailed(UserError):
         self.exit_code = exit_code
 
 
+def run_arguments(recipe: str, out_dir: str | None, *, fresh: bool, quiet: bool, debug: bool) -> list[str]:
+    """`compress run`'s own arguments, for each process to run the same command."""
+    flags = {"--fresh": fresh, "--quiet": quiet, "--debug": debug}
+    return ["run", recipe, *(["--out", out_dir] if out_dir else []), *(flag for flag, on in flags.items() if on)]
+
+
 def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
     """Run `python -m MODULE ARGS` in `nproc` processes on this machine and wait for all of them.
 
