@@ -72,8 +72,6 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
 
     setup_logging(quiet, debug)
     parsed = load_recipe(recipe)  # checked once here, before any process starts
-    if nproc > 1 and launched():
-        raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
     if nproc > 1:
         from pipeline.launcher import launch, run_arguments
 
@@ -128,9 +126,8 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
         CANNOT_JUDGE,
         GateResult,
         judge_report,
-        junit_xml,
-        markdown_summary,
         read_report,
+        write_outputs,
     )
 
     try:
@@ -145,7 +142,7 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
             raise
         click.echo(f"error: {e}", err=True)
         result = GateResult([], [str(e)])
-        _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
+        write_outputs(result, source, junit_path, summary_path)
         sys.exit(CANNOT_JUDGE)
     if result.rows:
         click.echo(f"{'device':<20} {'budget':<20} {'value':>12} {'limit':>12}  verdict")
@@ -154,17 +151,9 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
             click.echo(f"{r.device:<20} {r.budget:<20} {fmt(r.value):>12} {fmt(r.limit):>12}  {verdict}")
     for problem in result.problems:
         click.echo(f"cannot judge: {problem}", err=True)
-    _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary)
+    write_outputs(result, source, junit_path, summary_path)
     click.echo({0: "gate: PASS", 1: "gate: FAIL", 2: "gate: CANNOT JUDGE"}[result.exit_code])
     sys.exit(result.exit_code)
-
-
-def _write_gate_outputs(result, source, junit_path, summary_path, junit_xml, markdown_summary) -> None:
-    if junit_path:
-        Path(junit_path).write_text(junit_xml(result))
-    if summary_path:
-        with open(summary_path, "a") as f:  # appending: CI summary files collect several steps
-            f.write(markdown_summary(result, source))
 
 
 def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str = "top1"):

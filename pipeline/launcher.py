@@ -40,6 +40,11 @@ def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from pipeline.core.distributed import launched
+
+    if launched():
+        raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
+
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),

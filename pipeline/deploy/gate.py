@@ -156,3 +156,12 @@ def markdown_summary(result: GateResult, source: str) -> str:
 
 def _cell(value) -> str:
     return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_outputs(result: GateResult, source: str, junit_path: str | None, summary_path: str | None) -> None:
+    """The JUnit XML and markdown summary a CI asked for (`compress gate --junit/--summary`)."""
+    if junit_path:
+        Path(junit_path).write_text(junit_xml(result))
+    if summary_path:
+        with open(summary_path, "a") as f:  # appending: CI summary files collect several steps
+            f.write(markdown_summary(result, source))
