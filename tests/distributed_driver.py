@@ -33,8 +33,8 @@ def checksum(model) -> dict:
 
 def main(recipe_path: str, out_dir: str, record_dir: str, kill_stage: str | None = None) -> None:
     import pipeline.core.run_folder as run_folder
-    import pipeline.stages.prune as prune
     import pipeline.runner as runner
+    import pipeline.stages.prune as prune
     import pipeline.training.session as session
     from pipeline.recipe import load_recipe
     from pipeline.runner import run_recipe

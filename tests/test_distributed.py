@@ -31,7 +31,7 @@ EVERY_TRAINING_STAGE = {
         {"self_distill": {"mode": "both", "train": {"epochs": 2, "lr": 0.005}}},
         {"self_distill": {"mode": "sla", "train": {"epochs": 1, "lr": 0.005}}},
         {"distill": {"teacher": "before:self_distill", "dual_head_weight": 1.0, "train": {"epochs": 1, "lr": 0.005}}},
-        {"prune": {"target": {"remove_channels": 0.3}, "steps": 2, "recovery": "distill", "finetune": {"epochs": 1}}},
+        {"prune": {"target": {"keep_macs": 0.5}, "steps": 2, "recovery": "distill", "finetune": {"epochs": 1}}},
         {"export": {}},
         {"quantize": {"method": "qat", "calibration_samples": 64, "parity_samples": 200, "min_top1_agreement": 0.5, "qat": {"train": {"epochs": 1, "lr": 0.0005}}}},
     ],
@@ -66,7 +66,7 @@ def test_every_training_stage_under_two_processes(write_recipe, tmp_path):
     pruned = next(s for s in rank0["stages"] if s["name"] == "prune")["model"]["shapes"]
     assert pruned["features.0.0.weight"][0] < 8, "channels were really removed"
 
-    assert len(rank0["removed"]) == 2 and all(step for step in rank0["removed"])
+    assert sum(len(idxs) for step in rank0["removed"] for _, _, idxs in step) > 0
     assert rank0["removed"] == rank1["removed"], "the same channel indices are removed on every rank"
 
     assert rank1["writes"] == [] and rank0["writes"], "only rank 0 writes the run folder"

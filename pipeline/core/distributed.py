@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pipeline.core.errors import StageError
+
 T = TypeVar("T")
 
 # Ranks wait at a barrier while rank 0 runs a stage that does not train (export, quantize, validate);
@@ -132,11 +134,31 @@ def shard(count: int) -> torch.Tensor:
     return torch.arange(w.rank, count, w.size)
 
 
+def same_structure(module: nn.Module) -> None:
+    """Raise, on every rank, if any rank's parameter and buffer shapes differ from rank 0's: a
+    collective over tensors of different sizes does not fail, it waits forever."""
+    w = world()
+    if w.size == 1:
+        return
+    shapes = [(name, tuple(t.shape)) for name, t in [*module.named_parameters(), *module.named_buffers()]]
+    every = [None] * w.size
+    dist.all_gather_object(every, shapes)
+    for rank, theirs in enumerate(every):
+        if theirs != every[0]:
+            first = next((f"{a[0]} {a[1]} on rank 0, {b[0]} {b[1]} on rank {rank}" for a, b in zip(every[0], theirs) if a != b), "a different number of tensors")
+            raise StageError(
+                f"rank {rank} of {w.size} holds a different model structure from rank 0 ({first}). The ranks must "
+                "take the same steps; this is a bug, please report it. The run resumes from its last finished stage, "
+                "in one process if need be (--nproc 1)."
+            )
+
+
 def same_weights(module: nn.Module) -> None:
     """Rank 0's parameters and buffers on every rank (after training, BatchNorm statistics differ:
-    each rank updated them from its own batches)."""
+    each rank updated them from its own batches). The structures are checked first."""
     if world().size == 1:
         return
+    same_structure(module)
     for tensor in [*module.parameters(), *module.buffers()]:
         with torch.no_grad():
             dist.broadcast(tensor.data, src=0)

@@ -61,9 +61,18 @@ def build_pruner(
 Removal = tuple[str, bool, list[int]]  # (module name, out-channels?, channel indices), as torch-pruning's history records it
 
 
-def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: str, data: DataSplits, device: torch.device) -> list[Removal]:
-    """One pruner step; returns the channels it removed. Under torchrun the step is decided on rank 0
-    and the others remove the same channels, so every rank holds the same structure."""
+def prune_once(
+    pruner: tp.pruner.MetaPruner,
+    traced: HeadedModel,
+    importance: str,
+    data: DataSplits,
+    device: torch.device,
+    until: Callable[[], bool] | None = None,
+    whole_groups: bool = False,
+) -> list[Removal]:
+    """One pruner step; returns the channels it removed. With `until`, the step stops as soon as
+    `until()` holds (`step_until`). Under torchrun the step is decided on rank 0 and the others remove
+    the same channels, so every rank holds the same structure."""
     history = pruner.DG.pruning_history()
     done = len(history)
 
@@ -73,14 +82,39 @@ def prune_once(pruner: tp.pruner.MetaPruner, traced: HeadedModel, importance: st
             for x, y, _ in data.train.batches(data.batch_size, torch.arange(min(len(data.train), 4 * data.batch_size))):
                 x, y = x.to(device), y.to(device)
                 sum(F.cross_entropy(out, y) for out in traced.forward_all(x)).backward()
-        pruner.step()
+        if until is None:
+            pruner.step()
+        else:
+            step_until(pruner, until, whole_groups)
         traced.zero_grad(set_to_none=True)
         return [(name, bool(out), [int(i) for i in idxs]) for name, out, idxs in pruner.DG.pruning_history()[done:]]
 
     removed = distributed.once(decide)
     if not distributed.world().main:
         replay(pruner, removed)
+    distributed.same_structure(traced)
     return removed
+
+
+def step_until(pruner: tp.pruner.MetaPruner, until: Callable[[], bool], whole_groups: bool = False) -> None:
+    """One pruner step that stops as soon as `until()` holds, checked before each group and after
+    each channel. A per-layer step removes the same share of every layer, and in a network whose
+    widths are multiples of each other (16/32/64) the layers lose a channel together: one whole step
+    can take a quarter of what is left. Stopping mid-step lands a MACs or params goal within a
+    channel of it. Channels go highest index first, so the indices still to go stay valid; what the
+    step leaves is caught up by the next one (torch-pruning sizes each step from a layer's starting
+    width). Groups whose channels must go together (grouped convolutions, `round_to`) go whole."""
+    for group in pruner.step(interactive=True):
+        if until():
+            return
+        if whole_groups or pruner._get_channel_groups(group) > 1:
+            group.prune()
+            continue
+        root, handler = group[0].dep.target.module, group[0].dep.handler
+        for index in sorted((int(i) for i in group[0].idxs), reverse=True):
+            pruner.DG.get_pruning_group(root, handler, [index]).prune()  # not group.prune(idxs=…): it records the whole group too
+            if until():
+                return
 
 
 def replay(pruner: tp.pruner.MetaPruner, removed: list[Removal]) -> None:

@@ -79,7 +79,7 @@ class Pruning:
     steps: int
     schedule: str
     max_layer_ratio: float
-    step: Callable[[], None]
+    step: Callable[..., None]  # step(until=None): one increment, or less of it once until() holds
     recover: Callable[[str], None]
     val_accuracy: Callable[[], float]
     log: logging.Logger
@@ -110,8 +110,11 @@ def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
         return keep ** (k / p.steps) if p.schedule == "geometric" else 1 - (1 - keep) * k / p.steps
 
     def prune_to(k: int) -> None:
-        while p.figures()[measure] > goal(k) * start and p.pruner.current_step < p.pruner.iterative_steps:
-            p.step()
+        def reached() -> bool:
+            return p.figures()[measure] <= goal(k) * start
+
+        while not reached() and p.pruner.current_step < p.pruner.iterative_steps:
+            p.step(until=reached)  # lands on the goal instead of one whole increment past it
 
     rounds = [round_done(p, k, lambda k=k: prune_to(k)) for k in range(1, p.steps + 1)]
     reached = rounds[-1][measure] <= keep * start * 1.001

@@ -80,7 +80,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             ctx.log.info(f"prune: {mixing.barriers} channel-mixing reshape(s) (channel shuffles): the channels passing through them stay unpruned")
         outcome = kind.run(cfg.target, Pruning(
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
-            step=lambda: prune_once(pruner, traced, cfg.importance, data, ctx.device),
+            step=lambda until=None: prune_once(pruner, traced, cfg.importance, data, ctx.device, until, whole_groups=cfg.round_to is not None),
             recover=lambda desc: recover(cfg, state, teacher, ctx, desc),
             val_accuracy=lambda: accuracy(state.model, data.val, device=ctx.device),
             log=ctx.log,
