@@ -1,17 +1,19 @@
 """The pipeline against what a user writes by hand, on the same data, at equal epochs, in one run.
 
 The peer is plain PyTorch + Torch-Pruning + onnxruntime, written the way a user would (the
-`peer_*` functions below, ~60 lines, nothing from `pipeline/`): train `tiny_cnn` with AdamW,
-one-cycle (25 % warm-up), batch 128, random flip + 2 px shift, label smoothing 0.05 on all 60 k
-training images; prune it once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the
-classifier ignored) to half the MACs; fine-tune with cross-entropy; static INT8 with onnxruntime.
-The pipeline runs `compress run` on a recipe with the same model, optimiser, learning rates and
-epochs (train, prune to `keep_macs: 0.5` with the same total recovery epochs, export, static INT8,
-validate). Both files of each side are then measured by the same onnxruntime harness (test accuracy
-on the 10 k test split, batch-1 p50 latency on one thread). Final epochs are reported on both sides:
-nothing is selected on the test split.
+`peer_*` functions below, ~60 lines, nothing from `pipeline/`): train with AdamW, one-cycle (25 %
+warm-up), batch 128, random flip + 2 px shift, label smoothing 0.05 on all 60 k training images;
+prune once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the classifier ignored,
+the per-layer ratio that would keep the asked share of MACs); fine-tune with cross-entropy; static
+INT8 with onnxruntime. The pipeline runs `compress run` on a recipe with the same model, optimiser,
+training learning rate and epochs, pruned to the MACs the peer reached (`keep_macs`) with the same
+total recovery epochs (its own rounds, recovery and learning rate: `CASES`), then export, static
+INT8, validate. Both sides' files are measured by the same onnxruntime harness: test accuracy on
+the 10 k test split, and batch-1 p50 latency on one thread with all files timed in interleaved
+rounds (a burst of host noise slows them alike). Final epochs are reported on both sides: nothing
+is selected on the test split.
 
-    python benchmarks/peers.py [--epochs 8] [--finetune 4] [--seed 0]
+    python benchmarks/peers.py [--case tiny_cnn|resnet20] [--seed 0]
 """
 
 from __future__ import annotations
@@ -40,9 +42,23 @@ from pipeline.models import (  # the same architecture on both sides
     ModelConfig,
     build_model,
 )
-from pipeline.runtime.onnx_files import HOST_THREADS, measure_latency
+from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies
 
 MEAN, STD = 0.2860, 0.3530
+
+# What each side runs. The peer's settings are the hand-written script's; `pipeline_prune` is the
+# pipeline's own way to spend the same recovery epochs (rounds, distillation, learning rate), chosen
+# on the validation split in earlier runs (docs/benchmarks.md, fashion-mnist-8m-macs attempts).
+CASES = {
+    "tiny_cnn": {
+        "epochs": 8, "lr": 0.01, "keep_macs": 0.5, "finetune": 4, "finetune_lr": 0.003,
+        "pipeline_prune": {"steps": 2, "recovery": "finetune", "lr": 0.003},
+    },
+    "resnet20": {  # the plain script that reached 93.50 % / 92.74 % pruned to 6.8 M MACs
+        "epochs": 10, "lr": 4e-3, "keep_macs": 6.8 / 31.48, "finetune": 5, "finetune_lr": 2e-3,
+        "pipeline_prune": {"steps": 5, "schedule": "geometric", "recovery": "distill", "lr": 0.01},
+    },
+}
 
 
 def peer_data(root: Path):
@@ -114,25 +130,31 @@ def onnx_test_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def figures(path: Path, model, x_test, y_test) -> dict:
+    """Accuracy and size now; latency at the end, every file interleaved (`add_latencies`)."""
     macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 1, 28, 28))
-    latency = measure_latency(path, x_test[:1].numpy(), HOST_THREADS, warmup=50, runs=500)
     return {"accuracy": onnx_test_accuracy(path, x_test, y_test), "params": int(params), "macs": int(macs),
-            "kib": path.stat().st_size / 1024, "p50_ms": latency["p50"]}
+            "kib": path.stat().st_size / 1024, "path": path}
 
 
-def run_peer(args, data_root: Path, work: Path) -> list[dict]:
+def add_latencies(rows: list[dict], sample: np.ndarray) -> None:
+    timed = measure_latencies({i: r["path"] for i, r in enumerate(rows)}, sample, HOST_THREADS, warmup=50, runs=1000, rounds=20)
+    for i, r in enumerate(rows):
+        r["p50_ms"] = timed[i]["p50"]
+
+
+def run_peer(args, case: dict, data_root: Path, work: Path) -> list[dict]:
     x, y, x_test, y_test = peer_data(data_root)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    model = build_model(ModelConfig(name=args.case), 1, 10)
     started = time.perf_counter()
-    peer_train(model, x, y, args.epochs, lr=0.01)
+    peer_train(model, x, y, case["epochs"], lr=case["lr"])
     trained_s = time.perf_counter() - started
     peer_export(model, work / "peer.onnx")
     rows = [{"who": "by hand", "file": "trained, FP32", "seconds": trained_s, **figures(work / "peer.onnx", model, x_test, y_test)}]
     started = time.perf_counter()
-    peer_prune(model, 0.5)
-    peer_train(model, x, y, args.finetune, lr=0.003)
+    peer_prune(model, case["keep_macs"])
+    peer_train(model, x, y, case["finetune"], lr=case["finetune_lr"])
     peer_export(model, work / "peer-pruned.onnx")
     peer_int8(work / "peer-pruned.onnx", work / "peer-pruned.int8.onnx", x[:1024])
     pruned_s = time.perf_counter() - started
@@ -141,14 +163,16 @@ def run_peer(args, data_root: Path, work: Path) -> list[dict]:
     return rows
 
 
-def run_pipeline(args, work: Path) -> list[dict]:
+def run_pipeline(args, case: dict, keep_macs: float, work: Path) -> list[dict]:
     from pipeline.core.checkpoints import load_model
 
+    prune = dict(case["pipeline_prune"])
+    steps, lr = prune["steps"], prune.pop("lr")
     recipe = {
-        "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist"}, "model": {"name": "tiny_cnn"},
+        "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist"}, "model": {"name": args.case},
         "stages": [
-            {"train": {"epochs": args.epochs, "lr": 0.01}},
-            {"prune": {"target": {"keep_macs": 0.5}, "steps": 2, "finetune": {"epochs": args.finetune // 2, "lr": 0.003}}},
+            {"train": {"epochs": case["epochs"], "lr": case["lr"]}},
+            {"prune": {"target": {"keep_macs": keep_macs}, **prune, "finetune": {"epochs": case["finetune"] // steps, "lr": lr}}},
             {"export": {}}, {"quantize": {"calibration_samples": 1024}}, {"validate": {}},
         ],
         "devices": ["host"],
@@ -163,8 +187,8 @@ def run_pipeline(args, work: Path) -> list[dict]:
     meta = {p.key: p.value for p in onnx.load(str(out / "03-export" / "model.onnx")).metadata_props}
     norm = json.loads(meta["preprocessing"])  # the pipeline normalises with its training split's own mean and std
     x_test = (x_test * STD + MEAN - norm["mean"][0]) / norm["std"][0]
-    trained = load_model(build_model(ModelConfig(name="tiny_cnn"), 1, 10), out / "01-train" / "model.pt")
-    pruned = load_model(build_model(ModelConfig(name="tiny_cnn"), 1, 10), out / "02-prune" / "model.pt")
+    trained = load_model(build_model(ModelConfig(name=args.case), 1, 10), out / "01-train" / "model.pt")
+    pruned = load_model(build_model(ModelConfig(name=args.case), 1, 10), out / "02-prune" / "model.pt")
     peer_export(trained, work / "pipeline-trained.onnx")  # the stage exports only the final model; same exporter as the peer's
     return [
         {"who": "pipeline", "file": "trained, FP32", "seconds": stage["train"]["seconds"], **figures(work / "pipeline-trained.onnx", trained, x_test, y_test)},
@@ -176,13 +200,17 @@ def run_pipeline(args, work: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--finetune", type=int, default=4, help="recovery epochs after pruning (even: the pipeline splits them over 2 rounds)")
+    parser.add_argument("--case", choices=sorted(CASES), default="tiny_cnn", help="the model and both sides' settings (CASES)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=os.environ.get("COMPRESS_DATA", "/usr/share/datasets/fashion-mnist"))
     args = parser.parse_args()
+    case = CASES[args.case]
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_peer(args, Path(args.data), Path(tmp)) + run_pipeline(args, Path(tmp))
+        peer = run_peer(args, case, Path(args.data), Path(tmp))
+        keep = peer[1]["macs"] / peer[0]["macs"]  # the pipeline prunes to the MACs the peer reached
+        rows = peer + run_pipeline(args, case, keep, Path(tmp))
+        add_latencies(rows, peer_data(Path(args.data))[2][:1].numpy())
+    print(f"case {args.case}, seed {args.seed}: {json.dumps(case)}; pipeline keep_macs {keep:.4f}")
     print("| who | file | test acc | params | MACs | ONNX KiB | p50 ms | wall s (vs by hand) |\n|---|---|---|---|---|---|---|---|")
     peer = {r["file"]: r for r in rows if r["who"] == "by hand"}
     for r in rows:
