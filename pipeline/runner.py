@@ -248,6 +248,7 @@ def load_stage_state(folder: StageFolder, model: torch.nn.Module) -> ModelState:
     saved = folder.saved_state()
     fields = {k: saved[k] for k in ("artifacts", "reference", "compressed", "devices")}
     fields["head_specs"] = saved.get("head_specs", [])
+    fields["widths"] = saved.get("widths", [])
     heads = None
     if fields["head_specs"]:
         heads = load_model(build_heads([HeadSpec.model_validate(s) for s in fields["head_specs"]]), folder.heads_file)

@@ -25,6 +25,7 @@ class ModelState:
     reference: dict = field(default_factory=dict)
     compressed: bool = False
     devices: dict = field(default_factory=dict)
+    widths: list[dict] = field(default_factory=list)  # nested widths: {width, checkpoint} of each sliced model, narrowest first
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("model", "heads")}
@@ -37,6 +38,7 @@ class ModelState:
         self.model_changed()
 
     def model_changed(self) -> None:
-        """Exported files describe the old weights: drop them so no stage ships a stale model."""
+        """Exported files and sliced widths describe the old weights: drop them so no stage ships a stale model."""
         self.artifacts.clear()
         self.devices.clear()
+        self.widths.clear()

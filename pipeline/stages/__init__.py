@@ -7,6 +7,7 @@ from pipeline.stages import (  # noqa: F401  (register the stages)
     aux_heads,
     distill,
     export,
+    nested,
     prune,
     quantize,
     self_distill,
