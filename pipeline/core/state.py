@@ -6,6 +6,27 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+DEPLOYABLE = ("onnx_fp32", "onnx_int8")  # artifact kinds a device can be given
+WIDTH_MARK = "@w"  # a nested width's file: onnx_fp32@w0.5 is the FP32 file of the network at half width
+
+
+def width_artifact(kind: str, width: float) -> str:
+    return kind if width == 1 else f"{kind}{WIDTH_MARK}{width:g}"
+
+
+def artifact_kind(name: str) -> str:
+    return name.split(WIDTH_MARK)[0]
+
+
+def artifact_width(name: str) -> float:
+    """The share of channels the file's network keeps (1 for a file that is not a nested width)."""
+    return float(name.split(WIDTH_MARK)[1]) if WIDTH_MARK in name else 1.0
+
+
+def deployable(artifacts: dict[str, str]) -> dict[str, str]:
+    """The files a device could be given (FP32 and INT8, at every nested width), not early-exit files."""
+    return {name: ref for name, ref in artifacts.items() if artifact_kind(name) in DEPLOYABLE}
+
 
 @dataclass
 class ModelState:
@@ -25,7 +46,7 @@ class ModelState:
     reference: dict = field(default_factory=dict)
     compressed: bool = False
     devices: dict = field(default_factory=dict)
-    widths: list[dict] = field(default_factory=list)  # nested widths: {width, checkpoint} of each sliced model, narrowest first
+    widths: list[dict] = field(default_factory=list)  # nested widths: {width, checkpoint, params, macs} of each sliced model, narrowest first
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k not in ("model", "heads")}

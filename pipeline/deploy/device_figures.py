@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.on_device.validate_on_device import gzip_size
+from pipeline.core.state import artifact_width
 from pipeline.deploy.budgets import judge, overall
 from pipeline.deploy.profiles import DeviceProfile
 from pipeline.deploy.variant_choice import Candidate, choose
@@ -54,7 +55,7 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
     for profile in profiles:
         judged = {variant.name: device_figures(variant, profile) for variant in variants}
         candidates = [
-            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"])
+            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"], artifact_width(name))
             for name, entry in judged.items()
         ]
         chosen, reason = choose(candidates, forced=forced)

@@ -11,6 +11,12 @@ measures every variant a run made, judges each against the device's budgets, and
    advantage). A p90 alone is what a burst of host noise moves: measured, it once made FP32 look
    1.07x faster while INT8's median was 2.1x lower.
 
+After a `nested` stage there is a file per width (and per precision). Then a device gets the widest
+width whose file meets every budget (the widest network is the most accurate one: the widths are
+one network's leading channels, so no test-split accuracy is consulted to rank them), and within
+that width the FP32/INT8 rule above. If no width meets every budget, the rule above runs over all
+files: the fewest broken budgets, then the fastest.
+
 The reason is written out, so a report says why a device got FP32 when a quantize stage ran.
 """
 
@@ -28,6 +34,7 @@ class Candidate:
     latency_p50_ms: float
     noise_ms: float  # p90 - p10 of the timing, in the same units
     budgets: dict[str, dict]  # judged rows: {budget: {value, limit, passed}}
+    width: float = 1.0  # the share of channels of a nested width's file; 1 for an ordinary file
 
     @property
     def broken(self) -> list[str]:
@@ -58,12 +65,24 @@ def _better(a: Candidate, b: Candidate) -> Candidate:
 
 
 def choose(candidates: list[Candidate], forced: str | None = None) -> tuple[Candidate, str]:
-    """The variant to ship and a sentence saying why."""
+    """The file to ship and a sentence saying why."""
     if not candidates:
         raise ValueError("no variant to choose from")
     if forced is not None:
         chosen = next(c for c in candidates if c.artifact == forced)
         return chosen, f"{forced} forced by validate.artifact"
+    passing = [c for c in candidates if not c.broken and not c.unjudged]
+    if len({c.width for c in candidates}) > 1 and passing:
+        widest = max(c.width for c in passing)
+        chosen, why = _by_precision([c for c in passing if c.width == widest])
+        wider = [_by_precision([c for c in candidates if c.width == w])[0] for w in sorted({c.width for c in candidates if c.width > widest})]
+        refused = "; ".join(f"width {c.width:g} breaks {', '.join(c.broken) or 'nothing'}" + (f", cannot judge {', '.join(c.unjudged)}" if c.unjudged else "") for c in wider)
+        return chosen, f"width {widest:g} is the widest that meets every budget" + (f" ({refused})" if refused else "") + f"; {why}"
+    return _by_precision(candidates)
+
+
+def _by_precision(candidates: list[Candidate]) -> tuple[Candidate, str]:
+    """The FP32/INT8 rule: fewest broken budgets, then the faster beyond the noise, then the smaller."""
     if len(candidates) == 1:
         return candidates[0], f"{candidates[0].artifact} is the only variant this run made"
     chosen = candidates[0]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from pipeline.core.state import deployable
 from pipeline.deploy.budgets import overall
 
 SCHEMA_VERSION = 1
@@ -74,8 +75,8 @@ def build_report(
         "environment": env,
         "stages": [r.to_json() for r in records],
         "reference": reference,
-        "artifacts": {"onnx_fp32": artifacts.get("onnx_fp32"), "onnx_int8": artifacts.get("onnx_int8")},
-        "artifact_sha256": {k: v for k, v in artifact_sha256.items() if k in ("onnx_fp32", "onnx_int8")},
+        "artifacts": {"onnx_fp32": artifacts.get("onnx_fp32"), "onnx_int8": artifacts.get("onnx_int8"), **deployable(artifacts)},
+        "artifact_sha256": {k: v for k, v in artifact_sha256.items() if k in deployable(artifacts)},
         "devices": devices,
         "passed": overall({n: {"passed": v} for n, v in zip(devices, verdicts)}) if devices else None,
     }

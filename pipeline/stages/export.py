@@ -1,7 +1,8 @@
 """`export`: the current model to ONNX (opset >= 17, dynamic batch), checked against PyTorch on real test samples.
 
 The exported graph is the backbone alone, with exactly one output: auxiliary heads live beside it and
-are stripped by construction. Heads named in `exits` are also kept as early exits in a second file,
+are stripped by construction. After a `nested` stage, every width it sliced gets its own file
+(`model-w0.5.onnx`, artifact `onnx_fp32@w0.5`), each through the same parity check. Heads named in `exits` are also kept as early exits in a second file,
 `model_exits.onnx` (outputs: the logits, each exit's logits, each exit's input features), with a
 confidence threshold per exit chosen on the validation split, and cut into segments that run as a
 cascade (see pipeline/early_exit.py).
@@ -9,6 +10,7 @@ cascade (see pipeline/early_exit.py).
 
 from __future__ import annotations
 
+import copy
 import json
 
 import onnx
@@ -19,8 +21,9 @@ from torch import nn
 import pipeline
 from exporters import export_onnx, extract_segment
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
+from pipeline.core.checkpoints import load_model
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState
+from pipeline.core.state import ModelState, width_artifact
 from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
 from pipeline.runtime.onnx_files import onnx_accuracy, split_outputs
 from pipeline.stages.base import Earlier, StageContext, stage
@@ -90,7 +93,25 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     state.artifacts.pop("onnx_exits", None)
     if cfg.exits:
         state.artifacts["onnx_exits"] = export_exits(cfg, state, ctx)
+    if state.widths:
+        ctx.metrics["widths"] = [export_width(cfg, state, entry, ctx) for entry in state.widths]
     return state
+
+
+def export_width(cfg: ExportConfig, state: ModelState, entry: dict, ctx: StageContext) -> dict:
+    """One nested width (`ModelState.widths`, sliced by the stage that trained them) to its own ONNX
+    file, through the same parity check; the full width is `model.onnx` itself."""
+    width = entry["width"]
+    if width == 1:
+        return {"width": 1.0, "file": state.artifacts["onnx_fp32"], "accuracy": ctx.metrics["accuracy"], "params": ctx.metrics["params"], "size_bytes": ctx.metrics["size_bytes"]}
+    model = load_model(copy.deepcopy(state.model), ctx.resolve(entry["checkpoint"])).eval()
+    path, ref = ctx.artifact(f"model-w{width:g}.onnx")
+    export_onnx(
+        model, path, ctx.data.test.take(cfg.parity_samples)[0], {**model_metadata(ctx), "width": f"{width:g}"},
+        opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,
+    )
+    state.artifacts[width_artifact("onnx_fp32", width)] = ref
+    return {"width": width, "file": ref, "accuracy": round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5), "params": entry["params"], "size_bytes": path.stat().st_size}
 
 
 class ExitModel(nn.Module):

@@ -78,7 +78,7 @@ def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
             trained = train(model, cfg.train, ctx, objective, desc="nested")
     rows = [slice_and_save(cfg, model, width, ctx) for width in reversed(cfg.widths)][::-1]
     ctx.record_training(state, trained, "nested", widths=rows)
-    state.widths = [{"width": r["width"], "checkpoint": r["checkpoint"]} for r in rows]
+    state.widths = [{k: r[k] for k in ("width", "checkpoint", "params", "macs")} for r in rows]
     for r in rows:
         ctx.log.info(f"nested width {r['width']:g}: {r['params']:,} params, {r['macs'] / 1e6:.2f} M MACs, val acc {r['val_accuracy']:.4f}, test acc {r['accuracy']:.4f}")
     return state

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import ParityError, onnx_logits, set_metadata
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState
+from pipeline.core.state import ModelState, artifact_kind, artifact_width, width_artifact
 from pipeline.quantization import accuracy_aware, inc_backend, ort_backend, qat
 from pipeline.quantization.qat import QATConfig
 from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
@@ -94,11 +94,35 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
         raise StageError(
             f"quantize.calibration_samples: {cfg.calibration_samples} asked, the training split has only {len(ctx.data.train)}"
         )
-    fp32 = ctx.resolve(state.artifacts["onnx_fp32"])
-    out, ref = ctx.artifact("model.int8.onnx")
+    widths = [name for name in state.artifacts if artifact_kind(name) == "onnx_fp32" and artifact_width(name) < 1]
+    if widths and (cfg.backend, cfg.method) not in WIDTH_ROUTES:
+        raise StageError(
+            f"quantize: {cfg.backend} {cfg.method} quantizes the torch model, which is the full width; the nested widths "
+            f"({', '.join(widths)}) are quantized from their ONNX files: use backend onnxruntime with method static, dynamic or accuracy_aware"
+        )
     samples = ctx.data.train.take(cfg.calibration_samples)[0].numpy()
-    description, details = ROUTES[(cfg.backend, cfg.method)](cfg, state, ctx, fp32, out, samples)
+    out, ref = ctx.artifact("model.int8.onnx")
+    figures = quantize_file(cfg, state, ctx, ctx.resolve(state.artifacts["onnx_fp32"]), out, samples)
+    ctx.metrics.update(method=cfg.method, backend=cfg.backend, **figures, **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": out.stat().st_size})
+    state.artifacts["onnx_int8"] = ref
+    rows = []
+    for name in widths:
+        width = artifact_width(name)
+        out, ref = ctx.artifact(f"model-w{width:g}.int8.onnx")
+        figures = quantize_file(cfg, state, ctx, ctx.resolve(state.artifacts[name]), out, samples)
+        rows.append({"width": width, "file": ref, "size_bytes": out.stat().st_size, **{k: figures[k] for k in ("accuracy", "top1_agreement_with_fp32", "int8_coverage")}})
+        state.artifacts[width_artifact("onnx_int8", width)] = ref
+    if rows:
+        ctx.metrics["widths"] = rows
+    return state
 
+
+WIDTH_ROUTES = {("onnxruntime", "static"), ("onnxruntime", "dynamic"), ("onnxruntime", "accuracy_aware")}  # they quantize an ONNX file
+
+
+def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32: Path, out: Path, samples: np.ndarray) -> dict:
+    """`out`: the INT8 file of `fp32` by the configured route, refused unless it agrees with FP32; its figures."""
+    description, details = ROUTES[(cfg.backend, cfg.method)](cfg, state, ctx, fp32, out, samples)
     metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     set_metadata(out, {**metadata, "quantization": description})
     x = ctx.data.test.take(cfg.parity_samples)[0].numpy()
@@ -106,23 +130,18 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
     if agreement < cfg.min_top1_agreement:
         out.rename(out.with_suffix(".onnx.rejected"))
         raise ParityError(
-            f"INT8 model agrees with FP32 on only {agreement:.4f} of {len(x)} test samples (minimum {cfg.min_top1_agreement}); "
+            f"INT8 model {out.name} agrees with FP32 on only {agreement:.4f} of {len(x)} test samples (minimum {cfg.min_top1_agreement}); "
             "try method: accuracy_aware or qat, calibration: entropy or percentile, more calibration_samples, or per_channel: true"
         )
     coverage = int8_coverage(out)
     warn_on_low_coverage(coverage, cfg, ctx)
-    ctx.metrics.update(
-        method=cfg.method,
-        backend=cfg.backend,
-        quantization=description,
-        accuracy=round(onnx_accuracy(out, ctx.data.test, metric=ctx.metric), 5),
-        **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": out.stat().st_size},
-        top1_agreement_with_fp32=agreement,
-        int8_coverage=coverage,
+    return {
+        "quantization": description,
+        "accuracy": round(onnx_accuracy(out, ctx.data.test, metric=ctx.metric), 5),
+        "top1_agreement_with_fp32": agreement,
+        "int8_coverage": coverage,
         **details,
-    )
-    state.artifacts["onnx_int8"] = ref
-    return state
+    }
 
 
 def warn_on_low_coverage(coverage: dict, cfg: QuantizeConfig, ctx: StageContext) -> None:

@@ -7,6 +7,8 @@ interleaved rounds, so host noise cannot pick the winner), scaled to each device
 `estimated` unless the profile is the host itself. Each device then gets the variant that meets its
 budgets with the best latency, a difference within the timing noise counting as none
 (`pipeline/deploy/variant_choice.py`), with the reason; `artifact: onnx_int8` forces INT8 everywhere.
+After a `nested` stage every width's files are candidates too, and a device gets the widest width
+that meets all its budgets.
 
 When `export` kept early exits, the cascade's test accuracy, the share of samples leaving at each
 exit, and its expected latency (segment latencies weighted by how many samples run them) are
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from exporters import onnx_outputs
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState
+from pipeline.core.state import ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
@@ -51,7 +53,8 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
     if cfg.artifact != "auto" and cfg.artifact not in state.artifacts:
         raise StageError(f"validate.artifact: {cfg.artifact} was asked but no earlier stage made it; add a quantize stage or use auto")
-    names = [cfg.artifact] if cfg.artifact != "auto" else [n for n in ("onnx_int8", "onnx_fp32") if n in state.artifacts]
+    kinds = ("onnx_int8", "onnx_fp32") if cfg.artifact == "auto" else (cfg.artifact,)
+    names = sorted((n for n in state.artifacts if artifact_kind(n) in kinds), key=lambda n: (kinds.index(artifact_kind(n)), -artifact_width(n)))
     reference = state.reference.get("accuracy")
     variants = {}
     for name in names:
@@ -59,13 +62,14 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         acc = onnx_accuracy(path, ctx.data.test, metric=ctx.metric)
         variants[name] = Variant(name, path, acc, None if reference is None else (reference - acc) * 100)
     measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
-    devices = judge_devices(list(variants.values()), ctx.profiles, None if cfg.artifact == "auto" else cfg.artifact, ctx.log)
+    forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
+    devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log)
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
     main = variants[shipped[0][0] if shipped else names[0]]
     ctx.metrics.update(
         artifact=main.name,
         accuracy=round(main.accuracy, 5),
-        **{**size_figures(state.model, ctx.data.input_shape), "size_bytes": main.size},
+        **{**shipped_figures(state, main.name, ctx.data.input_shape), "size_bytes": main.size},
         host_latency_ms=main.host_latency,
         shipped={device: d["artifact"] for device, d in devices.items()},
         variants={
@@ -85,6 +89,15 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
             }
     state.devices = devices
     return state
+
+
+def shipped_figures(state: ModelState, name: str, input_shape: tuple[int, ...]) -> dict:
+    """Params and MACs of the network in file `name`: a nested width's own, else the model's."""
+    width = artifact_width(name)
+    entry = next((w for w in state.widths if w["width"] == width), None)
+    if width < 1 and entry is not None:
+        return {"params": entry["params"], "macs": entry["macs"], "width": width}
+    return size_figures(state.model, input_shape)
 
 
 def early_exit_figures(exits_path, fp32_path, cfg: ValidateConfig, ctx: StageContext) -> dict:

@@ -54,3 +54,32 @@ def test_a_difference_within_the_timing_noise_is_no_difference():
     assert chosen.artifact == "onnx_int8" and "as fast within the timing noise" in reason and "noise 0.013 ms" in reason
     quieter = candidate("onnx_int8", 0.036, 28, noise=0.011)
     assert choose([quieter, fast])[0].artifact == "onnx_fp32", "a gap of 0.012 ms beats noise of 0.011 ms"
+
+
+def toy_widths(limit_ms: float) -> list[Candidate]:
+    """FP32 and INT8 files at four nested widths on a toy latency model: latency grows with width², INT8 1.6x faster."""
+    rows = []
+    for width in (0.25, 0.5, 0.75, 1.0):
+        for name, speed in (("onnx_fp32", 1.0), ("onnx_int8", 1.6)):
+            p50 = 0.4 * width**2 / speed
+            artifact = name if width == 1 else f"{name}@w{width:g}"
+            budgets = {"max_latency_p90_ms": {"value": p50, "limit": limit_ms, "passed": p50 <= limit_ms}}
+            rows.append(Candidate(artifact, 60 * width**2 / (4 if name == "onnx_int8" else 1), p50, 0.001, budgets, width))
+    return rows
+
+
+@pytest.mark.parametrize("limit_ms, expected", [(0.5, "onnx_int8"), (0.2, "onnx_int8@w0.75"), (0.1, "onnx_int8@w0.5"), (0.05, "onnx_int8@w0.25")])
+def test_each_device_gets_the_widest_width_that_meets_its_budgets(limit_ms, expected):
+    chosen, reason = choose(toy_widths(limit_ms))
+    assert chosen.artifact == expected
+    assert reason.startswith(f"width {chosen.width:g} is the widest that meets every budget")
+
+
+def test_the_wider_widths_say_what_they_break():
+    chosen, reason = choose(toy_widths(0.1))
+    assert "width 0.75 breaks max_latency_p90_ms" in reason and "width 1 breaks max_latency_p90_ms" in reason
+
+
+def test_when_no_width_meets_the_budgets_the_fastest_file_ships():
+    chosen, reason = choose(toy_widths(0.001))
+    assert chosen.artifact == "onnx_int8@w0.25" and "breaks 1 budget" in reason
