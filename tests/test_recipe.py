@@ -107,6 +107,8 @@ def test_schema_offers_every_stage():
         ([{"self_distill": {}}], r"stages\.1\.self_distill: mode byot needs auxiliary heads.*put an aux_heads stage before it"),
         ([{"distill": {"teacher": "before:prune"}}], r"stages\.1\.distill: teacher 'before:prune': no 'prune' stage runs before this one \(stages before it: train\)"),
         ([{"export": {"exits": ["head1"]}}], r"stages\.1\.export: exits \['head1'\] are auxiliary heads: put an aux_heads stage before export"),
+        ([{"aux_heads": {}}, {"nested": {}}], r"stages\.2\.nested: nested trains the network alone: put it before the stages that attach auxiliary heads"),
+        ([{"nested": {}}, {"export": {}}, {"quantize": {"method": "qat"}}], r"stages\.3\.quantize: onnxruntime qat quantizes the torch model .* after nested, use backend onnxruntime"),
     ],
 )
 def test_prerequisites_of_training_stages_are_checked_before_running(tiny_recipe, stages, message):

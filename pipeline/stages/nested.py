@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pipeline.core.checkpoints import save_model
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import accuracy, size_figures
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
@@ -61,7 +61,13 @@ class NestedConfig(BaseModel):
         return sorted(value)
 
 
-@stage("nested", NestedConfig, changes_model=True, trains=True)
+def no_heads_before(cfg: NestedConfig, earlier: Earlier) -> list[str]:
+    if "heads" in earlier.capabilities:
+        return ["nested trains the network alone: put it before the stages that attach auxiliary heads (their heads would not follow the widths)"]
+    return []
+
+
+@stage("nested", NestedConfig, adds=("widths",), changes_model=True, trains=True, check=no_heads_before)
 def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Train one network whose leading channels work at every listed width; slice and checkpoint each width."""
     if state.heads:

@@ -32,7 +32,7 @@ from pipeline.core.state import ModelState, artifact_kind, artifact_width, width
 from pipeline.quantization import accuracy_aware, inc_backend, ort_backend, qat
 from pipeline.quantization.qat import QATConfig
 from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 
 Calibration = Literal["minmax", "entropy", "percentile"]
@@ -87,7 +87,17 @@ class QuantizeConfig(BaseModel):
         return ort_backend.StaticSettings(self.calibration, self.per_channel, self.format, self.activations)
 
 
-@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.method == "qat")
+WIDTH_ROUTES = {("onnxruntime", "static"), ("onnxruntime", "dynamic"), ("onnxruntime", "accuracy_aware")}  # they quantize an ONNX file
+
+
+def routes_for_widths(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
+    if "widths" in earlier.capabilities and (cfg.backend, cfg.method) not in WIDTH_ROUTES:
+        return [f"{cfg.backend} {cfg.method} quantizes the torch model (the full width), not each nested width's file: "
+                "after nested, use backend onnxruntime with method static, dynamic or accuracy_aware"]
+    return []
+
+
+@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.method == "qat", check=routes_for_widths)
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
     if cfg.method != "dynamic" and cfg.calibration_samples > len(ctx.data.train):
@@ -115,9 +125,6 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
     if rows:
         ctx.metrics["widths"] = rows
     return state
-
-
-WIDTH_ROUTES = {("onnxruntime", "static"), ("onnxruntime", "dynamic"), ("onnxruntime", "accuracy_aware")}  # they quantize an ONNX file
 
 
 def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32: Path, out: Path, samples: np.ndarray) -> dict:
