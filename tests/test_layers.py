@@ -20,8 +20,9 @@ MAY_IMPORT = {
     "quantization": {"core", "data", "training", "runtime", "exporters"},
     "deploy": {"core", "data", "runtime", "exporters", "devices"},
     "pruning": {"core", "data", "training", "runtime", "deploy"},
+    "widths": {"core", "training", "pruning"},
     "reporting": {"core", "data", "models", "runtime", "deploy", "exporters", "devices"},
-    "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "exporters", "devices"},
+    "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices"},
 }
 
 
