@@ -134,3 +134,13 @@ def test_one_process_is_rank_0_of_1_and_collectives_are_identities():
     assert distributed.shard(5).tolist() == [0, 1, 2, 3, 4]
     with distributed.solo():
         assert distributed.world().size == 1
+
+
+def test_nested_widths_train_in_two_processes(write_recipe, tmp_path):
+    stages = [{"nested": {"widths": [0.25, 0.5, 1.0], "train": {"epochs": 1, "lr": 0.01}}}, {"export": {}}]
+    out, (rank0, rank1) = run_ranks(write_recipe, tmp_path, {**EVERY_TRAINING_STAGE, "stages": stages})
+    assert [s["name"] for s in rank1["stages"]] == ["nested"]
+    assert rank0["stages"][:1] == rank1["stages"], "both ranks end with the same weights"
+    report = json.loads((out / "report.json").read_text())
+    assert {"onnx_fp32@w0.25", "onnx_fp32@w0.5"} <= set(report["artifacts"])
+    assert (out / "01-nested" / "model-w0.25.pt").is_file() and rank1["writes"] == []
