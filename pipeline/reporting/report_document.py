@@ -94,6 +94,12 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
          {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[d["passed"]], (d.get("choice") or {}).get("reason", "")]
         for name, d in (report.get("devices") or {}).items()
     ]
+    candidates = [  # every file each device could have had: with nested widths, the accuracy-latency curve per device
+        [name, file, "yes" if file == d["artifact"] else "", _num(c.get("accuracy")), _num(c["latency_ms"]["p50"]), _num(c["latency_ms"]["p90"]),
+         f"{c['size_bytes'] / 1024:.1f}", {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[c["passed"]]]
+        for name, d in (report.get("devices") or {}).items()
+        for file, c in sorted(((d.get("choice") or {}).get("candidates") or {}).items(), key=lambda fc: fc[1]["latency_ms"]["p50"])
+    ]
     verdicts = [[r.device, r.budget, _num(r.value), _num(r.limit), {True: "pass", False: "FAIL", None: "unknown"}[r.passed]] for r in gate.rows]
     tables = [("Stages", stage_header, stages)]
     for stage in report["stages"]:  # each stage's own figures: its scalar metrics, and prune's rounds
@@ -121,6 +127,7 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     return tables + [
 
         ("What each device gets", ["device", "file", "accuracy", "p90 ms", "KiB", "verdict", "why this file"], shipped),
+        ("Every file each device could get (fastest first)", ["device", "file", "shipped", "accuracy", "p50 ms", "p90 ms", "KiB", "verdict"], candidates),
         ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
     ]
 
