@@ -40,6 +40,7 @@ class NestedConfig(BaseModel):
     )
     sampled: int = Field(1, ge=0, description="widths between the smallest and the full one trained each step besides those two")
     temperature: float = Field(1.0, gt=0, description="softening of the full width's prediction that teaches the narrower ones")
+    distill_weight: float = Field(1.0, gt=0, description="weight of the narrower widths' term against the full width's cross-entropy")
     importance: Literal["magnitude", "lamp", "bn_scale"] = Field("magnitude", description="what orders each group's channels before training")
     ignore: list[str] = Field(default_factory=list, description="module names whose output channels stay at full width at every width")
     recalibration_batches: int = Field(20, ge=1, description="training batches that measure each width's BatchNorm statistics")
@@ -80,7 +81,7 @@ def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
         moved = order_channels(graph, groups, cfg.importance)
         ctx.log.info(f"nested: {len(groups)} channel groups, {moved} reordered by {cfg.importance} importance")
         with WidthMasks(graph, groups) as masks:
-            objective = sandwich(model, masks, cfg.widths, cfg.sampled, cfg.temperature, cfg.train.label_smoothing, ctx.seed)
+            objective = sandwich(model, masks, cfg.widths, cfg.sampled, cfg.temperature, cfg.train.label_smoothing, ctx.seed, cfg.distill_weight)
             trained = train(model, cfg.train, ctx, objective, desc="nested")
     rows = [slice_and_save(cfg, model, width, ctx) for width in reversed(cfg.widths)][::-1]
     ctx.record_training(state, trained, "nested", widths=rows)

@@ -22,9 +22,11 @@ from pipeline.training.objectives import Batch, Objective
 from pipeline.widths.masks import WidthMasks
 
 
-def sandwich(model: nn.Module, masks: WidthMasks, widths: list[float], sampled: int, temperature: float, label_smoothing: float, seed: int) -> Objective:
+def sandwich(
+    model: nn.Module, masks: WidthMasks, widths: list[float], sampled: int, temperature: float, label_smoothing: float, seed: int, weight: float = 1.0
+) -> Objective:
     """Terms `ce` (full width, labels) and `inplace_kd` (each narrower width against the full width's
-    softened prediction, times T², summed over the widths of the step)."""
+    softened prediction, times T², summed over the widths of the step, times `weight`)."""
     smallest = min(widths)
     between = [w for w in sorted(set(widths)) if smallest < w < 1]
     generator = torch.Generator().manual_seed(seed)  # the same draws on every rank of a torchrun run
@@ -38,7 +40,7 @@ def sandwich(model: nn.Module, masks: WidthMasks, widths: list[float], sampled: 
                 with masks.at(width):
                     student = model(batch.x)
                 kd = kd + F.kl_div(F.log_softmax(student / temperature, dim=1), teacher, reduction="batchmean") * temperature**2
-        return {"ce": batch.ce(batch.logits, label_smoothing), "inplace_kd": kd}
+        return {"ce": batch.ce(batch.logits, label_smoothing), "inplace_kd": weight * kd}
 
     return objective
 

@@ -69,3 +69,14 @@ def test_nested_refuses_a_model_with_heads(tmp_path):
     state = attach(AuxHeadsConfig(kind="linear", train=TrainConfig(epochs=0)), trained_state(ctx, epochs=0), ctx)
     with pytest.raises(StageError, match="put it before aux_heads"):
         run(NestedConfig(train=TrainConfig(epochs=1)), state, ctx)
+
+
+def test_the_distillation_weight_scales_the_narrow_widths_term():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10).train()
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    with channel_groups(model, (1, 28, 28), 10) as (graph, groups), WidthMasks(graph, groups) as masks:
+        logits = model(x).detach()
+        batch = Batch(x=x, y=y, idx=torch.arange(8), logits=logits, epoch=0, epochs=1)
+        full, tenth = (sandwich(model, masks, [0.5, 1.0], 0, 1.0, 0.0, seed=0, weight=w)(batch)["inplace_kd"] for w in (1.0, 0.1))
+    assert torch.allclose(tenth, 0.1 * full, rtol=1e-3)
