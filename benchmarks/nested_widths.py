@@ -10,7 +10,7 @@ Three ways to get a network at each width (the same channel counts at each width
 Every width's exported ONNX file is scored on the test split and timed (batch 1, one thread, all
 files interleaved). Final epochs everywhere: nothing is chosen on the test split.
 
-    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--seed 0]
+    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0] [--seed 0]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(BASE_WIDTHS), default="tiny_cnn")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
+    parser.add_argument("--distill-weight", type=float, default=1.0, help="nested.distill_weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default="fashion-mnist", help="data source (embedded: a quick smoke run)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-nested"))
@@ -54,7 +55,7 @@ def main() -> None:
     train = {"epochs": args.epochs, "lr": 0.01}
     rows: list[dict] = []
 
-    _, seconds, folder = run("nested", {"name": args.model}, [{"nested": {"widths": args.widths, "train": train}}, {"export": {}}], args, args.out)
+    _, seconds, folder = run("nested", {"name": args.model}, [{"nested": {"widths": args.widths, "distill_weight": args.distill_weight, "train": train}}, {"export": {}}], args, args.out)
     nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
     for r in stage_metrics(folder, "export")["widths"]:
         rows.append({"how": "nested (one training)", "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
@@ -84,7 +85,7 @@ def main() -> None:
 
     shape = [d if isinstance(d, int) else 1 for d in ort.InferenceSession(str(sample_file)).get_inputs()[0].shape]
     timed = measure_latencies({i: r["file"] for i, r in enumerate(rows)}, np.zeros(shape, np.float32), HOST_THREADS, warmup=50, runs=1000, rounds=20)
-    print(f"model {args.model}, {args.epochs} epochs, seed {args.seed}; widths {args.widths}")
+    print(f"model {args.model}, {args.epochs} epochs, seed {args.seed}; widths {args.widths}, distill_weight {args.distill_weight}")
     print("| width | how | test acc | params | MACs | p50 ms | wall s |\n|---|---|---|---|---|---|---|")
     for i, r in sorted(enumerate(rows), key=lambda ir: (ir[1]["width"], ir[1]["how"])):
         wall = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
