@@ -66,20 +66,20 @@ def model_metadata(ctx: StageContext) -> dict[str, str]:
     }
 
 
+def checked_export(cfg: ExportConfig, module: nn.Module, path, ctx: StageContext, metadata: dict[str, str] | None = None, **kwargs):
+    """`export_onnx` with the stage's parity settings, on the stage's test samples, with the run's metadata (plus `metadata`)."""
+    return export_onnx(
+        module, path, ctx.data.test.take(cfg.parity_samples)[0], {**model_metadata(ctx), **(metadata or {})},
+        opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement, **kwargs,
+    )
+
+
 @stage("export", ExportConfig, provides=("onnx_fp32",), check=exits_need_heads)
 def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Export FP32 ONNX with metadata; a parity failure fails the run and nothing is shipped."""
     path, ref = ctx.artifact("model.onnx")
     model = state.model.cpu().eval()
-    result = export_onnx(
-        model,
-        path,
-        ctx.data.test.take(cfg.parity_samples)[0],
-        model_metadata(ctx),
-        opset=cfg.opset,
-        max_abs_diff=cfg.max_abs_diff,
-        min_top1_agreement=cfg.min_top1_agreement,
-    )
+    result = checked_export(cfg, model, path, ctx)
     ctx.metrics.update(
         accuracy=round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
@@ -106,10 +106,7 @@ def export_width(cfg: ExportConfig, state: ModelState, entry: dict, ctx: StageCo
         return {"width": 1.0, "file": state.artifacts["onnx_fp32"], "accuracy": ctx.metrics["accuracy"], "params": ctx.metrics["params"], "size_bytes": ctx.metrics["size_bytes"]}
     model = load_model(copy.deepcopy(state.model), ctx.resolve(entry["checkpoint"])).eval()
     path, ref = ctx.artifact(f"model-w{width:g}.onnx")
-    export_onnx(
-        model, path, ctx.data.test.take(cfg.parity_samples)[0], {**model_metadata(ctx), "width": f"{width:g}"},
-        opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,
-    )
+    checked_export(cfg, model, path, ctx, {"width": f"{width:g}"})
     state.artifacts[width_artifact("onnx_fp32", width)] = ref
     return {"width": width, "file": ref, "accuracy": round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5), "params": entry["params"], "size_bytes": path.stat().st_size}
 
@@ -140,11 +137,7 @@ def export_exits(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> str
     features = [f"features_{e}" for e in exits]
     path, ref = ctx.artifact("model_exits.onnx")
     with headed(state) as view:
-        export_onnx(
-            ExitModel(view.cpu().eval(), exits), path, ctx.data.test.take(cfg.parity_samples)[0], model_metadata(ctx),
-            opset=cfg.opset, max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement,
-            output_names=[OUTPUT_NAME, *names, *features],
-        )
+        checked_export(cfg, ExitModel(view.cpu().eval(), exits), path, ctx, output_names=[OUTPUT_NAME, *names, *features])
     val, val_labels = split_outputs(path, ctx.data.val)
     thresholds = choose_thresholds(val[1 : 1 + len(exits)], val[0], val_labels, cfg.exit_max_accuracy_drop)
     segments = []

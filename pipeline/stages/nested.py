@@ -83,7 +83,7 @@ def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
         with WidthMasks(graph, groups) as masks:
             objective = sandwich(model, masks, cfg.widths, cfg.sampled, cfg.temperature, cfg.train.label_smoothing, ctx.seed, cfg.distill_weight)
             trained = train(model, cfg.train, ctx, objective, desc="nested")
-    rows = [slice_and_save(cfg, model, width, ctx) for width in reversed(cfg.widths)][::-1]
+    rows = [slice_and_save(cfg, model, width, ctx) for width in cfg.widths]
     ctx.record_training(state, trained, "nested", widths=rows)
     state.widths = [{k: r[k] for k in ("width", "checkpoint", "params", "macs")} for r in rows]
     for r in rows:

@@ -90,11 +90,17 @@ class QuantizeConfig(BaseModel):
 WIDTH_ROUTES = {("onnxruntime", "static"), ("onnxruntime", "dynamic"), ("onnxruntime", "accuracy_aware")}  # they quantize an ONNX file
 
 
+def width_route_problem(cfg: QuantizeConfig) -> str | None:
+    """Why this route cannot quantize each nested width's file, or None when it can."""
+    if (cfg.backend, cfg.method) in WIDTH_ROUTES:
+        return None
+    return (f"{cfg.backend} {cfg.method} quantizes the torch model (the full width), not each nested width's file: "
+            "after nested, use backend onnxruntime with method static, dynamic or accuracy_aware")
+
+
 def routes_for_widths(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
-    if "widths" in earlier.capabilities and (cfg.backend, cfg.method) not in WIDTH_ROUTES:
-        return [f"{cfg.backend} {cfg.method} quantizes the torch model (the full width), not each nested width's file: "
-                "after nested, use backend onnxruntime with method static, dynamic or accuracy_aware"]
-    return []
+    problem = width_route_problem(cfg) if "widths" in earlier.capabilities else None
+    return [problem] if problem else []
 
 
 @stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.method == "qat", check=routes_for_widths)
@@ -105,11 +111,8 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
             f"quantize.calibration_samples: {cfg.calibration_samples} asked, the training split has only {len(ctx.data.train)}"
         )
     widths = [name for name in state.artifacts if artifact_kind(name) == "onnx_fp32" and artifact_width(name) < 1]
-    if widths and (cfg.backend, cfg.method) not in WIDTH_ROUTES:
-        raise StageError(
-            f"quantize: {cfg.backend} {cfg.method} quantizes the torch model, which is the full width; the nested widths "
-            f"({', '.join(widths)}) are quantized from their ONNX files: use backend onnxruntime with method static, dynamic or accuracy_aware"
-        )
+    if widths and width_route_problem(cfg):
+        raise StageError(f"quantize: {width_route_problem(cfg)} ({', '.join(widths)})")
     samples = ctx.data.train.take(cfg.calibration_samples)[0].numpy()
     out, ref = ctx.artifact("model.int8.onnx")
     figures = quantize_file(cfg, state, ctx, ctx.resolve(state.artifacts["onnx_fp32"]), out, samples)
