@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +11,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from exporters.parity import ExportResult, check_parity, torch_outputs
+
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-
-
-class ParityError(Exception):
-    """The exported file's outputs differ from PyTorch's beyond tolerance."""
-
-
-@dataclass
-class ExportResult:
-    path: Path
-    max_abs_diff: float
-    top1_agreement: float
-    parity_samples: int
-
-    def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 def export_onnx(
@@ -67,25 +53,8 @@ def export_onnx(
     onnx.checker.check_model(str(path), full_check=True)
     if metadata:
         set_metadata(path, metadata)
-    with torch.no_grad():
-        expected = module(parity_inputs)
-    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
     got = onnx_outputs(path, parity_inputs.numpy())
-    result = ExportResult(
-        path=path,
-        max_abs_diff=max(float(np.abs(e - g).max()) for e, g in zip(expected, got)),
-        top1_agreement=min(float((e.argmax(1) == g.argmax(1)).mean()) for e, g in zip(expected, got) if e.ndim == 2),
-        parity_samples=len(parity_inputs),
-    )
-    if result.max_abs_diff > max_abs_diff or result.top1_agreement < min_top1_agreement:
-        path.rename(path.with_suffix(path.suffix + ".rejected"))
-        raise ParityError(
-            f"ONNX export of {path.name} disagrees with PyTorch on {result.parity_samples} real samples: "
-            f"max |diff| {result.max_abs_diff:.3g} (limit {max_abs_diff}), top-1 agreement "
-            f"{result.top1_agreement:.4f} (minimum {min_top1_agreement}). The file was not shipped "
-            f"(kept as {path.name}.rejected for inspection)."
-        )
-    return result
+    return check_parity(torch_outputs(module, parity_inputs), got, path, "onnxruntime", max_abs_diff, min_top1_agreement)
 
 
 def set_metadata(path: Path, metadata: dict[str, str]) -> None:

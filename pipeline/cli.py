@@ -27,6 +27,7 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    log.propagate = False  # a library that configures the root logger on import (ExecuTorch does) must not print each line twice
 
 
 def friendly_errors(command):

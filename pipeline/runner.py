@@ -228,6 +228,8 @@ def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
         payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}
         if STAGES.get(entry.name).uses_device_profiles:
             payload["devices"] = profiles
+        elif STAGES.get(entry.name).uses_device_runtimes:
+            payload["runtimes"] = sorted({r for p in profiles for r in p.get("runtimes", ["onnxruntime"])})
         previous = _sha(payload)
         fingerprints.append(previous)
     return fingerprints

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Validate an edge-compress bundle on the device itself. Needs Python 3.8+, numpy and onnxruntime only.
+"""Validate an edge-compress bundle on the device itself. Needs Python 3.8+, numpy and the model's runtime only.
 
     python3 validate_on_device.py bundle.zip            # or the unpacked bundle folder
     python3 validate_on_device.py bundle.zip --out results.json --threads 4
@@ -13,7 +13,8 @@ Copy results.json back and run `compress gate results.json`, or `compress device
 
 The edge-compress pipeline imports this file too (latency, peak memory and budget rules), so the host
 measures the way the device does; keep it free of anything but the standard library, numpy and
-onnxruntime.
+the runtimes' own packages (`runtimes.py`, shipped beside it, opens a file in its runtime: onnxruntime,
+ncnn, openvino or executorch).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+try:  # the pipeline imports this file as part of the `devices` package
+    from devices.on_device import runtimes
+except ImportError:  # on the device it runs as a script, with runtimes.py beside it in the bundle
+    import runtimes
 
 BUNDLE_FORMAT = "edge-compress-bundle/1"
 RESULTS_FORMAT = "edge-compress-device-results/1"
@@ -146,35 +152,26 @@ def pinned(threads: int):
 
 
 def session(model: Path, threads: int, optimized_copy: Path | None = None):
-    """A session as the device runs it: sequential, `threads` intra-op threads, all graph optimisations.
-    `optimized_copy`: also write the graph onnxruntime runs after its optimisations there (the host
-    reads it to count which compute ops really run in INT8)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if optimized_copy is not None:
-        options.optimized_model_filepath = str(optimized_copy)
-    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    """An onnxruntime session as the device runs it: sequential, `threads` intra-op threads, all graph
+    optimisations. `optimized_copy`: also write the graph onnxruntime runs after its optimisations
+    there (the host reads it to count which compute ops really run in INT8)."""
+    return runtimes.OnnxRuntime(Path(model), threads, optimized_copy).session
 
 
-def measure_latency(sess, sample, warmup: int = 20, min_runs: int = 200, max_runs: int = 5000, max_seconds: float = 20.0, tolerance: float = 0.02) -> dict:
-    """Batch-1 latency in ms: warm-up, then batches of runs until p90 moves less than `tolerance`
-    between batches (or `max_runs` / `max_seconds` is reached). Spread = (p90 - p10) / p50."""
+def measure_latency(runner, sample, warmup: int = 20, min_runs: int = 200, max_runs: int = 5000, max_seconds: float = 20.0, tolerance: float = 0.02) -> dict:
+    """Batch-1 latency in ms of a runner (`runtimes.open_runner`): warm-up, then batches of runs until
+    p90 moves less than `tolerance` between batches (or `max_runs` / `max_seconds` is reached).
+    Spread = (p90 - p10) / p50."""
     import numpy as np
 
-    feed = {sess.get_inputs()[0].name: np.ascontiguousarray(sample[:1], dtype=np.float32)}
+    x = np.ascontiguousarray(sample[:1], dtype=np.float32)
     for _ in range(warmup):
-        sess.run(None, feed)
+        runner(x)
     times, previous_p90, started = [], None, time.perf_counter()
     while True:
         for _ in range(min_runs if not times else max(50, min_runs // 2)):
             start = time.perf_counter_ns()
-            sess.run(None, feed)
+            runner(x)
             times.append((time.perf_counter_ns() - start) / 1e6)
         p90 = float(np.percentile(times, 90))
         stable = previous_p90 is not None and abs(p90 - previous_p90) <= tolerance * previous_p90
@@ -221,22 +218,21 @@ def load_inputs(folder: Path, manifest: dict):
     return np.load(inside(folder, samples["inputs"]))
 
 
-def predictions(sess, inputs, batch: int = 64):
+def predictions(runner, inputs, batch: int = 64):
     import numpy as np
 
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: inputs[i : i + batch]})[0].argmax(1) for i in range(0, len(inputs), batch)])
+    return np.concatenate([runner(inputs[i : i + batch])[0].argmax(1) for i in range(0, len(inputs), batch)])
 
 
-def memory_probe(model: Path, threads: int, runs: int = 20) -> dict:
-    """Peak memory of a fresh process that loads `model` and runs it at batch 1 (run as a subprocess)."""
+def memory_probe(model: Path, threads: int, shape, runs: int = 20) -> dict:
+    """Peak memory of a fresh process that loads `model` in its runtime and runs it at batch 1 on an
+    input of `shape` (run as a subprocess)."""
     import numpy as np
 
-    sess = session(model, threads)
-    shape = [d if isinstance(d, int) and d > 0 else 1 for d in sess.get_inputs()[0].shape]
-    feed = {sess.get_inputs()[0].name: np.zeros(shape, dtype=np.float32)}
+    runner = runtimes.open_runner(model, threads=threads)
+    x = np.zeros(shape, dtype=np.float32)
     for _ in range(runs):
-        sess.run(None, feed)
+        runner(x)
     return {"peak_memory_mb": peak_memory_mb()}
 
 
@@ -254,32 +250,36 @@ def load_bundle(path: Path, workdir: Path):
 
 def validate(bundle: Path, threads=None, out=None) -> dict:
     import numpy as np
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, manifest = load_bundle(bundle, Path(tmp))
         model = inside(folder, manifest["model"]["path"])
         digest = sha256(model)
-        if digest != manifest["model"]["sha256"]:
-            raise BundleError(f"{manifest['model']['path']}: SHA-256 {digest} does not match the manifest's {manifest['model']['sha256']}; the bundle was altered or corrupted")
+        for name, expected_digest in {**manifest["model"].get("files", {}), manifest["model"]["path"]: manifest["model"]["sha256"]}.items():
+            actual = sha256(inside(folder, name))
+            if actual != expected_digest:
+                raise BundleError(f"{name}: SHA-256 {actual} does not match the manifest's {expected_digest}; the bundle was altered or corrupted")
         inputs = load_inputs(folder, manifest)
         labels = np.load(inside(folder, manifest["samples"]["labels"]))
         expected = np.load(inside(folder, manifest["samples"]["expected_predictions"]))
         device = manifest["device"]
         threads = threads or device["threads"]
+        runtime = manifest["model"].get("runtime", "onnxruntime")
         with pinned(threads):
-            sess = session(model, threads)
-            predicted = predictions(sess, inputs)
-            latency = measure_latency(sess, inputs)
+            runner = runtimes.open_runner(model, runtime, threads)
+            predicted = predictions(runner, inputs)
+            latency = measure_latency(runner, inputs)
         one_thread = None
         if threads > 1:  # the host estimates from one thread; this pair calibrates the thread speed-up
             with pinned(1):
-                one_thread = measure_latency(session(model, 1), inputs)
+                one_thread = measure_latency(runtimes.open_runner(model, runtime, 1), inputs)
         accuracy = float((predicted == labels).mean())
+        files = runtimes.model_files(model)
+        size, size_gzip = sum(f.stat().st_size for f in files), sum(gzip_size(f) for f in files)
         reference = manifest["expected"].get("reference_accuracy")
         figures = {
-            "size_kb": model.stat().st_size / 1024,
-            "size_gzip_kb": gzip_size(model) / 1024,
+            "size_kb": size / 1024,
+            "size_gzip_kb": size_gzip / 1024,
             "latency_p90_ms": latency["p90"],
             "accuracy": accuracy,
             "accuracy_drop": None if reference is None else (reference - accuracy) * 100,
@@ -299,8 +299,8 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             "latency_ms": latency,
             "latency_one_thread_ms": one_thread,
             "threads": threads,
-            "size_bytes": model.stat().st_size,
-            "size_gzip_bytes": gzip_size(model),
+            "size_bytes": size,
+            "size_gzip_bytes": size_gzip,
             "peak_memory_mb": None if figures["peak_memory_mb"] is None else round(figures["peak_memory_mb"], 2),
             "budgets": budgets,
             "passed": overall(budgets),
@@ -309,7 +309,8 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
                 "system": platform.system(),
                 "release": platform.release(),
                 "python": platform.python_version(),
-                "onnxruntime": ort.__version__,
+                "runtime": runtime,
+                runtime: runner.version,
                 "numpy": np.__version__,
                 "cpu_count": os.cpu_count(),
             },
@@ -349,11 +350,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     parser.add_argument("--threads", type=int, default=None, help="default: the device profile's")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)  # BUNDLE is a model file here
+    parser.add_argument("--shape", default="", help=argparse.SUPPRESS)  # the probe's input shape, e.g. 1,1,28,28
     args = parser.parse_args(argv)
     if args.bundle is None:
         args.bundle = own_folder()
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.bundle, args.threads or 1)))
+        print(json.dumps(memory_probe(args.bundle, args.threads or 1, [int(d) for d in args.shape.split(",")])))
         return PASS
     try:
         results = validate(args.bundle, args.threads, args.out)

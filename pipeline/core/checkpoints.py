@@ -8,6 +8,7 @@ attributes, resizes parameters to the saved tensors and then loads strictly.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -46,3 +47,12 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
             owner._buffers[attr] = torch.empty_like(tensor)
     model.load_state_dict(saved["tensors"])
     return model
+
+
+def width_model(model: nn.Module, widths: list[dict], width: float, resolve) -> nn.Module:
+    """The network of one nested width (`ModelState.widths`), in eval mode: the full model itself at
+    width 1, else a copy with the sliced checkpoint loaded (`resolve` turns its run-relative path into a file)."""
+    if width == 1:
+        return model.eval()
+    entry = next(w for w in widths if w["width"] == width)
+    return load_model(copy.deepcopy(model), resolve(entry["checkpoint"])).eval()

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-DEPLOYABLE = ("onnx_fp32", "onnx_int8")  # artifact kinds a device can be given
+# artifact kinds a device can be given: {format}_{precision}; the format names the runtime that runs it
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "executorch": "executorch", "ncnn": "ncnn", "openvino": "openvino"}
+FORMAT_OF_RUNTIME = {runtime: fmt for fmt, runtime in RUNTIME_OF_FORMAT.items()}
+DEPLOYABLE = tuple(f"{fmt}_{precision}" for fmt in RUNTIME_OF_FORMAT for precision in ("fp32", "int8"))
 WIDTH_MARK = "@w"  # a nested width's file: onnx_fp32@w0.5 is the FP32 file of the network at half width
 
 
@@ -23,8 +26,17 @@ def artifact_width(name: str) -> float:
     return float(name.split(WIDTH_MARK)[1]) if WIDTH_MARK in name else 1.0
 
 
+def runtime_artifact(runtime: str, precision: str, width: float = 1) -> str:
+    """The artifact name of a runtime's file: ("executorch", "int8", 0.5) -> executorch_int8@w0.5."""
+    return width_artifact(f"{FORMAT_OF_RUNTIME[runtime]}_{precision}", width)
+
+
+def artifact_runtime(name: str) -> str:
+    return RUNTIME_OF_FORMAT[artifact_kind(name).rsplit("_", 1)[0]]
+
+
 def deployable(artifacts: dict[str, str]) -> dict[str, str]:
-    """The files a device could be given (FP32 and INT8, at every nested width), not early-exit files."""
+    """The files a device could be given (every runtime, FP32 and INT8, every nested width), not early-exit files."""
     return {name: ref for name, ref in artifacts.items() if artifact_kind(name) in DEPLOYABLE}
 
 

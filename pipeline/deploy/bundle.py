@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from devices.on_device import runtimes
 from devices.on_device import validate_on_device as on_device
-from exporters import onnx_logits
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder
 from pipeline.data import DataConfig, load_data
@@ -26,9 +26,10 @@ from pipeline.deploy.profiles import load_profile
 
 MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
 MAX_SAMPLES = 1000
+TORCH_NOTE = {"executorch": " (whose Python runtime loads libtorch, so pip pulls torch; an app uses the C++/Java runtime)"}
 README = """edge-compress bundle for {device}
 
-On the device (Python 3.8+, numpy and onnxruntime; no torch, no project install):
+On the device (Python 3.8+, numpy and {package}{torch}; no project install):
 
     python3 validate_on_device.py {name}
 
@@ -63,14 +64,19 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     stored = as_pixels(x.numpy(), data.mean, data.std)
     inputs = on_device.normalise(stored[1], stored[0]) if stored else np.ascontiguousarray(x.numpy(), dtype=np.float32)
     labels = y.numpy().astype(np.int64)
-    predicted = onnx_logits(model, inputs).argmax(1).astype(np.int64)
+    runtime = runtimes.runtime_of(model)
+    predicted = on_device.predictions(runtimes.open_runner(model, runtime), inputs).astype(np.int64)
     model_path = f"model/{model.name}"
+    files = {f"model/{f.name}": f for f in runtimes.model_files(model)}  # ncnn and OpenVINO keep the weights in a .bin beside the graph
     same = entry is not None and entry["artifact"] == chosen
     manifest = {
         "format": on_device.BUNDLE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": {"recipe": report["recipe"]["name"], "recipe_sha256": report["recipe"]["sha256"]},
-        "model": {"path": model_path, "artifact": chosen, "sha256": on_device.sha256(model), "size_bytes": model.stat().st_size},
+        "model": {
+            "path": model_path, "artifact": chosen, "runtime": runtime, "sha256": on_device.sha256(model), "size_bytes": sum(f.stat().st_size for f in files.values()),
+            "files": {name: on_device.sha256(f) for name, f in files.items()},
+        },
         "device": profile.model_dump(),
         "budgets": profile.budgets.model_dump(exclude_none=True),
         "samples": {
@@ -92,13 +98,15 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
-        archive.write(model, model_path)
+        for name, f in files.items():
+            archive.write(f, name)
         for key, array in ((("pixels", stored[1]) if stored else ("inputs", inputs)), ("labels", labels), ("expected_predictions", predicted)):
             buffer = io.BytesIO()
             np.save(buffer, array)
             archive.writestr(manifest["samples"][key], buffer.getvalue())
         archive.write(on_device.__file__, "validate_on_device.py")
-        archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads))
+        archive.write(runtimes.__file__, "runtimes.py")
+        archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.PACKAGES[runtime], torch=TORCH_NOTE.get(runtime, "; no torch")))
     return manifest
 
 

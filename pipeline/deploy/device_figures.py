@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from devices.on_device import runtimes
 from devices.on_device.validate_on_device import gzip_size
+from pipeline.core.errors import StageError
 from pipeline.core.state import artifact_width
 from pipeline.deploy.budgets import judge, overall
 from pipeline.deploy.profiles import DeviceProfile
@@ -37,7 +39,12 @@ class Variant:
     peak_memory: dict[int, float | None] = field(default_factory=dict)  # per thread count
 
     def __post_init__(self) -> None:
-        self.size, self.size_gzip = self.path.stat().st_size, gzip_size(self.path)
+        files = runtimes.model_files(self.path)  # ncnn and OpenVINO: the graph and its .bin
+        self.size, self.size_gzip = sum(f.stat().st_size for f in files), sum(gzip_size(f) for f in files)
+
+    @property
+    def runtime(self) -> str:
+        return runtimes.runtime_of(self.path)
 
 
 def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DeviceProfile], warmup: int, runs: int) -> None:
@@ -46,16 +53,22 @@ def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DevicePr
     for variant in variants:
         variant.host_latency = timed[variant.name]
         for threads in sorted({p.threads for p in profiles}):
-            variant.peak_memory[threads] = peak_memory_mb(variant.path, threads)
+            variant.peak_memory[threads] = peak_memory_mb(variant.path, threads, sample[:1].shape)
 
 
 def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger) -> dict[str, dict]:
     """Per device: the chosen variant's figures, budgets and verdict, and why it was chosen."""
     devices = {}
     for profile in profiles:
-        judged = {variant.name: device_figures(variant, profile) for variant in variants}
+        admitted = [v for v in variants if v.runtime in profile.runtimes]
+        if not admitted:
+            raise StageError(
+                f"device {profile.name} runs {', '.join(profile.runtimes)}, and this run made files for {', '.join(sorted({v.runtime for v in variants}))} only: "
+                f"add the device's runtimes to export.runtimes (or `auto`)"
+            )
+        judged = {variant.name: device_figures(variant, profile) for variant in admitted}
         candidates = [
-            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"], artifact_width(name))
+            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"], artifact_width(name), entry["runtime"])
             for name, entry in judged.items()
         ]
         chosen, reason = choose(candidates, forced=forced)
@@ -63,7 +76,7 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
             **judged[chosen.artifact],
             "choice": {
                 "reason": reason,
-                "candidates": {name: {k: e[k] for k in ("accuracy", "latency_ms", "size_bytes", "passed")} for name, e in judged.items()},
+                "candidates": {name: {k: e[k] for k in ("runtime", "accuracy", "latency_ms", "size_bytes", "passed")} for name, e in judged.items()},
             },
         }
         accuracy = "–" if entry["accuracy"] is None else f"{entry['accuracy']:.4f}"
@@ -93,6 +106,7 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
     budgets = judge(profile.budgets, figures)
     return {
         "artifact": variant.name,
+        "runtime": variant.runtime,
         "accuracy": None if variant.accuracy is None else round(variant.accuracy, 5),
         "accuracy_drop_points": None if variant.drop is None else round(variant.drop, 4),
         "latency_ms": latency,

@@ -6,7 +6,9 @@ Device latency is estimated from the host's *single-thread* latency, so the esti
 on how many cores the host has: `latency_factor` (device one-thread time / host one-thread time)
 scales it to the device, and `thread_speedup` (device time at one thread / at its `threads`) models
 how the device gains from its threads. Both are nominal until an on-device run calibrates them; only
-the `host` profile (one thread, factor 1, measured here) reports latency as `measured`.
+the `host` profile (one thread, factor 1, measured here) reports latency as `measured`. The same
+factor scales every runtime's host timing: a runtime tuned for Arm (ncnn, XNNPACK) may gain more on
+the device than on this x86 host, which only an on-device run of that runtime's bundle shows.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices import PROFILES_DIR
+from devices.on_device.runtimes import PACKAGES
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import DeviceProfileError
 
 CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
+RUNTIMES = tuple(PACKAGES)  # onnxruntime, openvino, ncnn, executorch
 
 
 class Budgets(BaseModel):
@@ -61,6 +65,10 @@ class DeviceProfile(BaseModel):
     thread_speedup_source: Literal["nominal", "calibrated"] = Field("nominal", description="calibrated: from an on-device run at 1 and at `threads` threads")
     thread_speedup_note: str = Field("", description="how the speed-up was obtained (required when threads > 1)")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages, calibration runs)")
+    runtimes: list[Literal[RUNTIMES]] = Field(
+        default_factory=lambda: ["onnxruntime"], min_length=1,
+        description="the runtimes an app on this device can run; validate ships the fastest passing file among them (of those export built)",
+    )
     budgets: Budgets = Field(description="at least one: a device with nothing to judge would pass any model")
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Which file ships to a device, FP32 or INT8: chosen by measured figures, never assumed.
+"""Which file ships to a device (runtime × precision × width): chosen by measured figures, never assumed.
 
 INT8 is not always faster: for a 15 k-parameter CNN every INT8 variant measured here ran ~15 %
 slower than FP32 (`shared/notes/int8-routes.md`), while a ResNet-20 ran 2x faster. So `validate`
@@ -17,6 +17,11 @@ one network's leading channels, so no test-split accuracy is consulted to rank t
 that width the FP32/INT8 rule above. If no width meets every budget, the rule above runs over all
 files: the fewest broken budgets, then the fastest.
 
+A device whose profile admits several runtimes (`runtimes: [onnxruntime, executorch, ncnn]`) has a
+file per runtime and precision; the same rule picks among all of them: the fewest broken budgets,
+then the fastest beyond the noise, then the smallest. Which runtime is fastest depends on the model
+(measured here: ONNX Runtime for a 15 k-parameter CNN, where the others' call overhead dominates).
+
 The reason is written out, so a report says why a device got FP32 when a quantize stage ran.
 """
 
@@ -29,12 +34,13 @@ LATENCY_TIE = 0.03  # medians closer than 3 % are never called different, howeve
 
 @dataclass
 class Candidate:
-    artifact: str  # "onnx_fp32" or "onnx_int8"
+    artifact: str  # "onnx_fp32", "onnx_int8", "executorch_int8", "ncnn_fp32@w0.5", …
     size_kb: float
     latency_p50_ms: float
     noise_ms: float  # p90 - p10 of the timing, in the same units
     budgets: dict[str, dict]  # judged rows: {budget: {value, limit, passed}}
     width: float = 1.0  # the share of channels of a nested width's file; 1 for an ordinary file
+    runtime: str = "onnxruntime"  # what runs the file (the profile admitted it)
 
     @property
     def broken(self) -> list[str]:
@@ -74,15 +80,15 @@ def choose(candidates: list[Candidate], forced: str | None = None) -> tuple[Cand
     passing = [c for c in candidates if not c.broken and not c.unjudged]
     if len({c.width for c in candidates}) > 1 and passing:
         widest = max(c.width for c in passing)
-        chosen, why = _by_precision([c for c in passing if c.width == widest])
-        wider = [_by_precision([c for c in candidates if c.width == w])[0] for w in sorted({c.width for c in candidates if c.width > widest})]
+        chosen, why = _fastest([c for c in passing if c.width == widest])
+        wider = [_fastest([c for c in candidates if c.width == w])[0] for w in sorted({c.width for c in candidates if c.width > widest})]
         refused = "; ".join(f"width {c.width:g} breaks {', '.join(c.broken) or 'nothing'}" + (f", cannot judge {', '.join(c.unjudged)}" if c.unjudged else "") for c in wider)
         return chosen, f"width {widest:g} is the widest that meets every budget" + (f" ({refused})" if refused else "") + f"; {why}"
-    return _by_precision(candidates)
+    return _fastest(candidates)
 
 
-def _by_precision(candidates: list[Candidate]) -> tuple[Candidate, str]:
-    """The FP32/INT8 rule: fewest broken budgets, then the faster beyond the noise, then the smaller."""
+def _fastest(candidates: list[Candidate]) -> tuple[Candidate, str]:
+    """The rule across precisions and runtimes: fewest broken budgets, then the faster beyond the noise, then the smaller."""
     if len(candidates) == 1:
         return candidates[0], f"{candidates[0].artifact} is the only variant this run made"
     chosen = candidates[0]

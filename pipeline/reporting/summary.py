@@ -14,12 +14,13 @@ def summary_table(report: dict) -> str:
         )
     if report["devices"]:
         lines.append("")
-        lines.append(f"{'device':<20} {'artifact':<10} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
+        w = max(10, *(len(d["artifact"]) for d in report["devices"].values()))
+        lines.append(f"{'device':<20} {'artifact':<{w}} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
         for name, d in report["devices"].items():
             failed = [b for b, r in d["budgets"].items() if r["passed"] is False]
             verdict = {True: "PASS", False: "FAIL " + ", ".join(failed), None: "CANNOT JUDGE"}[d["passed"]]
             lines.append(
-                f"{name:<20} {d['artifact']:<10} {fmt(d['accuracy'], 4):>9} {d['latency_ms']['p90']:>9.3f} "
+                f"{name:<20} {d['artifact']:<{w}} {fmt(d['accuracy'], 4):>9} {d['latency_ms']['p90']:>9.3f} "
                 f"{d['latency_kind']:<10} {d['size_bytes'] / 1024:>9.1f}  {verdict}"
             )
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""What onnxruntime says about an exported file: accuracy, latency percentiles, and which compute runs in INT8."""
+"""What a runtime says about an exported file: accuracy and latency percentiles (in the file's own runtime), and which compute runs in INT8 (onnxruntime)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from devices.on_device import runtimes
 from devices.on_device import validate_on_device as on_device
 from pipeline.core.metrics import Metric, top1
 from pipeline.data import Split
@@ -29,6 +30,18 @@ def onnx_accuracy(path: Path, split: Split, batch_size: int = 256, metric: Metri
     """The metric (top-1 accuracy unless given) of an ONNX file's logits on a split."""
     outputs, labels = split_outputs(path, split, batch_size, first_only=True)
     return metric(outputs[0], labels)
+
+
+def file_accuracy(path: Path, split: Split, metric: Metric = top1, batch_size: int = 256) -> float:
+    """The metric of a model file of any runtime (`runtimes.runtime_of`), run in that runtime."""
+    if runtimes.runtime_of(path) == "onnxruntime":
+        return onnx_accuracy(path, split, batch_size, metric)
+    runner = runtimes.open_runner(path, threads=0 if runtimes.runtime_of(path) == "openvino" else os.cpu_count() or 1)
+    logits, labels = [], []
+    for x, y, _ in split.batches(batch_size):
+        logits.append(runner(np.ascontiguousarray(x.numpy(), dtype=np.float32))[0])
+        labels.append(y.numpy())
+    return metric(np.concatenate(logits), np.concatenate(labels))
 
 
 def split_outputs(path: Path, split: Split, batch_size: int = 256, first_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
@@ -52,7 +65,7 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
     A host with fewer cores than `threads` cannot run them in parallel; `host_cores` says so.
     """
     with on_device.pinned(threads) as cores:
-        sess = on_device.session(path, threads)
+        sess = runtimes.open_runner(path, threads=threads)
         figures = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
         for retry in range(1, NOISY_RETRIES + 1):  # a burst of host noise inflates p90; measure again, keep the calmest
             if figures["spread"] <= NOISY_SPREAD:
@@ -70,26 +83,27 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
     0.18 ms in every other run, which flipped the FP32/INT8 choice.
     """
     with on_device.pinned(threads) as cores:
-        sessions = {name: on_device.session(path, threads) for name, path in paths.items()}
-        feeds = {name: {s.get_inputs()[0].name: np.ascontiguousarray(sample[:1], dtype=np.float32)} for name, s in sessions.items()}
-        for name, sess in sessions.items():
+        runners = {name: runtimes.open_runner(path, threads=threads) for name, path in paths.items()}
+        x = np.ascontiguousarray(sample[:1], dtype=np.float32)
+        for runner in runners.values():
             for _ in range(warmup):
-                sess.run(None, feeds[name])
-        times = {name: [] for name in sessions}
+                runner(x)
+        times = {name: [] for name in runners}
         for _ in range(rounds):
-            for name, sess in sessions.items():
+            for name, runner in runners.items():
                 for _ in range(max(10, runs // rounds)):
                     start = time.perf_counter_ns()
-                    sess.run(None, feeds[name])
+                    runner(x)
                     times[name].append((time.perf_counter_ns() - start) / 1e6)
     return {name: {**on_device.summarize(t), "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in times.items()}
 
 
-def peak_memory_mb(path: Path, threads: int) -> float | None:
-    """Peak resident memory of a fresh Python process that loads the model and runs it at batch 1,
-    measured by the on-device script's probe, so host and device figures mean the same thing."""
+def peak_memory_mb(path: Path, threads: int, shape: tuple[int, ...]) -> float | None:
+    """Peak resident memory of a fresh Python process that loads the model in its runtime and runs
+    it at batch 1 (input `shape`), measured by the on-device script's probe, so host and device
+    figures mean the same thing."""
     probe = subprocess.run(
-        [sys.executable, on_device.__file__, str(path), "--memory-probe", "--threads", str(threads)],
+        [sys.executable, on_device.__file__, str(path), "--memory-probe", "--threads", str(threads), "--shape", ",".join(map(str, shape))],
         capture_output=True, text=True, timeout=120,
     )
     if probe.returncode != 0:

@@ -108,6 +108,7 @@ class Stage:
     adds: tuple[str, ...] = ()
     changes_model: bool = False
     uses_device_profiles: bool = False
+    uses_device_runtimes: bool = False  # only the runtimes the profiles admit feed the result (its fingerprint has them, not budgets)
     check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. heads exist)
     trains: bool | Callable[[BaseModel], bool] = False  # (or: whether this config trains) see `trains_with`
 

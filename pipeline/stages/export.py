@@ -6,12 +6,16 @@ are stripped by construction. After a `nested` stage, every width it sliced gets
 `model_exits.onnx` (outputs: the logits, each exit's logits, each exit's input features), with a
 confidence threshold per exit chosen on the validation split, and cut into segments that run as a
 cascade (see pipeline/early_exit.py).
+
+`runtimes` adds a file per other runtime (ExecuTorch `.pte` lowered to XNNPACK, ncnn `.param` +
+`.bin`, OpenVINO IR), at every width, each parity-checked in its own runtime
+(`pipeline/runtime/runtime_exports.py`); `auto` builds what the recipe's device profiles admit.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+from typing import Literal
 
 import onnx
 import torch
@@ -19,13 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 import pipeline
+from devices.on_device.runtimes import model_files
 from exporters import export_onnx, extract_segment
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
-from pipeline.core.checkpoints import load_model
+from pipeline.core.checkpoints import width_model
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState, width_artifact
+from pipeline.core.state import ModelState, runtime_artifact, width_artifact
+from pipeline.deploy.profiles import RUNTIMES, DeviceProfile
 from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
-from pipeline.runtime.onnx_files import onnx_accuracy, split_outputs
+from pipeline.runtime.onnx_files import file_accuracy, onnx_accuracy, split_outputs
+from pipeline.runtime.runtime_exports import export_for_runtime, file_name, missing_runtimes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 from pipeline.training.heads import HeadedModel, headed
@@ -43,12 +50,23 @@ class ExportConfig(BaseModel):
     exit_max_accuracy_drop: float = Field(
         0.5, ge=0, description="points of validation accuracy the early exits may cost; thresholds are the lowest that stay within it"
     )
+    runtimes: list[Literal[RUNTIMES]] | Literal["auto"] = Field(
+        default_factory=lambda: ["onnxruntime"],
+        description="runtimes to build a file for, each parity-checked in that runtime (ONNX is always built: the others and quantize start "
+        "from it); auto: every runtime the recipe's device profiles admit",
+    )
+
+    def runtimes_for(self, profiles: list[DeviceProfile]) -> list[str]:
+        """The runtimes to build, ONNX Runtime first."""
+        wanted = [r for p in profiles for r in p.runtimes] if self.runtimes == "auto" else self.runtimes
+        return list(dict.fromkeys(["onnxruntime", *wanted]))
 
 
-def exits_need_heads(cfg: ExportConfig, earlier: Earlier) -> list[str]:
+def check_export(cfg: ExportConfig, earlier: Earlier) -> list[str]:
+    problems = missing_runtimes(cfg.runtimes) if cfg.runtimes != "auto" else []
     if cfg.exits and "heads" not in earlier.capabilities:
-        return [f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export"]
-    return []
+        problems.append(f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export")
+    return problems
 
 
 def model_metadata(ctx: StageContext) -> dict[str, str]:
@@ -74,7 +92,7 @@ def checked_export(cfg: ExportConfig, module: nn.Module, path, ctx: StageContext
     )
 
 
-@stage("export", ExportConfig, provides=("onnx_fp32",), check=exits_need_heads)
+@stage("export", ExportConfig, provides=("onnx_fp32",), check=check_export, uses_device_runtimes=True)
 def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Export FP32 ONNX with metadata; a parity failure fails the run and nothing is shipped."""
     path, ref = ctx.artifact("model.onnx")
@@ -93,9 +111,39 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     state.artifacts.pop("onnx_exits", None)
     if cfg.exits:
         state.artifacts["onnx_exits"] = export_exits(cfg, state, ctx)
+    runtimes = cfg.runtimes_for(ctx.profiles)
+    if problems := missing_runtimes(runtimes):
+        raise StageError("export: " + "; ".join(problems) + " (the recipe's devices admit it; or list export.runtimes yourself)")
+    ctx.metrics["runtimes"] = export_runtimes(runtimes, model, path, 1, state, ctx, cfg)
     if state.widths:
         ctx.metrics["widths"] = [export_width(cfg, state, entry, ctx) for entry in state.widths]
+        for entry in state.widths:
+            if entry["width"] < 1:
+                module = width_model(state.model, state.widths, entry["width"], ctx.resolve)
+                onnx_file = ctx.resolve(state.artifacts[width_artifact("onnx_fp32", entry["width"])])
+                ctx.metrics["runtimes"].update(export_runtimes(runtimes, module, onnx_file, entry["width"], state, ctx, cfg))
     return state
+
+
+def export_runtimes(runtimes: list[str], model: nn.Module, onnx_file, width: float, state: ModelState, ctx: StageContext, cfg: ExportConfig) -> dict:
+    """Each other runtime's FP32 file of `model` (artifact `executorch_fp32`, `ncnn_fp32@w0.5`, …),
+    parity-checked in that runtime on the same samples as the ONNX file; accuracy measured there too."""
+    rows = {}
+    stem = "model" if width == 1 else f"model-w{width:g}"
+    metadata = {**model_metadata(ctx), **({"width": f"{width:g}"} if width < 1 else {})}
+    for runtime in runtimes[1:]:
+        path, ref = ctx.artifact(file_name(stem, runtime))
+        with ctx.progress(None, total=None, desc=f"export {runtime}"):
+            result = export_for_runtime(runtime, model, onnx_file, path, ctx.data.test.take(cfg.parity_samples)[0], metadata, "export",
+                                        max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement)
+        name = runtime_artifact(runtime, "fp32", width)
+        state.artifacts[name] = ref
+        rows[name] = {
+            "file": ref, "accuracy": round(file_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
+            "size_bytes": sum(f.stat().st_size for f in model_files(path)), "parity": {k: v for k, v in result.to_json().items() if k != "path"},
+        }
+        ctx.log.info(f"export {runtime}: {ref}, parity max |diff| {result.max_abs_diff:.2g}, accuracy {rows[name]['accuracy']:.4f}")
+    return rows
 
 
 def export_width(cfg: ExportConfig, state: ModelState, entry: dict, ctx: StageContext) -> dict:
@@ -104,7 +152,7 @@ def export_width(cfg: ExportConfig, state: ModelState, entry: dict, ctx: StageCo
     width = entry["width"]
     if width == 1:
         return {"width": 1.0, "file": state.artifacts["onnx_fp32"], "accuracy": ctx.metrics["accuracy"], "params": ctx.metrics["params"], "size_bytes": ctx.metrics["size_bytes"]}
-    model = load_model(copy.deepcopy(state.model), ctx.resolve(entry["checkpoint"])).eval()
+    model = width_model(state.model, state.widths, width, ctx.resolve)
     path, ref = ctx.artifact(f"model-w{width:g}.onnx")
     checked_export(cfg, model, path, ctx, {"width": f"{width:g}"})
     state.artifacts[width_artifact("onnx_fp32", width)] = ref

@@ -1,12 +1,13 @@
-"""`validate`: the deployable file in onnxruntime, judged against every device profile of the recipe.
+"""`validate`: every deployable file in its own runtime, judged against every device profile of the recipe.
 
-Every variant the run made (FP32 and, after `quantize`, INT8) is measured: accuracy once on the test
-split, latency on this host at batch 1 on one thread, whatever the host has (variants timed in
+Every variant the run made (FP32 and, after `quantize`, INT8; per runtime `export` built: ONNX
+Runtime, ExecuTorch, ncnn, OpenVINO) is measured in its runtime: accuracy once on the test split,
+latency on this host at batch 1 on one thread, whatever the host has (variants timed in
 interleaved rounds, so host noise cannot pick the winner), scaled to each device by its profile
 (`DeviceProfile.estimate_ms`: the device's one-thread factor and its thread speed-up) and labelled
 `estimated` unless the profile is the host itself. Each device then gets the variant that meets its
-budgets with the best latency, a difference within the timing noise counting as none
-(`pipeline/deploy/variant_choice.py`), with the reason; `artifact: onnx_int8` forces INT8 everywhere.
+budgets with the best latency among the runtimes its profile admits, a difference within the timing
+noise counting as none (`pipeline/deploy/variant_choice.py`), with the reason; `artifact: onnx_int8` forces INT8 everywhere.
 After a `nested` stage every width's files are candidates too, and a device gets the widest width
 that meets all its budgets.
 
@@ -25,13 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from exporters import onnx_outputs
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState, artifact_kind, artifact_width
+from pipeline.core.state import DEPLOYABLE, ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     HOST_THREADS,
+    file_accuracy,
     measure_latency,
-    onnx_accuracy,
     split_outputs,
 )
 from pipeline.stages.base import StageContext, stage
@@ -41,7 +42,7 @@ from pipeline.training.evaluation import size_figures
 class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    artifact: Literal["auto", "onnx_int8", "onnx_fp32"] = Field(
+    artifact: Literal[("auto", *DEPLOYABLE)] = Field(
         "auto", description="auto: per device, the variant that meets the budgets with the best latency; a name forces that file"
     )
     warmup: int = Field(20, ge=0)
@@ -53,13 +54,13 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
     if cfg.artifact != "auto" and cfg.artifact not in state.artifacts:
         raise StageError(f"validate.artifact: {cfg.artifact} was asked but no earlier stage made it; add a quantize stage or use auto")
-    kinds = ("onnx_int8", "onnx_fp32") if cfg.artifact == "auto" else (cfg.artifact,)
+    kinds = DEPLOYABLE if cfg.artifact == "auto" else (cfg.artifact,)
     names = sorted((n for n in state.artifacts if artifact_kind(n) in kinds), key=lambda n: (kinds.index(artifact_kind(n)), -artifact_width(n)))
     reference = state.reference.get("accuracy")
     variants = {}
     for name in names:
         path = ctx.resolve(state.artifacts[name])
-        acc = onnx_accuracy(path, ctx.data.test, metric=ctx.metric)
+        acc = file_accuracy(path, ctx.data.test, metric=ctx.metric)
         variants[name] = Variant(name, path, acc, None if reference is None else (reference - acc) * 100)
     measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from devices.on_device import runtimes
 from devices.on_device import validate_on_device as on_device
 from pipeline.cli import main
 
@@ -36,7 +37,7 @@ def bundle(run_dir, tmp_path_factory) -> Path:
 def without_torch(tmp_path: Path) -> dict:
     """An environment in which `import torch` (and the project) fails, as on a board."""
     shadow = tmp_path / "shadow"
-    for name in ("torch", "pipeline", "exporters"):
+    for name in ("torch", "pipeline", "exporters", "devices"):
         (shadow / name).mkdir(parents=True, exist_ok=True)
         (shadow / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed on this device')\n")
     return {"PYTHONPATH": str(shadow), "PATH": "/usr/bin:/bin"}
@@ -51,11 +52,24 @@ def on_board(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def imports(tree: ast.AST) -> set[str]:
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return imported | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
 def test_the_script_is_python_3_8_and_imports_nothing_of_torch_or_the_project():
     tree = ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= set(sys.stdlib_module_names) | {"numpy", "onnxruntime", "__future__"}
+    # `devices` only as the package it ships from; on the board the sibling `runtimes` (checked below)
+    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes"}
+
+
+def test_the_runtimes_module_imports_torch_only_for_executorch():
+    tree = ast.parse(Path(runtimes.__file__).read_text(), feature_version=(3, 8))
+    module_level = {n for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for n in imports(node)}
+    assert module_level <= set(sys.stdlib_module_names) | {"__future__"}
+    executorch = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "ExecuTorch")
+    elsewhere = [node for node in tree.body if node is not executorch]
+    assert "torch" in imports(executorch) and not any("torch" in imports(node) for node in elsewhere)
 
 
 def test_bundle_holds_model_hash_samples_budgets_and_script(bundle, run_dir):

@@ -1,0 +1,172 @@
+"""One way to run a model file in each on-device runtime: ONNX Runtime, OpenVINO, ncnn, ExecuTorch.
+
+Every runner is called the same way, `runner(x)` with a float32 NCHW array, and returns the model's
+outputs as numpy arrays with the batch first, so accuracy, parity and latency code is written once.
+Shipped in each bundle beside `validate_on_device.py` and imported by the pipeline, so the host
+runs a file the way the device does. Only the standard library and numpy at import time; each
+runtime's package is imported when a file of that runtime is opened, and a missing one is a
+`RuntimeMissing` error naming the pip command.
+
+ExecuTorch is the exception to "no torch": its Python runtime (`executorch.extension.pybindings`)
+links against libtorch and imports torch to load it. On a phone the app uses ExecuTorch's C++ or
+Java runtime; in Python there is no torch-free way to run a `.pte`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+
+# runtime -> the pip package that provides it (and that a bundle's script needs on the device)
+PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "ncnn": "ncnn", "executorch": "executorch"}
+
+
+class RuntimeMissing(Exception):
+    """The runtime a file or profile needs is not installed here."""
+
+
+def require(runtime: str):
+    """The runtime's Python package, or a `RuntimeMissing` naming the pip command."""
+    if runtime not in PACKAGES:
+        raise RuntimeMissing(f"unknown runtime {runtime!r}; known: {', '.join(PACKAGES)}")
+    try:
+        return importlib.import_module(PACKAGES[runtime])
+    except ImportError:
+        raise RuntimeMissing(
+            f"runtime {runtime} is not installed here: pip install {PACKAGES[runtime]} "
+            f"(or, in the edge-compress checkout, pip install -e '.[{runtime}]')"
+        ) from None
+
+
+def installed(runtime: str) -> bool:
+    return importlib.util.find_spec(PACKAGES[runtime]) is not None
+
+
+def runtime_of(path: Path) -> str:
+    """Which runtime a model file is for, from its name: .pte ExecuTorch, .param ncnn, .xml OpenVINO, .onnx ONNX Runtime."""
+    suffix = Path(path).suffix
+    for runtime, suffixes in {"executorch": (".pte",), "ncnn": (".param",), "openvino": (".xml",), "onnxruntime": (".onnx",)}.items():
+        if suffix in suffixes:
+            return runtime
+    raise ValueError(f"{path}: not a model file of a known runtime (.onnx, .pte, .param + .bin, .xml + .bin)")
+
+
+def model_files(path: Path) -> list[Path]:
+    """Every file the model needs on the device: ncnn and OpenVINO keep the weights in a .bin beside the graph."""
+    path = Path(path)
+    if path.suffix in (".param", ".xml"):
+        return [path, path.with_suffix(".bin")]
+    return [path]
+
+
+def open_runner(path: Path, runtime: str | None = None, threads: int = 1):
+    """A runner for the file in its runtime (given, or from the file name), on `threads` CPU threads."""
+    runtime = runtime or runtime_of(path)
+    return {"onnxruntime": OnnxRuntime, "openvino": OpenVino, "ncnn": Ncnn, "executorch": ExecuTorch}[runtime](Path(path), threads)
+
+
+class OnnxRuntime:
+    """Sequential execution, `threads` intra-op threads, all graph optimisations (what the device runs)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int, optimized_copy: Path | None = None):
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if optimized_copy is not None:
+            options.optimized_model_filepath = str(optimized_copy)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape
+        self.version = ort.__version__
+
+    def __call__(self, x):
+        return self.session.run(None, {self.input_name: x})
+
+
+class OpenVino:
+    """OpenVINO's CPU plugin on an IR (.xml + .bin) or an ONNX file, latency mode, `threads` threads,
+    f32 inference precision (OpenVINO's default hint on CPUs with bf16/fp16 units computes in reduced
+    precision, which moved logits by 1e-3 here: parity and accuracy are judged on what f32 gives)."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: Path, threads: int):
+        ov = require("openvino")
+        core = ov.Core()
+        model = core.read_model(str(path))
+        self.input_shape = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.outputs = list(self.compiled.outputs)
+        self.version = ov.__version__ if hasattr(ov, "__version__") else ov.get_version()
+
+    def __call__(self, x):
+        result = self.request.infer([x])
+        return [result[output].copy() for output in self.outputs]
+
+
+class Ncnn:
+    """ncnn on its .param + .bin, CPU only, `threads` threads, FP32 storage and arithmetic. ncnn's
+    default stores activations in FP16 wherever the CPU converts them (x86 F16C, Armv8.2), which
+    moved a trained CNN's logits by 6e-4 here against 3e-6 in FP32: parity, accuracy and latency are
+    all judged on the FP32 path an app gets by clearing `opt.use_fp16_*`. ncnn runs one sample at a
+    time (a Mat is C×H×W), so a batch is run sample by sample and stacked."""
+
+    runtime = "ncnn"
+
+    def __init__(self, path: Path, threads: int):
+        ncnn = require("ncnn")
+        self.ncnn = ncnn
+        self.net = ncnn.Net()
+        self.net.opt.num_threads = threads
+        self.net.opt.use_vulkan_compute = False
+        for option in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage"):
+            setattr(self.net.opt, option, False)
+        if self.net.load_param(str(path)) != 0 or self.net.load_model(str(path.with_suffix(".bin"))) != 0:
+            raise ValueError(f"{path}: ncnn could not load it (a layer type this ncnn build does not know, or a missing .bin)")
+        self.inputs, self.outputs = self.net.input_names(), self.net.output_names()
+        self.input_shape = None
+        self.version = getattr(ncnn, "__version__", "unknown")
+
+    def __call__(self, x):
+        import numpy as np
+
+        per_sample = []
+        for sample in x:
+            extractor = self.net.create_extractor()
+            extractor.input(self.inputs[0], self.ncnn.Mat(np.ascontiguousarray(sample)).clone())
+            per_sample.append([np.array(extractor.extract(name)[1]) for name in self.outputs])
+        return [np.stack([outputs[k] for outputs in per_sample]) for k in range(len(self.outputs))]
+
+
+class ExecuTorch:
+    """ExecuTorch's runtime on a .pte (XNNPACK-delegated where the exporter lowered it), `threads`
+    threads in XNNPACK's pool. Programs are exported at batch 1, so a batch runs sample by sample."""
+
+    runtime = "executorch"
+
+    def __init__(self, path: Path, threads: int):
+        require("executorch")
+        import torch
+        from executorch.extension.pybindings import portable_lib  # imports torch: its pybindings link libtorch
+
+        self.torch = torch
+        portable_lib._unsafe_reset_threadpool(threads)
+        self.module = portable_lib._load_for_executorch(str(path))
+        self.input_shape = None
+        self.version = importlib.metadata.version("executorch")
+
+    def __call__(self, x):
+        import numpy as np
+
+        per_sample = [self.module.forward((self.torch.from_numpy(np.ascontiguousarray(x[i : i + 1])),)) for i in range(len(x))]
+        return [np.concatenate([outputs[k].numpy() for outputs in per_sample]) for k in range(len(per_sample[0]))]
