@@ -16,7 +16,7 @@ PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 .PHONY: install quickstart test fashion-mnist
 
 install: $(VENV)
-	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor]'
+	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes]'
 
 quickstart: install
 	$(PYTHON) -m pipeline run recipes/quickstart.yaml

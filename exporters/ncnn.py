@@ -63,6 +63,7 @@ def export_ncnn(
 
 def unconverted_layers(param: Path) -> list[str]:
     """Layer types in the `.param` that are PyTorch names, not ncnn layers: what pnnx could not convert
-    (`F.grid_sample`, `torch.xxx`, `pnnx.Expression`, …); ncnn would refuse to load them."""
+    (`aten::sort`, `F.xxx`, `torch.xxx`, and the `pnnx.Expression` arguments they leave); ncnn would refuse to load them."""
     types = [line.split()[0] for line in param.read_text().splitlines()[2:] if line.strip()]
-    return sorted({t for t in types if re.search(r"[.]", t)})
+    foreign = {t for t in types if re.search(r"[.:]", t)}  # aten::sort, F.grid_sample, torch.xxx, pnnx.Expression
+    return sorted(foreign, key=lambda t: (t == "pnnx.Expression", t))  # the operator first, its leftover arguments after

@@ -359,7 +359,7 @@ def main(argv=None) -> int:
         return PASS
     try:
         results = validate(args.bundle, args.threads, args.out)
-    except (BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+    except (BundleError, runtimes.RuntimeMissing, OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
         print(f"error: {e}", file=sys.stderr)
         return CANNOT_JUDGE
     print_verdict(results)
