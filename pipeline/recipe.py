@@ -97,23 +97,25 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     except ValidationError as e:
         errors += format_error_lines(e, RecipeHeader)
     entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
+    runtimes: list[str] = []
     if header is not None:
-        errors += _check_devices(header.devices)
+        errors += _check_devices(header.devices, runtimes)
     if not errors:
-        errors += _check_stage_order(entries)
+        errors += _check_stage_order(entries, runtimes)
     if errors:
         raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
     return Recipe(header=header, stages=entries, sha256=hashlib.sha256(canonical).hexdigest())
 
 
-def _check_devices(devices: list[str]) -> list[str]:
+def _check_devices(devices: list[str], runtimes: list[str]) -> list[str]:
     """Every device profile must load (names or paths, validated like recipes), so `recipe check`
-    catches a typo or a broken profile instead of the first validate stage."""
+    catches a typo or a broken profile instead of the first validate stage. Collects the runtimes
+    the devices admit into `runtimes`."""
     errors = []
     for i, device in enumerate(devices):
         try:
-            load_profile(device)
+            runtimes += [r for r in load_profile(device).runtimes if r not in runtimes]
         except DeviceProfileError as e:
             errors.append(f"  - devices.{i}: " + str(e).replace("\n", "\n    "))
     return errors
@@ -140,7 +142,7 @@ def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
     return entries
 
 
-def _check_stage_order(entries: list[StageEntry]) -> list[str]:
+def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) -> list[str]:
     """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
     each stage's own static check (if it declares one) must pass against the stages before it."""
     available: set[str] = set()
@@ -160,7 +162,7 @@ def _check_stage_order(entries: list[StageEntry]) -> list[str]:
                 f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
             )
         if spec.check is not None:
-            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers)
+            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
             errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, earlier)]
         if spec.changes_model:
             available.clear()

@@ -139,3 +139,28 @@ def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):
     message = error_of(tiny_recipe)
     assert "devices.1: unknown device 'pi9'; known:" in message
     assert "devices.2:" in message and "cpu: Input should be" in message and "cores: required field is missing" in message
+
+
+@pytest.mark.parametrize("runtimes, devices, message", [
+    (["ncnn"], ["host"], r"stages\.1\.export: runtime ncnn is asked for but not installed: pip install -e '\.\[ncnn\]' \(or pip install ncnn\)$"),
+    ("auto", ["raspberry-pi-zero-2w"], r"runtime ncnn is asked for but not installed: .*\(runtimes: auto, and a device of the recipe runs it\)"),
+])
+def test_a_runtime_that_is_not_installed_is_refused_before_anything_runs(tiny_recipe, monkeypatch, runtimes, devices, message):
+    monkeypatch.setattr("pipeline.runtime.runtime_exports.installed", lambda runtime: runtime != "ncnn")
+    tiny_recipe["stages"] = [tiny_recipe["stages"][0], {"export": {"runtimes": runtimes}}]
+    tiny_recipe["devices"] = devices
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(tiny_recipe)
+    tiny_recipe["devices"] = ["intel-n100"]  # admits onnxruntime and openvino only: auto asks for no ncnn
+    if runtimes == "auto":
+        parse_recipe(tiny_recipe)
+
+
+def test_an_unknown_runtime_is_refused_listing_the_known_ones(tiny_recipe, tmp_path):
+    tiny_recipe["stages"] = [tiny_recipe["stages"][0], {"export": {"runtimes": ["tflite"]}}]
+    assert "stages.1.export.runtimes" in error_of(tiny_recipe) and "'onnxruntime', 'openvino', 'ncnn' or 'executorch'" in error_of(tiny_recipe)
+    board = tmp_path / "board.yaml"
+    board.write_text(open("devices/host.yaml").read().replace("runtimes: [", "runtimes: [tensorrt, "))
+    tiny_recipe["stages"] = [tiny_recipe["stages"][0]]
+    tiny_recipe["devices"] = [str(board)]
+    assert "runtimes.0: Input should be 'onnxruntime', 'openvino', 'ncnn' or 'executorch'" in error_of(tiny_recipe)

@@ -74,7 +74,8 @@ class Earlier:
     """What the stages before this one leave, as a recipe-time check sees it.
 
     `capabilities` are what they declared they add to the model (`heads`); `names` are the recipe's
-    stage names, for configs that name a stage themselves (a teacher `before:prune`). `makers` says
+    stage names, for configs that name a stage themselves (a teacher `before:prune`);
+    `device_runtimes` what the recipe's devices can run. `makers` says
     which registered stages add a capability, so an error can say what to put first without a
     stage naming another.
     """
@@ -82,6 +83,7 @@ class Earlier:
     names: tuple[str, ...]
     capabilities: frozenset[str]
     makers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    device_runtimes: tuple[str, ...] = ()  # every runtime the recipe's device profiles admit
 
     def who_adds(self, capability: str) -> str:
         return " or ".join(self.makers.get(capability, ())) or f"a stage adding {capability}"

@@ -63,7 +63,8 @@ class ExportConfig(BaseModel):
 
 
 def check_export(cfg: ExportConfig, earlier: Earlier) -> list[str]:
-    problems = missing_runtimes(cfg.runtimes) if cfg.runtimes != "auto" else []
+    asked = earlier.device_runtimes if cfg.runtimes == "auto" else cfg.runtimes
+    problems = [p + (" (runtimes: auto, and a device of the recipe runs it)" if cfg.runtimes == "auto" else "") for p in missing_runtimes(list(asked))]
     if cfg.exits and "heads" not in earlier.capabilities:
         problems.append(f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export")
     return problems

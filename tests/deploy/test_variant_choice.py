@@ -83,3 +83,33 @@ def test_the_wider_widths_say_what_they_break():
 def test_when_no_width_meets_the_budgets_the_fastest_file_ships():
     chosen, reason = choose(toy_widths(0.001))
     assert chosen.artifact == "onnx_int8@w0.25" and "breaks 1 budget" in reason
+
+
+def toy_runtimes(limit_ms: float, admitted: set[str]) -> list[Candidate]:
+    """Each runtime × precision on a toy latency table (ms): ExecuTorch INT8 fastest, OpenVINO slowest."""
+    table = {"onnx_fp32": 0.30, "onnx_int8": 0.20, "executorch_fp32": 0.28, "executorch_int8": 0.12, "ncnn_fp32": 0.25, "openvino_fp32": 0.9, "openvino_int8": 0.6}
+    runtime = {"onnx": "onnxruntime", "executorch": "executorch", "ncnn": "ncnn", "openvino": "openvino"}
+    rows = []
+    for artifact, p50 in table.items():
+        if runtime[artifact.split("_")[0]] in admitted:
+            budgets = {"max_latency_p90_ms": {"value": p50, "limit": limit_ms, "passed": p50 <= limit_ms}}
+            rows.append(Candidate(artifact, 50.0, p50, 0.005, budgets, runtime=runtime[artifact.split("_")[0]]))
+    return rows
+
+
+@pytest.mark.parametrize("admitted, expected", [
+    ({"onnxruntime", "executorch", "ncnn", "openvino"}, "executorch_int8"),
+    ({"onnxruntime", "ncnn"}, "onnx_int8"),
+    ({"ncnn", "openvino"}, "ncnn_fp32"),
+    ({"openvino"}, "openvino_int8"),
+])
+def test_each_device_gets_the_fastest_passing_file_among_its_runtimes(admitted, expected):
+    chosen, reason = choose(toy_runtimes(1.0, admitted))
+    assert chosen.artifact == expected and reason.startswith(f"{expected} meets every budget")
+
+
+def test_a_faster_file_that_breaks_a_budget_does_not_ship():
+    rows = toy_runtimes(1.0, {"executorch", "ncnn"})
+    rows[1].budgets["max_size_kb"] = {"value": 50.0, "limit": 40.0, "passed": False}  # executorch_int8, the fastest
+    chosen, reason = choose(rows)
+    assert chosen.artifact == "ncnn_fp32" and "executorch_int8 breaks max_size_kb" in reason
