@@ -79,6 +79,15 @@ def test_each_runtimes_bundle_runs_on_a_board_without_torch(run, tmp_path, devic
     results = json.loads((tmp_path / "r.json").read_text())
     runtime = json.loads((run / "report.json").read_text())["devices"][device]["runtime"]
     assert results["platform"]["runtime"] == runtime and results["agreement_with_host"] == 1.0
+    calibrated = tmp_path / "calibrated.yaml"
+    done = CliRunner().invoke(main, ["devices", "calibrate", str(run.parent / f"{device}.yaml"), str(tmp_path / "r.json"), "--run", str(run), "-o", str(calibrated)])
+    assert done.exit_code == 0, done.output
+    profile = yaml.safe_load(calibrated.read_text())
+    if runtime == "onnxruntime":
+        assert not profile.get("runtime_factors") and profile["latency_factor_source"] == "calibrated"
+    else:  # an Arm-tuned runtime gains differently on a board: its own factor, the profile's stays for the others
+        assert set(profile["runtime_factors"]) == {runtime} and profile["latency_factor"] == BOARD["latency_factor"]
+        assert f"{runtime}: calibrated" in profile["runtime_factors_note"]
 
 
 def test_a_bundle_run_without_its_runtime_names_the_package(run, tmp_path):

@@ -1,6 +1,8 @@
 """`compress devices calibrate`: turn an on-device run into a measured host-to-device latency factor.
 
-factor = device p50 / host p50 for the same model file at the same thread count. The host figure is
+factor = device p50 / host p50 for the same model file at the same thread count. Results of a
+bundle of another runtime (ExecuTorch, ncnn, OpenVINO) calibrate that runtime's own factor
+(`runtime_factors`), since an Arm-tuned runtime gains differently on the board than on the host. The host figure is
 measured here, now, when a run folder holding that file is given (the factor then fits this host,
 which is what later runs multiply), else taken from the bundle (the host that made it). The result is
 a copy of the profile with `latency_factor_source: calibrated`, written to a user file: a shipped
@@ -55,7 +57,8 @@ def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = Non
     one_thread = (results.get("latency_one_thread_ms") or {}).get("p50") or (device_p50 if threads == 1 else None)
     if run_dir is not None:
         model = model_in_run(run_dir, results["model_sha256"])
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in on_device.session(model, 1).get_inputs()[0].shape]
+        onnx_file = RunFolder(run_dir).artifacts()["onnx_fp32"]  # every run has it; its input shape is the model's
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in on_device.session(onnx_file, 1).get_inputs()[0].shape]
         host_p50 = measure_latency(model, np.zeros(shape, dtype=np.float32), HOST_THREADS)["p50"]
         host_source = f"measured now on one thread of this host ({model.name})"
     else:
@@ -64,9 +67,10 @@ def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = Non
             raise UserError("the bundle recorded no host latency for this model; give --run RUN_DIR to measure it here")
         host_p50 = host["p50"]
         host_source = "recorded in the bundle by the host that made it"
+    runtime = results["platform"].get("runtime", "onnxruntime")
     where = (
         f"model {results['model_sha256'][:16]}…, {results['platform'].get('machine')} {results['platform'].get('system')}, "
-        f"onnxruntime {results['platform'].get('onnxruntime')}"
+        f"{runtime} {results['platform'].get(runtime)}"
     )
     update = {"latency_factor_source": "calibrated", "sources": [*profile.sources, f"on-device results {results_path.name} (model {results['model_sha256'][:16]}…)"]}
     if one_thread is not None:  # the device timed one thread: factor and speed-up are both measured
@@ -89,6 +93,11 @@ def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = Non
             f"calibrated {date.today().isoformat()}: device p50 {device_p50:.4g} ms at {threads} threads x nominal speed-up "
             f"{profile.thread_speedup} / host one-thread p50 {host_p50:.4g} ms ({host_source}), {where}"
         )
+    if runtime != "onnxruntime":  # the factor is that runtime's own; the profile's stays for the others
+        factor, note = update.pop("latency_factor"), update.pop("latency_factor_note")
+        update["latency_factor_source"] = profile.latency_factor_source
+        update["runtime_factors"] = {**profile.runtime_factors, runtime: factor}
+        update["runtime_factors_note"] = (profile.runtime_factors_note + " " if profile.runtime_factors_note else "") + f"{runtime}: {note}"
     calibrated = profile.model_copy(update=update)
     return DeviceProfile.model_validate(calibrated.model_dump()), {"device_p50_ms": device_p50, "host_p50_ms": host_p50, "previous_factor": profile.latency_factor}
 

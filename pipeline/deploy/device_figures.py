@@ -93,8 +93,8 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
     budgets judged on it. `noise` is the timing's p10-p90 width, scaled the same way: a difference
     between files smaller than that is not a difference."""
     measured = variant.host_latency
-    latency = {q: profile.estimate_ms(measured[q]) for q in ("p50", "p90", "p99")}
-    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"])
+    latency = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
+    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)
     figures = {
         "size_kb": variant.size / 1024,
         "size_gzip_kb": variant.size_gzip / 1024,

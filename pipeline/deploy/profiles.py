@@ -65,6 +65,10 @@ class DeviceProfile(BaseModel):
     thread_speedup_source: Literal["nominal", "calibrated"] = Field("nominal", description="calibrated: from an on-device run at 1 and at `threads` threads")
     thread_speedup_note: str = Field("", description="how the speed-up was obtained (required when threads > 1)")
     sources: list[str] = Field(default_factory=list, description="where the figures come from (datasheets, product pages, calibration runs)")
+    runtime_factors: dict[Literal[RUNTIMES], float] = Field(
+        default_factory=dict, description="a runtime's own host-to-device factor where an on-device run of it calibrated one; others use latency_factor"
+    )
+    runtime_factors_note: str = Field("", description="how each runtime factor was obtained")
     runtimes: list[Literal[RUNTIMES]] = Field(
         default_factory=lambda: ["onnxruntime"], min_length=1,
         description="the runtimes an app on this device can run; validate ships the fastest passing file among them (of those export built)",
@@ -83,13 +87,19 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"thread_speedup_note: a {self.threads}-thread profile must say where its thread_speedup ({self.thread_speedup}) comes from")
         if self.latency_factor_source == "measured" and self.threads != 1:
             raise ValueError("latency_factor_source measured means the host's own one-thread timing, so threads must be 1")
+        if any(f <= 0 for f in self.runtime_factors.values()):
+            raise ValueError(f"runtime_factors: every factor must be above 0 (got {self.runtime_factors})")
+        if self.runtime_factors and not self.runtime_factors_note:
+            raise ValueError("runtime_factors_note: say where the runtime factors come from (a calibration run)")
         if not self.budgets.model_dump(exclude_none=True):
             raise ValueError(f"budgets: the profile sets none, so it would pass any model; set at least one of {', '.join(Budgets.model_fields)}")
         return self
 
-    def estimate_ms(self, host_one_thread_ms: float) -> float:
-        """The device's latency at its thread count, from the host's one-thread latency."""
-        return round(host_one_thread_ms * self.latency_factor / self.thread_speedup, 5)
+    def estimate_ms(self, host_one_thread_ms: float, runtime: str = "onnxruntime") -> float:
+        """The device's latency at its thread count, from the host's one-thread latency in the same
+        runtime: the runtime's calibrated factor where there is one, else the profile's."""
+        factor = self.runtime_factors.get(runtime, self.latency_factor)
+        return round(host_one_thread_ms * factor / self.thread_speedup, 5)
 
     @property
     def latency_kind(self) -> str:

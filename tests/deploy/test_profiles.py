@@ -56,6 +56,10 @@ def write_profile(tmp_path, **changes):
         ({"sources": []}, "sources: a nominal or calibrated profile must say where its figures come from"),
         ({"budgets": {"max_latency_p90_ms": -1}}, "budgets.max_latency_p90_ms: Input should be greater than 0"),
         ({"latency_factor_source": "guessed"}, "latency_factor_source: Input should be 'measured', 'nominal' or 'calibrated'"),
+        ({"runtimes": []}, "runtimes: List should have at least 1 item"),
+        ({"runtimes": ["onnxruntime", "tflite"]}, "runtimes.1: Input should be 'onnxruntime', 'openvino', 'ncnn' or 'executorch'"),
+        ({"runtime_factors": {"ncnn": 3.0}}, "runtime_factors_note: say where the runtime factors come from"),
+        ({"runtime_factors": {"ncnn": 0.0}, "runtime_factors_note": "x"}, "every factor must be above 0"),
     ],
 )
 def test_bad_profiles_are_refused_naming_the_field(tmp_path, changes, message):
@@ -100,3 +104,9 @@ def test_the_device_estimate_is_the_one_thread_host_figure_scaled():
     pi = load_profile("raspberry-pi-4")
     assert pi.estimate_ms(0.1) == round(0.1 * pi.latency_factor / pi.thread_speedup, 5)
     assert load_profile("host").estimate_ms(0.1) == 0.1
+
+
+def test_a_runtime_with_its_own_calibrated_factor_is_estimated_with_it(tmp_path):
+    pi = load_profile(write_profile(tmp_path, runtime_factors={"ncnn": 3.0}, runtime_factors_note="calibrated on a board"))
+    assert pi.estimate_ms(0.1, "ncnn") == round(0.1 * 3.0 / pi.thread_speedup, 5)
+    assert pi.estimate_ms(0.1, "executorch") == pi.estimate_ms(0.1) == round(0.1 * pi.latency_factor / pi.thread_speedup, 5)
