@@ -32,7 +32,8 @@ def export_openvino(
     ov = require("openvino")
     path = Path(path)
     try:
-        model = ov.Core().read_model(str(onnx_file))
+        core = ov.Core()  # alive while its model is used (see runtimes.OpenVino)
+        model = core.read_model(str(onnx_file))
     except Exception as e:
         raise ExportUnsupported(f"openvino cannot read {Path(onnx_file).name}: {first_line(e)}") from e
     if metadata:

@@ -27,7 +27,8 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    log.propagate = False  # a library that configures the root logger on import (ExecuTorch does) must not print each line twice
+    if not logging.getLogger().handlers:  # a library calling logging.basicConfig on import (ExecuTorch does) would print each line twice;
+        logging.getLogger().addHandler(logging.NullHandler())  # basicConfig does nothing once the root logger has a handler
 
 
 def friendly_errors(command):

@@ -44,8 +44,11 @@ def run(tmp_path_factory) -> Path:
     ]
     recipe["devices"] = [profile(folder, "ncnn-board", ["ncnn"]), profile(folder, "openvino-box", ["openvino", "onnxruntime"]), profile(folder, "phone", ["executorch"])]
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    result = CliRunner().invoke(main, ["run", str(folder / "recipe.yaml"), "--out", str(folder / "run"), "--quiet"])
-    assert result.exit_code == 0, result.output
+    # A process of its own, as a user's run is: after an in-process image-folder run (test_e2e), OpenVINO's
+    # validate crashed pytest itself with SIGSEGV, which no single `compress run` has shown (see docs/design.md)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder / "recipe.yaml"), "--out", str(folder / "run"), "--quiet"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
     return folder / "run"
 
 
@@ -75,7 +78,7 @@ def test_each_runtimes_bundle_runs_on_a_board_without_torch(run, tmp_path, devic
     assert made.exit_code == 0, made.output
     done = subprocess.run([sys.executable, on_device.__file__, str(bundle), "--out", str(tmp_path / "r.json")],
                           cwd=tmp_path, env=without_torch(tmp_path), capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1) and (tmp_path / "r.json").is_file(), done.stderr[-3000:]
     results = json.loads((tmp_path / "r.json").read_text())
     runtime = json.loads((run / "report.json").read_text())["devices"][device]["runtime"]
     assert results["platform"]["runtime"] == runtime and results["agreement_with_host"] == 1.0

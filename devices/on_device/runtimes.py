@@ -100,7 +100,7 @@ class OpenVino:
 
     def __init__(self, path: Path, threads: int):
         ov = require("openvino")
-        core = ov.Core()
+        self.core = core = ov.Core()  # kept alive as long as what it compiled: a compiled model outliving its Core crashed the process here
         model = core.read_model(str(path))
         self.input_shape = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
@@ -150,7 +150,8 @@ class Ncnn:
 
 class ExecuTorch:
     """ExecuTorch's runtime on a .pte (XNNPACK-delegated where the exporter lowered it), `threads`
-    threads in XNNPACK's pool. Programs are exported at batch 1, so a batch runs sample by sample."""
+    threads in XNNPACK's pool, which is one per process: runners alive at the same time must use
+    the same thread count. Programs are exported at batch 1, so a batch runs sample by sample."""
 
     runtime = "executorch"
 
@@ -160,7 +161,10 @@ class ExecuTorch:
         from executorch.extension.pybindings import portable_lib  # imports torch: its pybindings link libtorch
 
         self.torch = torch
-        portable_lib._unsafe_reset_threadpool(threads)
+        if portable_lib._threadpool_get_thread_count() != threads:
+            # "unsafe": programs already loaded keep using the old pool, and one run after a reset
+            # crashed the process (SIGSEGV) here. Reset only on a real change, with no other program alive.
+            portable_lib._unsafe_reset_threadpool(threads)
         self.module = portable_lib._load_for_executorch(str(path))
         self.input_shape = None
         self.version = importlib.metadata.version("executorch")

@@ -269,6 +269,8 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             runner = runtimes.open_runner(model, runtime, threads)
             predicted = predictions(runner, inputs)
             latency = measure_latency(runner, inputs)
+        version = runner.version
+        del runner  # ExecuTorch has one thread pool per process: no program may outlive a change of its size
         one_thread = None
         if threads > 1:  # the host estimates from one thread; this pair calibrates the thread speed-up
             with pinned(1):
@@ -310,7 +312,7 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
                 "release": platform.release(),
                 "python": platform.python_version(),
                 "runtime": runtime,
-                runtime: runner.version,
+                runtime: version,
                 "numpy": np.__version__,
                 "cpu_count": os.cpu_count(),
             },

@@ -63,8 +63,9 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
         admitted = [v for v in variants if v.runtime in profile.runtimes]
         if not admitted:
             raise StageError(
-                f"device {profile.name} runs {', '.join(profile.runtimes)}, and this run made files for {', '.join(sorted({v.runtime for v in variants}))} only: "
-                f"add the device's runtimes to export.runtimes (or `auto`)"
+                f"device {profile.name} runs {', '.join(profile.runtimes)} (its profile's runtimes), and the files measured are for "
+                f"{', '.join(sorted({v.runtime for v in variants}))} only: in a recipe, add the device's runtimes to export.runtimes (or `auto`); "
+                f"for a file made elsewhere, judge it against a profile that admits its runtime"
             )
         judged = {variant.name: device_figures(variant, profile) for variant in admitted}
         candidates = [

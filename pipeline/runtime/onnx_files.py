@@ -36,7 +36,7 @@ def file_accuracy(path: Path, split: Split, metric: Metric = top1, batch_size: i
     """The metric of a model file of any runtime (`runtimes.runtime_of`), run in that runtime."""
     if runtimes.runtime_of(path) == "onnxruntime":
         return onnx_accuracy(path, split, batch_size, metric)
-    runner = runtimes.open_runner(path, threads=0 if runtimes.runtime_of(path) == "openvino" else os.cpu_count() or 1)
+    runner = runtimes.open_runner(path, threads=HOST_THREADS)  # ExecuTorch's one pool per process: every host runner the same size
     logits, labels = [], []
     for x, y, _ in split.batches(batch_size):
         logits.append(runner(np.ascontiguousarray(x.numpy(), dtype=np.float32))[0])
