@@ -27,8 +27,8 @@ def setup_logging(quiet: bool, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    if not logging.getLogger().handlers:  # a library calling logging.basicConfig on import (ExecuTorch does) would print each line twice;
-        logging.getLogger().addHandler(logging.NullHandler())  # basicConfig does nothing once the root logger has a handler
+    if not logging.getLogger().handlers:  # so a library's logging.basicConfig on import (ExecuTorch's) adds no second printer
+        logging.getLogger().addHandler(logging.NullHandler())
 
 
 def friendly_errors(command):

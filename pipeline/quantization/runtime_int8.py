@@ -17,13 +17,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from devices.on_device.runtimes import model_files, open_runner
 from exporters.parity import reject
+from pipeline.core.checkpoints import width_model
 from pipeline.core.errors import StageError
-from pipeline.runtime.runtime_exports import INT8_PATHS, NO_INT8, export_for_runtime
+from pipeline.core.state import ModelState, artifact_runtime, artifact_width, runtime_artifact, width_artifact
+from pipeline.runtime.onnx_files import file_accuracy
+from pipeline.runtime.runtime_exports import INT8_PATHS, NO_INT8, export_for_runtime, file_name
 
 
 def runtime_int8_file(
@@ -51,3 +55,32 @@ def has_int8(runtime: str, log: logging.Logger) -> bool:
         log.info(f"quantize: no INT8 file for {runtime}: {NO_INT8[runtime]}")
         return False
     return True
+
+
+def runtime_int8_files(state: ModelState, ctx, fp32_names: list[str], samples: torch.Tensor, parity_samples: int, min_top1_agreement: float, qdq: bool) -> dict:
+    """The INT8 twin of each other runtime's FP32 file `export` built, where the runtime has an INT8 path
+    (above), with its accuracy measured in that runtime. `ctx` is the quantize stage's context;
+    `qdq`: its ONNX INT8 file is QDQ (the format OpenVINO's INT8 is read from)."""
+    rows = {}
+    parity_inputs = ctx.data.test.take(parity_samples)[0]
+    for name in fp32_names:
+        runtime, width = artifact_runtime(name), artifact_width(name)
+        if not has_int8(runtime, ctx.log) or (runtime == "openvino" and not qdq):
+            continue
+        fp32 = ctx.resolve(state.artifacts[name])
+        out, ref = ctx.artifact(int8_name(width, runtime))
+        qdq = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
+        module = width_model(state.model, state.widths, width, ctx.resolve)
+        metadata = {p.key: p.value for p in onnx.load(str(qdq)).metadata_props}
+        with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
+            figures = runtime_int8_file(runtime, module, fp32, qdq, out, samples, parity_inputs, min_top1_agreement, metadata)
+        int8 = runtime_artifact(runtime, "int8", width)
+        state.artifacts[int8] = ref
+        rows[int8] = {"file": ref, "accuracy": round(file_accuracy(out, ctx.data.test, metric=ctx.metric), 5), **figures}
+        ctx.log.info(f"quantize {runtime}: {ref}, agreement with FP32 {figures['top1_agreement_with_fp32']:.4f}, accuracy {rows[int8]['accuracy']:.4f}")
+    return rows
+
+
+def int8_name(width: float, runtime: str) -> str:
+    """model.int8.pte, model-w0.5.int8.xml, …: the runtime's file name with `.int8` before its suffix."""
+    return file_name(("model" if width == 1 else f"model-w{width:g}") + ".int8", runtime)

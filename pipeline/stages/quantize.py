@@ -27,14 +27,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import ParityError, onnx_logits, set_metadata
-from pipeline.core.checkpoints import width_model
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, runtime_artifact, width_artifact
+from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, width_artifact
 from pipeline.quantization import accuracy_aware, inc_backend, ort_backend, qat
 from pipeline.quantization.qat import QATConfig
-from pipeline.quantization.runtime_int8 import has_int8, runtime_int8_file
-from pipeline.runtime.onnx_files import file_accuracy, int8_coverage, onnx_accuracy
-from pipeline.runtime.runtime_exports import file_name
+from pipeline.quantization.runtime_int8 import runtime_int8_files
+from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 
@@ -132,36 +130,8 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
         ctx.metrics["widths"] = rows
     runtime_files = [n for n in state.artifacts if artifact_kind(n).endswith("_fp32") and artifact_runtime(n) != "onnxruntime"]
     if runtime_files:
-        ctx.metrics["runtimes"] = quantize_runtimes(cfg, state, ctx, runtime_files, torch.from_numpy(samples))
+        ctx.metrics["runtimes"] = runtime_int8_files(state, ctx, runtime_files, torch.from_numpy(samples), cfg.parity_samples, cfg.min_top1_agreement, cfg.format == "qdq")
     return state
-
-
-def quantize_runtimes(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32_names: list[str], samples: torch.Tensor) -> dict:
-    """The INT8 twin of each other runtime's FP32 file `export` built, where the runtime has an INT8 path
-    (`pipeline/quantization/runtime_int8.py`), with its accuracy measured in that runtime."""
-    rows = {}
-    parity_inputs = ctx.data.test.take(cfg.parity_samples)[0]
-    for name in fp32_names:
-        runtime, width = artifact_runtime(name), artifact_width(name)
-        if not has_int8(runtime, ctx.log) or (runtime == "openvino" and cfg.format != "qdq"):
-            continue
-        fp32 = ctx.resolve(state.artifacts[name])
-        out, ref = ctx.artifact(int8_name(width, runtime))
-        qdq = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
-        module = width_model(state.model, state.widths, width, ctx.resolve)
-        metadata = {p.key: p.value for p in onnx.load(str(qdq)).metadata_props}
-        with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
-            figures = runtime_int8_file(runtime, module, fp32, qdq, out, samples, parity_inputs, cfg.min_top1_agreement, metadata)
-        int8 = runtime_artifact(runtime, "int8", width)
-        state.artifacts[int8] = ref
-        rows[int8] = {"file": ref, "accuracy": round(file_accuracy(out, ctx.data.test, metric=ctx.metric), 5), **figures}
-        ctx.log.info(f"quantize {runtime}: {ref}, agreement with FP32 {figures['top1_agreement_with_fp32']:.4f}, accuracy {rows[int8]['accuracy']:.4f}")
-    return rows
-
-
-def int8_name(width: float, runtime: str) -> str:
-    """model.int8.pte, model-w0.5.int8.xml, …: the runtime's file name with `.int8` before its suffix."""
-    return file_name(("model" if width == 1 else f"model-w{width:g}") + ".int8", runtime)
 
 
 def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32: Path, out: Path, samples: np.ndarray) -> dict:
