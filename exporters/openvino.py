@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.on_device.runtimes import open_runner, require
+from devices.on_device.runtimes import open_runner, openvino_core, require
 from exporters.parity import ExportResult, ExportUnsupported, check_parity, first_line, write_sidecar
 
 
@@ -32,8 +32,7 @@ def export_openvino(
     ov = require("openvino")
     path = Path(path)
     try:
-        core = ov.Core()  # alive while its model is used (see runtimes.OpenVino)
-        model = core.read_model(str(onnx_file))
+        model = openvino_core().read_model(str(onnx_file))  # the process's one Core (see runtimes.openvino_core)
     except Exception as e:
         raise ExportUnsupported(f"openvino cannot read {Path(onnx_file).name}: {first_line(e)}") from e
     if metadata:

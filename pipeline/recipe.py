@@ -101,7 +101,7 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     if header is not None:
         errors += _check_devices(header.devices, runtimes)
     if not errors:
-        errors += _check_stage_order(entries, runtimes, header.data.starts_workers)
+        errors += _check_stage_order(entries, runtimes)
     if errors:
         raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
@@ -142,7 +142,7 @@ def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
     return entries
 
 
-def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str], data_workers: bool = False) -> list[str]:
+def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) -> list[str]:
     """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
     each stage's own static check (if it declares one) must pass against the stages before it."""
     available: set[str] = set()
@@ -162,7 +162,7 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str], da
                 f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
             )
         if spec.check is not None:
-            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes), data_workers)
+            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
             errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, earlier)]
         if spec.changes_model:
             available.clear()

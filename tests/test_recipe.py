@@ -164,15 +164,3 @@ def test_an_unknown_runtime_is_refused_listing_the_known_ones(tiny_recipe, tmp_p
     tiny_recipe["stages"] = [tiny_recipe["stages"][0]]
     tiny_recipe["devices"] = [str(board)]
     assert "runtimes.0: Input should be 'onnxruntime', 'openvino', 'ncnn' or 'executorch'" in error_of(tiny_recipe)
-
-
-def test_openvino_with_data_read_by_worker_processes_is_refused_naming_the_fix(tiny_recipe, tmp_path):
-    tiny_recipe["data"] = {"source": "image_folder", "path": str(tmp_path)}
-    tiny_recipe["stages"] = [tiny_recipe["stages"][0], {"export": {"runtimes": ["onnxruntime", "openvino"]}}]
-    assert "stages.1.export: runtime openvino with data read by DataLoader worker processes" in error_of(tiny_recipe)
-    assert "set data.workers: 0" in error_of(tiny_recipe)
-    tiny_recipe["data"]["workers"] = 0
-    parse_recipe(tiny_recipe)
-    tiny_recipe["stages"][1]["export"]["runtimes"] = ["ncnn"]
-    del tiny_recipe["data"]["workers"]
-    parse_recipe(tiny_recipe)

@@ -44,8 +44,7 @@ def run(tmp_path_factory) -> Path:
     ]
     recipe["devices"] = [profile(folder, "ncnn-board", ["ncnn"]), profile(folder, "openvino-box", ["openvino", "onnxruntime"]), profile(folder, "phone", ["executorch"])]
     (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    # A process of its own, as a user's run is: after an in-process image-folder run (test_e2e), OpenVINO's
-    # validate crashed pytest itself with SIGSEGV, which no single `compress run` has shown (see docs/design.md)
+    # A process of its own, as a user's run is (the CLI's exit code and stderr, not CliRunner's)
     done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder / "recipe.yaml"), "--out", str(folder / "run"), "--quiet"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -102,3 +101,26 @@ def test_a_bundle_run_without_its_runtime_names_the_package(run, tmp_path):
     (shadow / "__init__.py").write_text("raise ImportError('no ncnn on this board')\n")
     done = subprocess.run([sys.executable, on_device.__file__, str(bundle)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "runtime ncnn is not installed here: pip install ncnn" in done.stderr
+
+
+def test_openvino_after_streamed_data_runs_to_the_end(tmp_path):
+    """Images read by DataLoader workers, then OpenVINO files checked, quantized and timed in one
+    process: the run used to die with SIGSEGV after writing its report (see docs/design.md)."""
+    from tests.data.test_streamed_sources import write_images
+
+    write_images(tmp_path / "images" / "train", per_class=24, size=(28, 28))
+    write_images(tmp_path / "images" / "test", per_class=8, size=(28, 28), seed=1)
+    recipe = copy.deepcopy(TINY_RECIPE)
+    recipe["data"] = {"source": "image_folder", "path": str(tmp_path / "images"), "batch_size": 16, "workers": 2}
+    recipe["stages"] = [
+        {"train": {"epochs": 1, "lr": 0.01}},
+        {"export": {"runtimes": ["openvino"], "parity_samples": 16}},
+        {"quantize": {"calibration_samples": 32, "parity_samples": 24, "min_top1_agreement": 0.3}},
+        {"validate": {"runs": 20, "warmup": 2}},
+    ]
+    recipe["devices"] = [profile(tmp_path, "openvino-box", ["openvino", "onnxruntime"])]
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+    assert {"openvino_fp32", "openvino_int8"} <= set(json.loads((tmp_path / "run" / "report.json").read_text())["artifacts"])

@@ -91,6 +91,26 @@ class OnnxRuntime:
         return self.session.run(None, {self.input_name: x})
 
 
+_OPENVINO_CORE = None
+
+
+def openvino_core():
+    """The process's one OpenVINO `Core`, made on first use and never released.
+
+    OpenVINO's CPU plugin gives the main thread an alternate signal stack of its own when a Core
+    first compiles, and on release puts back the stack it found. Two Cores released in the order
+    they were made (not the reverse) leave the thread pointing at the first one's freed stack; the
+    next signal with a Python handler (SIGCHLD once DataLoader workers have run, Ctrl-C) then cannot
+    be delivered and the kernel kills the process with SIGSEGV. One Core for the whole process means
+    one plugin, one stack, nothing put back out of order; it also keeps every compiled model's Core
+    alive, which a compiled model outliving its Core needs.
+    """
+    global _OPENVINO_CORE
+    if _OPENVINO_CORE is None:
+        _OPENVINO_CORE = require("openvino").Core()
+    return _OPENVINO_CORE
+
+
 class OpenVino:
     """OpenVINO's CPU plugin on an IR (.xml + .bin) or an ONNX file, latency mode, `threads` threads,
     f32 inference precision (OpenVINO's default hint on CPUs with bf16/fp16 units computes in reduced
@@ -100,7 +120,7 @@ class OpenVino:
 
     def __init__(self, path: Path, threads: int):
         ov = require("openvino")
-        self.core = core = ov.Core()  # kept alive as long as what it compiled: a compiled model outliving its Core crashed the process here
+        core = openvino_core()
         model = core.read_model(str(path))
         self.input_shape = [d.get_length() if d.is_static else None for d in model.input(0).get_partial_shape()]
         config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}

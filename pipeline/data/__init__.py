@@ -24,9 +24,6 @@ from pipeline.data.splits import InMemory, Split
 STATS_SAMPLE = 2048  # images read to estimate a streamed training split's per-channel mean and std
 
 
-STREAMED_SOURCES = ("image_folder", "dataset")  # read by DataLoader workers; the others are arrays in memory
-
-
 class DataConfig(BaseModel):
     """Where the data comes from and how it is split."""
 
@@ -58,11 +55,6 @@ class DataConfig(BaseModel):
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"std values must be positive (got {self.std})")
         return self
-
-    @property
-    def starts_workers(self) -> bool:
-        """Whether reading the data starts DataLoader worker processes (streamed sources, workers not 0)."""
-        return self.source in STREAMED_SOURCES and self.workers != 0
 
     @field_validator("source")
     @classmethod

@@ -84,7 +84,6 @@ class Earlier:
     capabilities: frozenset[str]
     makers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     device_runtimes: tuple[str, ...] = ()  # every runtime the recipe's device profiles admit
-    data_workers: bool = False  # whether the recipe's data is read by DataLoader worker processes
 
     def who_adds(self, capability: str) -> str:
         return " or ".join(self.makers.get(capability, ())) or f"a stage adding {capability}"

@@ -65,12 +65,6 @@ class ExportConfig(BaseModel):
 def check_export(cfg: ExportConfig, earlier: Earlier) -> list[str]:
     asked = earlier.device_runtimes if cfg.runtimes == "auto" else cfg.runtimes
     problems = [p + (" (runtimes: auto, and a device of the recipe runs it)" if cfg.runtimes == "auto" else "") for p in missing_runtimes(list(asked))]
-    if "openvino" in asked and earlier.data_workers:
-        problems.append(
-            "runtime openvino with data read by DataLoader worker processes: such a run died with SIGSEGV here once OpenVINO "
-            "had run (workers forked or from a forkserver alike); set data.workers: 0 (batches decoded in the main process), "
-            "or leave openvino out of this run"
-        )
     if cfg.exits and "heads" not in earlier.capabilities:
         problems.append(f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export")
     return problems

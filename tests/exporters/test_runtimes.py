@@ -1,6 +1,8 @@
 """The ExecuTorch, ncnn and OpenVINO exporters: files written, parity in each runtime, one output,
 the input shape kept, a wrong file refused and named, INT8 files that really run INT8 kernels."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,37 @@ def test_openvino_runs_a_qdq_file_with_int8_convolutions(tmp_path):
     compiled = ov.Core().compile_model(str(tmp_path / "q.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     precisions = {op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ops() if op.get_rt_info()["layerType"].astype(str) == "Convolution"}
     assert precisions and precisions <= {"u8", "i8"}, f"convolutions run in {precisions}"
+
+
+SIGNAL_AFTER_OPENVINO = """
+import subprocess, sys
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+from devices.on_device.runtimes import open_runner
+
+for _ in DataLoader(list(range(8)), batch_size=4, num_workers=1):  # leaves torch's SIGCHLD handler, as streamed data does
+    pass
+first, second = open_runner(sys.argv[1], "openvino"), open_runner(sys.argv[1], "openvino")
+x = np.zeros((1, 1, 12, 12), np.float32)
+first(x), second(x)
+del first
+del second  # released in the order they were made, as validate's runners may be
+subprocess.run([sys.executable, "-c", "pass"], check=True)  # its exit signals this process: SIGCHLD, handled in Python
+print("alive")
+"""
+
+
+def test_openvino_leaves_the_process_able_to_take_signals(tmp_path):
+    """OpenVINO's CPU plugin swaps the main thread's signal stack per Core; released out of order, two
+    Cores left it pointing at freed memory and the next handled signal killed the process (SIGSEGV)."""
+    import subprocess
+    import sys
+
+    export_onnx(small(), tmp_path / "m.onnx", torch.randn(2, 1, 12, 12))
+    script = tmp_path / "signals.py"
+    script.write_text(SIGNAL_AFTER_OPENVINO)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip().endswith("alive"), (done.returncode, done.stderr[-2000:])
