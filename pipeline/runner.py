@@ -94,7 +94,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     for record, folder in zip(records[:done], folders):
         record.status, record.seconds = "resumed", folder.saved_state()["seconds"]
         record.metrics = folder.metrics()
-    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric}
+    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric, "train_on_validation": header.data.train_on_validation}
     env = environment()
 
     def report() -> dict:

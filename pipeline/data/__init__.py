@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from pipeline.core.errors import DataError
 from pipeline.data import contract, embedded, factory, fashion_mnist, image_folder, npz  # noqa: F401  (register the sources)
 from pipeline.data.registry import SOURCES, RawData, Streamed
 from pipeline.data.splits import InMemory, Split
 
+TRAINED_ON_VALIDATION = " (validation split also trained on)"
 STATS_SAMPLE = 2048  # images read to estimate a streamed training split's per-channel mean and std
 
 
@@ -32,6 +33,10 @@ class DataConfig(BaseModel):
     source: str = Field("embedded", description=f"a registered data source: {' | '.join(SOURCES.names())}")
     path: str | None = Field(None, description="directory (fashion-mnist) or file (npz); default: COMPRESS_DATA, then the system location")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training split held out for validation")
+    train_on_validation: bool = Field(
+        False, description="also train on the validation split: for a final run once every choice (epochs, learning rates, "
+        "the recipe itself) was made on validation with this off; validation figures are then on seen data, and the report says so",
+    )
     train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
     test_subset: int | None = Field(None, ge=10, description="use only this many test samples")
     batch_size: int = Field(128, ge=1)
@@ -125,6 +130,8 @@ def _in_memory(raw: RawData, cfg: DataConfig, rng: np.random.Generator) -> DataS
         contract.in_range(y, name, len(raw.class_names), where)
     train_idx, val_idx = _holdout(len(y_train), cfg, rng, where)
     train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(y_test), cfg, rng)
+    if cfg.train_on_validation:
+        train_idx = np.concatenate([train_idx, val_idx])
 
     channels = x_train.shape[1]
     if cfg.mean is not None:
@@ -138,14 +145,14 @@ def _in_memory(raw: RawData, cfg: DataConfig, rng: np.random.Generator) -> DataS
         return Split(InMemory(torch.from_numpy(((x[idx] - shift) / scale).astype(np.float32)), torch.from_numpy(y[idx])))
 
     return DataSplits(
-        train=split(x_train, y_train, train_idx),
+        train=split(x_train, y_train, train_idx),  # with train_on_validation, val's samples too
         val=split(x_train, y_train, val_idx),
         test=split(x_test, y_test, test_idx),
         mean=mean,
         std=std,
         class_names=raw.class_names,
         batch_size=cfg.batch_size,
-        description=raw.description,
+        description=raw.description + TRAINED_ON_VALIDATION * cfg.train_on_validation,
         input_shape=tuple(x_train.shape[1:]),
     )
 
@@ -179,6 +186,8 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
         train_idx, val_idx, val_source = np.arange(len(source.train)), np.arange(len(source.val)), source.val
     train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(source.test), cfg, rng)
     train, val, test = Subset(source.train, train_idx.tolist()), Subset(val_source, val_idx.tolist()), Subset(source.test, test_idx.tolist())
+    if cfg.train_on_validation:
+        train = ConcatDataset([train, val])
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
     if cfg.mean is not None:
         mean, std = contract.channel_stats(cfg.mean, cfg.std, shape[0], where)
@@ -190,7 +199,7 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
 
     return DataSplits(
         train=split(train), val=split(val), test=split(test), mean=mean, std=std, class_names=source.class_names,
-        batch_size=cfg.batch_size, description=where, input_shape=shape, resize=source.resize,
+        batch_size=cfg.batch_size, description=where + TRAINED_ON_VALIDATION * cfg.train_on_validation, input_shape=shape, resize=source.resize,
     )
 
 

@@ -39,6 +39,14 @@ def test_subsets_and_seeded_split():
     assert (a.train.dataset.y == b.train.dataset.y).all()
 
 
+def test_training_on_validation_adds_its_samples_and_keeps_the_split():
+    held_out, merged = load_data(DataConfig(train_subset=100), seed=1), load_data(DataConfig(train_subset=100, train_on_validation=True), seed=1)
+    assert len(merged.train) == len(held_out.train) + len(held_out.val) and len(merged.val) == len(held_out.val)
+    pixels = [split.dataset.x * data.std[0] + data.mean[0] for split, data in ((held_out.val, held_out), (merged.train, merged))]
+    assert all(bool(((pixels[1] - sample).abs() < 1e-4).flatten(1).all(1).any()) for sample in pixels[0]), "every validation sample is trained on"
+    assert "validation split also trained on" in merged.description and "also trained" not in held_out.description
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_idx_from_given_path(tmp_path, gz):
     fake_fashion_mnist(tmp_path, gz)

@@ -125,3 +125,5 @@ def test_a_val_folder_is_the_validation_split(tmp_path):
     write_images(tmp_path / "test", per_class=3, seed=1)
     data = folder_data(tmp_path)
     assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9), "nothing is held out of train when val/ exists"
+    merged = folder_data(tmp_path, train_on_validation=True)
+    assert (len(merged.train), len(merged.val)) == (24, 6), "a val folder's images join training, and stay the validation split"
