@@ -222,7 +222,10 @@ def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_
 
 def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
     h = recipe.header
-    previous = _sha({"data": h.data.model_dump(), "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
+    data = h.data.model_dump()
+    if not data["train_on_validation"]:
+        del data["train_on_validation"]  # off: the fingerprints runs had before the option existed, so they still resume
+    previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
     fingerprints = []
     for entry in recipe.stages:
         payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}

@@ -114,3 +114,14 @@ def test_heads_and_teachers_survive_resume(tmp_path, tiny_recipe):
     exported = json.loads((tmp_path / "05-export/metrics.json").read_text())
     assert exported["heads_stripped"] == ["head1", "head2"]
     assert exported["params"] == prune["params"], "the resumed backbone is the pruned one"
+
+
+def test_training_on_validation_is_a_different_run_and_off_keeps_earlier_fingerprints(tiny_recipe):
+    from pipeline.runner import stage_fingerprints
+
+    off = stage_fingerprints(parse_recipe(tiny_recipe), [])
+    tiny_recipe["data"]["train_on_validation"] = False
+    assert stage_fingerprints(parse_recipe(tiny_recipe), []) == off
+    tiny_recipe["data"]["train_on_validation"] = True
+    assert stage_fingerprints(parse_recipe(tiny_recipe), [])[0] != off[0], "trained on other images: nothing may resume"
+    assert off[0] == "647ccf5d86b691c4641faf855084fc5781cdf5ec415bf1a3012c608e7b7f64e0", "the one it had before the option existed"
