@@ -25,7 +25,11 @@ VARIANTS = {
     "A-1round-distill-2e-3": {"steps": 1, "recovery": "distill", "finetune": {"epochs": 5, "lr": 2e-3}},
     "B-1round-finetune-2e-3": {"steps": 1, "recovery": "finetune", "finetune": {"epochs": 5, "lr": 2e-3}},
     "E-5rounds-distill-1e-2": {"steps": 5, "schedule": "geometric", "recovery": "distill", "finetune": {"epochs": 1, "lr": 0.01}},
-    "F-1round-distill-4e-3": {"steps": 1, "recovery": "distill", "finetune": {"epochs": 5, "lr": 4e-3}},
+    "F-1round-finetune-4e-3": {"steps": 1, "recovery": "finetune", "finetune": {"epochs": 5, "lr": 4e-3}},
+    "G-1round-lamp-finetune-2e-3": {"steps": 1, "importance": "lamp", "recovery": "finetune", "finetune": {"epochs": 5, "lr": 2e-3}},
+    "H-1round-lamp-global-finetune-2e-3": {"steps": 1, "importance": "lamp", "global_pruning": True, "recovery": "finetune",
+                                           "finetune": {"epochs": 5, "lr": 2e-3}},
+    "I-1round-taylor-finetune-2e-3": {"steps": 1, "importance": "taylor", "recovery": "finetune", "finetune": {"epochs": 5, "lr": 2e-3}},
 }
 
 
