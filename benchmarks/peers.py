@@ -13,7 +13,7 @@ the 10 k test split, and batch-1 p50 latency on one thread with all files timed 
 rounds (a burst of host noise slows them alike). Final epochs are reported on both sides: nothing
 is selected on the test split.
 
-    python benchmarks/peers.py [--case tiny_cnn|resnet20] [--seed 0]
+    python benchmarks/peers.py [--case tiny_cnn|resnet20] [--seed 0] [--train-on-validation]
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def run_pipeline(args, case: dict, keep_macs: float, work: Path) -> list[dict]:
     prune = dict(case["pipeline_prune"])
     steps, lr = prune["steps"], prune.pop("lr")
     recipe = {
-        "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist"}, "model": {"name": args.case},
+        "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist", "train_on_validation": args.train_on_validation},
+        "model": {"name": args.case},
         "stages": [
             {"train": {"epochs": case["epochs"], "lr": case["lr"]}},
             {"prune": {"target": {"keep_macs": keep_macs}, **prune, "finetune": {"epochs": case["finetune"] // steps, "lr": lr}}},
@@ -202,6 +203,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES), default="tiny_cnn", help="the model and both sides' settings (CASES)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-on-validation", action="store_true",
+                        help="the pipeline also trains on its validation split (all 60 k images, as the script), its choices made before")
     parser.add_argument("--data", default=os.environ.get("COMPRESS_DATA", "/usr/share/datasets/fashion-mnist"))
     args = parser.parse_args()
     case = CASES[args.case]
@@ -210,7 +213,7 @@ def main() -> None:
         keep = peer[1]["macs"] / peer[0]["macs"]  # the pipeline prunes to the MACs the peer reached
         rows = peer + run_pipeline(args, case, keep, Path(tmp))
         add_latencies(rows, peer_data(Path(args.data))[2][:1].numpy())
-    print(f"case {args.case}, seed {args.seed}: {json.dumps(case)}; pipeline keep_macs {keep:.4f}")
+    print(f"case {args.case}, seed {args.seed}: {json.dumps(case)}; pipeline keep_macs {keep:.4f}, train_on_validation {args.train_on_validation}")
     print("| who | file | test acc | params | MACs | ONNX KiB | p50 ms | wall s (vs by hand) |\n|---|---|---|---|---|---|---|---|")
     peer = {r["file"]: r for r in rows if r["who"] == "by hand"}
     for r in rows:
