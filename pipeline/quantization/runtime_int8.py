@@ -57,23 +57,23 @@ def has_int8(runtime: str, log: logging.Logger) -> bool:
     return True
 
 
-def runtime_int8_files(state: ModelState, ctx, fp32_names: list[str], samples: torch.Tensor, parity_samples: int, min_top1_agreement: float, qdq: bool) -> dict:
+def runtime_int8_files(state: ModelState, ctx, fp32_names: list[str], samples: torch.Tensor, parity_samples: int, min_top1_agreement: float, onnx_int8_is_qdq: bool) -> dict:
     """The INT8 twin of each other runtime's FP32 file `export` built, where the runtime has an INT8 path
     (above), with its accuracy measured in that runtime. `ctx` is the quantize stage's context;
-    `qdq`: its ONNX INT8 file is QDQ (the format OpenVINO's INT8 is read from)."""
+    `onnx_int8_is_qdq`: its ONNX INT8 file is QDQ (the format OpenVINO's INT8 is read from)."""
     rows = {}
     parity_inputs = ctx.data.test.take(parity_samples)[0]
     for name in fp32_names:
         runtime, width = artifact_runtime(name), artifact_width(name)
-        if not has_int8(runtime, ctx.log) or (runtime == "openvino" and not qdq):
+        if not has_int8(runtime, ctx.log) or (runtime == "openvino" and not onnx_int8_is_qdq):
             continue
         fp32 = ctx.resolve(state.artifacts[name])
         out, ref = ctx.artifact(int8_name(width, runtime))
-        qdq = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
+        qdq_file = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
         module = width_model(state.model, state.widths, width, ctx.resolve)
-        metadata = {p.key: p.value for p in onnx.load(str(qdq)).metadata_props}
+        metadata = {p.key: p.value for p in onnx.load(str(qdq_file)).metadata_props}
         with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
-            figures = runtime_int8_file(runtime, module, fp32, qdq, out, samples, parity_inputs, min_top1_agreement, metadata)
+            figures = runtime_int8_file(runtime, module, fp32, qdq_file, out, samples, parity_inputs, min_top1_agreement, metadata)
         int8 = runtime_artifact(runtime, "int8", width)
         state.artifacts[int8] = ref
         rows[int8] = {"file": ref, "accuracy": round(file_accuracy(out, ctx.data.test, metric=ctx.metric), 5), **figures}

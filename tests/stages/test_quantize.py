@@ -149,3 +149,14 @@ def test_a_mostly_fp32_graph_is_a_warning_that_names_the_fp32_nodes(tmp_path, ca
     with caplog.at_level("WARNING"):
         quantize.warn_on_low_coverage(coverage, quantize.QuantizeConfig(), ctx)
     assert "only 1 of 4 compute ops run in INT8" in caplog.text and "conv_a, conv_b, conv_c" in caplog.text
+
+
+def test_openvino_int8_comes_only_from_a_qdq_file_whatever_the_runtimes_before_it(tmp_path):
+    """OpenVINO reads its INT8 IR from the QDQ ONNX file; with QOperator there is none to read, even
+    after another runtime's INT8 twin was made in the same stage."""
+    ctx = make_context(tmp_path, folder="01-export")
+    state = export.run(export.ExportConfig(runtimes=["executorch", "openvino"]), trained_state(ctx, epochs=1), ctx)
+    assert list(state.artifacts).index("executorch_fp32") < list(state.artifacts).index("openvino_fp32")
+    ctx = make_context(tmp_path, folder="02-quantize")
+    state = quantize.run(quantize.QuantizeConfig(format="qoperator", calibration_samples=64, min_top1_agreement=0.5), state, ctx)
+    assert "executorch_int8" in state.artifacts and "openvino_int8" not in state.artifacts
