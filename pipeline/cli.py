@@ -1,7 +1,6 @@
 """`compress`: thin click commands over the library. They parse, call, print; the work lives elsewhere.
 
-Nearly 300 lines on purpose: one file lists every command and option a user can type, which is
-what a reader of the CLI looks for; each command body is a few lines.
+Nearly 300 lines on purpose: one file lists every command and option a user can type; each body is a few lines.
 """
 
 from __future__ import annotations
