@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import time
 from typing import Callable, Iterator, Literal
 
 import torch
@@ -64,7 +65,8 @@ def fit(
     objective: Objective | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> list[dict]:
-    """Train `model` in place; returns one row per epoch with the mean of each loss term and validation accuracy.
+    """Train `model` in place; returns one row per epoch with the mean of each loss term, validation
+    accuracy, and the seconds spent training and validating (so a slow epoch shows where it went).
 
     `objective` defaults to cross-entropy with the config's label smoothing.
     """
@@ -88,6 +90,7 @@ def fit(
     with _parallel(_Step(model, objective), cfg, device, ranks.size) as step_fn:
         for epoch in range(cfg.epochs):
             model.train()
+            started = time.perf_counter()
             sampler.set_epoch(epoch)
             order = torch.tensor(list(sampler), dtype=torch.int64)
             total_loss, term_sums = 0.0, {}
@@ -110,10 +113,13 @@ def fit(
                     term_sums[name] = term_sums.get(name, 0.0) + value.detach()
                 bar.set_postfix(loss=f"{loss_value:.3f}")
             distributed.same_weights(model)  # rank 0's BatchNorm statistics everywhere, so every rank scores one model
+            trained = time.perf_counter()
             val_acc = accuracy(model, data.val, device=device)
             epoch_loss, terms_mean = _epoch_means(total_loss, term_sums, steps_per_epoch)
-            history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5)})
-            log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val acc {val_acc:.4f}")
+            history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5),
+                            "train_seconds": round(trained - started, 3), "val_seconds": round(time.perf_counter() - trained, 3)})
+            log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val acc {val_acc:.4f} "
+                f"({history[-1]['train_seconds']:.1f} s training, {history[-1]['val_seconds']:.1f} s validating)")
             if cfg.early_stopping_patience is not None:  # val_acc is the same on every rank, so they stop together
                 if val_acc > best:
                     best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0
