@@ -4,7 +4,9 @@ physically smaller model.
 
 First each channel group (torch-pruning's dependency graph: coupled channels move together) is
 sorted by importance, which leaves the network's function unchanged. Training then follows the
-sandwich rule with in-place distillation (`pipeline/widths/sandwich.py`). Afterwards every width is
+sandwich rule with in-place distillation (`pipeline/widths/sandwich.py`), each narrow width run as
+the smaller network on views of the full weights where every kept block is leading
+(`pipeline/widths/views.py`; `narrow_passes: views` in the metrics), masked otherwise. Afterwards every width is
 sliced (channels really removed, checked against the masked network), its BatchNorm statistics are
 measured again at its own width, and its checkpoint is written beside the full model; the state
 lists them (`ModelState.widths`) for the stages after it.
@@ -29,6 +31,7 @@ from pipeline.widths.masks import WidthMasks
 from pipeline.widths.ordering import order_channels
 from pipeline.widths.sandwich import sandwich
 from pipeline.widths.slicing import recalibrate_batchnorm, slice_width
+from pipeline.widths.views import NotLeading, width_views
 
 
 class NestedConfig(BaseModel):
@@ -80,11 +83,20 @@ def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
             raise StageError("nested: the dependency graph found no channel group to shrink (every layer is a classifier or ignored)")
         moved = order_channels(graph, groups, cfg.importance)
         ctx.log.info(f"nested: {len(groups)} channel groups, {moved} reordered by {cfg.importance} importance")
-        with WidthMasks(graph, groups) as masks:
-            objective = sandwich(model, masks, cfg.widths, cfg.sampled, cfg.temperature, cfg.train.label_smoothing, ctx.seed, cfg.distill_weight)
-            trained = train(model, cfg.train, ctx, objective, desc="nested")
+    terms = (cfg.widths, cfg.sampled, cfg.temperature, cfg.train.label_smoothing, ctx.seed, cfg.distill_weight)
+    try:  # every slice is checked against the masked model here, before the training, not after it
+        views, passes = width_views(model, cfg.widths, shape, data.num_classes, cfg.ignore, data.val.take(64)[0]), "views"
+        ctx.log.info("nested: the narrow widths train as smaller networks on views of the full weights")
+    except NotLeading as e:
+        views, passes = None, "masks"
+        ctx.log.info(f"nested: {e}, so the narrow widths train as the full network with masked channels (each pass costs a full one)")
+    if views is not None:
+        trained = train(model, cfg.train, ctx, sandwich(model, views, *terms), desc="nested")
+    else:
+        with channel_groups(model, shape, data.num_classes, cfg.ignore) as (graph, groups), WidthMasks(graph, groups) as masks:
+            trained = train(model, cfg.train, ctx, sandwich(model, masks.runner(model), *terms), desc="nested")
     rows = [slice_and_save(cfg, model, width, ctx) for width in cfg.widths]
-    ctx.record_training(state, trained, "nested", widths=rows)
+    ctx.record_training(state, trained, "nested", widths=rows, narrow_passes=passes)
     state.widths = [{k: r[k] for k in ("width", "checkpoint", "params", "macs")} for r in rows]
     for r in rows:
         ctx.log.info(f"nested width {r['width']:g}: {r['params']:,} params, {r['macs'] / 1e6:.2f} M MACs, val acc {r['val_accuracy']:.4f}, test acc {r['accuracy']:.4f}")

@@ -30,11 +30,12 @@ def kept(size: int, width: float) -> int:
 def channel_groups(model: nn.Module, input_shape: tuple[int, ...], num_classes: int, ignore: list[str] = ()) -> Iterator[tuple[tp.DependencyGraph, list]]:
     """The model's dependency graph and its shrinkable groups (each with all its channels), valid while
     open; groups rooted at a module named in `ignore` keep their full width."""
-    device = next(model.parameters()).device
+    device, was_training = next(model.parameters()).device, model.training
     with ChannelMixing() as mixing:
         graph = tp.DependencyGraph().build_dependency(
             model, torch.zeros(1, *input_shape, device=device), forward_fn=mixing.forward_fn(lambda m, x: m(x))
         )
+        model.train(was_training)  # tracing leaves the model in eval mode
         groups = [
             g for g in graph.get_all_groups(ignored_layers=ignored_layers(model, list(ignore), num_classes), root_module_types=[nn.Conv2d, nn.Linear])
             if not any(_grouped(dep.target.module) for dep, _ in g)

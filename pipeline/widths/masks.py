@@ -51,6 +51,15 @@ class WidthMasks:
         finally:
             self.width = previous
 
+    def runner(self, model: nn.Module):
+        """`run(width, x)`: `model` (the one these hooks sit on) on `x` at `width`."""
+
+        def run(width: float, x: torch.Tensor) -> torch.Tensor:
+            with self.at(width):
+                return model(x)
+
+        return run
+
     def _hook(self, module: nn.Module, dim: int, channels: torch.Tensor):
         def zero_trailing(_module, _inputs, output: torch.Tensor) -> torch.Tensor | None:
             if self.width >= 1:

@@ -26,13 +26,7 @@ AGREEMENT = 1e-4  # largest |logit difference| between the sliced and the masked
 def slice_width(model: nn.Module, width: float, input_shape: tuple[int, ...], num_classes: int, ignore: list[str], check: torch.Tensor) -> nn.Module:
     """A copy of `model` holding only the leading channels of each group at `width`, checked on `check` inputs."""
     sliced = copy.deepcopy(model).cpu().eval()
-    with channel_groups(sliced, input_shape, num_classes, ignore) as (graph, groups):
-        for group in groups:
-            size = len(group[0].idxs)
-            trailing = list(range(kept(size, width), size))
-            if trailing:
-                module, handler = root(group)
-                graph.get_pruning_group(module, handler, trailing).prune()
+    remove_trailing(sliced, width, input_shape, num_classes, ignore)
     reference = copy.deepcopy(model).cpu().eval()
     with channel_groups(reference, input_shape, num_classes, ignore) as (graph, groups), WidthMasks(graph, groups) as masks, masks.at(width):
         with torch.no_grad(), _ZeroWatch(reference) as watch:
@@ -48,6 +42,17 @@ def slice_width(model: nn.Module, width: float, input_shape: tuple[int, ...], nu
             "in nested.ignore to keep those channels at full width."
         )
     return sliced
+
+
+def remove_trailing(model: nn.Module, width: float, input_shape: tuple[int, ...], num_classes: int, ignore: list[str]) -> None:
+    """Remove, in place, the trailing channels of every group that `width` does not keep (no check)."""
+    with channel_groups(model, input_shape, num_classes, ignore) as (graph, groups):
+        for group in groups:
+            size = len(group[0].idxs)
+            trailing = list(range(kept(size, width), size))
+            if trailing:
+                module, handler = root(group)
+                graph.get_pruning_group(module, handler, trailing).prune()
 
 
 class _ZeroWatch:

@@ -29,7 +29,7 @@ def test_sandwich_trains_the_narrow_widths_from_the_full_one_without_moving_runn
     model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     with channel_groups(model, (1, 28, 28), 10) as (graph, groups), WidthMasks(graph, groups) as masks:
-        objective = sandwich(model, masks, [0.25, 0.5, 0.75, 1.0], sampled=1, temperature=2.0, label_smoothing=0.0, seed=0)
+        objective = sandwich(model, masks.runner(model), [0.25, 0.5, 0.75, 1.0], sampled=1, temperature=2.0, label_smoothing=0.0, seed=0)
         model.train()
         logits = model(x).detach().requires_grad_()  # a leaf, to see whether the teacher side gets a gradient
         statistics = [m.running_mean.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -53,6 +53,7 @@ def test_nested_stage_slices_each_width_into_a_checkpoint(tmp_path):
     assert [r["width"] for r in rows] == [0.25, 0.5, 1.0] and [w["width"] for w in state.widths] == [0.25, 0.5, 1.0]
     assert rows[0]["params"] < rows[1]["params"] < rows[2]["params"] == ctx.metrics["params"]
     assert ctx.metrics["history"][-1]["terms"]["inplace_kd"] > 0
+    assert ctx.metrics["narrow_passes"] == "views", "tiny_cnn's widths keep leading blocks: they train as smaller networks"
     for row in rows:
         sliced = load_model(build_model(ModelConfig(name="tiny_cnn"), 1, 10), ctx.resolve(row["checkpoint"]))
         assert sum(p.numel() for p in sliced.parameters()) == row["params"]
@@ -78,5 +79,5 @@ def test_the_distillation_weight_scales_the_narrow_widths_term():
     with channel_groups(model, (1, 28, 28), 10) as (graph, groups), WidthMasks(graph, groups) as masks:
         logits = model(x).detach()
         batch = Batch(x=x, y=y, idx=torch.arange(8), logits=logits, epoch=0, epochs=1)
-        full, tenth = (sandwich(model, masks, [0.5, 1.0], 0, 1.0, 0.0, seed=0, weight=w)(batch)["inplace_kd"] for w in (1.0, 0.1))
+        full, tenth = (sandwich(model, masks.runner(model), [0.5, 1.0], 0, 1.0, 0.0, seed=0, weight=w)(batch)["inplace_kd"] for w in (1.0, 0.1))
     assert torch.allclose(tenth, 0.1 * full, rtol=1e-3)

@@ -12,6 +12,7 @@ from pipeline.widths.groups import channel_groups, kept
 from pipeline.widths.masks import WidthMasks
 from pipeline.widths.ordering import order_channels
 from pipeline.widths.slicing import recalibrate_batchnorm, slice_width
+from pipeline.widths.views import NotLeading, width_views
 
 SHAPE = (1, 28, 28)
 
@@ -111,3 +112,56 @@ def test_batchnorm_is_recalibrated_to_the_plain_average_of_its_batches():
     expected = torch.stack([b.mean((0, 2, 3)) for b in batches]).mean(0)
     assert torch.allclose(norm.running_mean, expected, atol=1e-5)
     assert not model.training and norm.momentum == 0.1
+
+
+class TwoBranches(nn.Module):
+    """Two convolutions concatenated: a width keeps a block of each branch, so the next layer's kept
+    inputs are not its leading ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.left, self.right = nn.Conv2d(1, 4, 3, 2), nn.Conv2d(1, 4, 3, 2)
+        self.mix = nn.Conv2d(8, 6, 3, 2)
+        self.fc = nn.Linear(6, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.mix(torch.cat([torch.relu(self.left(x)), torch.relu(self.right(x))], 1)))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["tiny_cnn", "resnet8", "mobilenetv2", "flatten"])
+def test_a_narrow_pass_on_views_computes_and_trains_what_the_masked_pass_does(name):
+    model = flattening_model() if name == "flatten" else model_with_statistics(name)
+    x = torch.randn(8, *SHAPE)
+    with channel_groups(model, SHAPE, 10) as (graph, groups):
+        order_channels(graph, groups)
+    views = width_views(model, [0.25, 0.5, 1.0], SHAPE, 10, [], x)
+    assert sorted(views.skeletons) == [0.25, 0.5]
+    full_parameters = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in views.skeletons[0.25][0].parameters()) < full_parameters / 4, "the narrow pass runs a smaller network"
+    model.train()
+    for width in (0.25, 0.5):
+        model.zero_grad()
+        on_views = views(width, x)
+        on_views.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        model.zero_grad()
+        with channel_groups(model, SHAPE, 10) as (graph, groups), WidthMasks(graph, groups) as masks, masks.at(width):
+            masked = model(x)
+        masked.square().mean().backward()
+        assert torch.allclose(on_views, masked, atol=1e-4), "the same logits"
+        for n, p in model.named_parameters():
+            assert torch.allclose(grads[n], p.grad, atol=1e-5), f"the same gradient in {n}"
+        assert any(g.abs().sum() > 0 for g in grads.values())
+    statistics = [b.clone() for b in model.buffers()]
+    views(0.25, x)
+    assert all(torch.equal(a, b) for a, b in zip(statistics, model.buffers())), "a narrow pass leaves the running statistics alone"
+    model.eval()
+    with channel_groups(model, SHAPE, 10) as (graph, groups), WidthMasks(graph, groups) as masks, masks.at(0.5), torch.no_grad():
+        assert torch.allclose(views(0.5, x), model(x), atol=1e-4), "in eval mode too, on the model's running statistics"
+
+
+def test_views_refuse_channels_that_are_not_a_leading_block():
+    torch.manual_seed(0)
+    with pytest.raises(NotLeading, match=r"at width 0.5, mix.weight keeps channels that are not its leading ones"):
+        width_views(TwoBranches(), [0.5, 1.0], SHAPE, 10, [], torch.randn(4, *SHAPE))
