@@ -4,13 +4,15 @@ Three ways to get a network at each width (the same channel counts at each width
 
 1. `nested`: one training of `--epochs` epochs (sandwich rule, in-place distillation), each width sliced;
 2. separately: the architecture at that width trained from scratch for `--epochs` epochs, per width;
-3. pruned: the separately trained full width pruned to that width's MACs (`prune`, 2 rounds,
-   distillation recovery, `--epochs // 2` recovery epochs in all), per width.
+3. pruned: the separately trained full width pruned to that width's MACs, per width, the way
+   chosen for that model on the validation split (`CASES`).
 
 Every width's exported ONNX file is scored on the test split and timed (batch 1, one thread, all
-files interleaved). Final epochs everywhere: nothing is chosen on the test split.
+files interleaved). Final epochs everywhere. With several `--distill-weight` values, one nested
+training runs per value and the one with the best mean validation accuracy over the widths is
+marked as chosen: nothing is chosen on the test split.
 
-    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0] [--seed 0]
+    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0 0.3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies
 from pipeline.widths.groups import kept
 
 BASE_WIDTHS = {"tiny_cnn": [8, 16, 32, 32], "resnet20": [16, 32, 64]}  # the zoo's defaults (the `widths` argument)
+CASES = {  # learning rate and pruning recovery per model, each chosen on the validation split (docs/benchmarks.md)
+    "tiny_cnn": {"lr": 0.01, "prune": {"steps": 2, "schedule": "geometric", "recovery": "distill", "epochs": lambda e: max(1, e // 4), "lr": 0.01}},
+    "resnet20": {"lr": 4e-3, "prune": {"steps": 1, "recovery": "finetune", "epochs": lambda e: max(1, e // 2), "lr": 2e-3}},  # as recipes/fashion-mnist-8m-macs.yaml
+}
 
 
 def run(name: str, model: dict, stages: list[dict], args, out: Path) -> tuple[dict, float, Path]:
@@ -47,19 +53,25 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(BASE_WIDTHS), default="tiny_cnn")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
-    parser.add_argument("--distill-weight", type=float, default=1.0, help="nested.distill_weight")
+    parser.add_argument("--distill-weight", type=float, nargs="+", default=[1.0], help="nested.distill_weight; several: one nested training each, chosen on validation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default="fashion-mnist", help="data source (embedded: a quick smoke run)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-nested"))
     args = parser.parse_args()
-    train = {"epochs": args.epochs, "lr": 0.01}
+    case = CASES[args.model]
+    train = {"epochs": args.epochs, "lr": case["lr"]}
     rows: list[dict] = []
 
-    _, seconds, folder = run("nested", {"name": args.model}, [{"nested": {"widths": args.widths, "distill_weight": args.distill_weight, "train": train}}, {"export": {}}], args, args.out)
-    nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
-    for r in stage_metrics(folder, "export")["widths"]:
-        rows.append({"how": "nested (one training)", "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
-                     "macs": nested[r["width"]]["macs"], "file": folder / r["file"], "seconds": seconds if r["width"] == max(args.widths) else None})
+    validation: dict[float, dict[float, float]] = {}
+    for weight in args.distill_weight:
+        name = "nested" if len(args.distill_weight) == 1 else f"nested-d{weight:g}"
+        _, seconds, folder = run(name, {"name": args.model}, [{"nested": {"widths": args.widths, "distill_weight": weight, "train": train}}, {"export": {}}], args, args.out)
+        nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
+        validation[weight] = {w: r["val_accuracy"] for w, r in nested.items()}
+        for r in stage_metrics(folder, "export")["widths"]:
+            rows.append({"how": f"nested (one training, distill {weight:g})", "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
+                         "macs": nested[r["width"]]["macs"], "file": folder / r["file"], "seconds": seconds if r["width"] == max(args.widths) else None})
+    chosen = max(validation, key=lambda weight: np.mean(list(validation[weight].values())))
 
     full_checkpoint = None
     for width in sorted(args.widths, reverse=True):
@@ -74,8 +86,9 @@ def main() -> None:
     if full_checkpoint:
         for width in sorted(w for w in args.widths if w < 1):
             separate = next(r for r in rows if r["how"] == "separately trained" and r["width"] == width)
-            prune = {"target": {"keep_macs": separate["macs"] / full_macs}, "steps": 2, "schedule": "geometric", "recovery": "distill",
-                     "finetune": {"epochs": max(1, args.epochs // 4), "lr": 0.01}}
+            how = case["prune"]
+            prune = {"target": {"keep_macs": separate["macs"] / full_macs}, "steps": how["steps"], "recovery": how["recovery"],
+                     "finetune": {"epochs": how["epochs"](args.epochs), "lr": how["lr"]}, **({"schedule": how["schedule"]} if "schedule" in how else {})}
             _, seconds, folder = run(f"pruned-w{width:g}", {"name": args.model, "checkpoint": full_checkpoint}, [{"prune": prune}, {"export": {}}], args, args.out)
             exported = stage_metrics(folder, "export")
             rows.append({"how": "full width pruned", "width": width, "accuracy": exported["accuracy"], "params": exported["params"],
@@ -85,14 +98,17 @@ def main() -> None:
 
     shape = [d if isinstance(d, int) else 1 for d in ort.InferenceSession(str(sample_file)).get_inputs()[0].shape]
     timed = measure_latencies({i: r["file"] for i, r in enumerate(rows)}, np.zeros(shape, np.float32), HOST_THREADS, warmup=50, runs=1000, rounds=20)
-    print(f"model {args.model}, {args.epochs} epochs, seed {args.seed}; widths {args.widths}, distill_weight {args.distill_weight}")
+    print(f"model {args.model}, {args.epochs} epochs at lr {case['lr']:g}, seed {args.seed}; widths {args.widths}")
+    for weight, accuracies in validation.items():
+        mark = " (chosen)" if weight == chosen and len(validation) > 1 else ""
+        print(f"nested distill_weight {weight:g}{mark}: validation " + ", ".join(f"w{w:g} {a:.4f}" for w, a in sorted(accuracies.items())))
     print("| width | how | test acc | params | MACs | p50 ms | wall s |\n|---|---|---|---|---|---|---|")
     for i, r in sorted(enumerate(rows), key=lambda ir: (ir[1]["width"], ir[1]["how"])):
         wall = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
         print(f"| {r['width']:g} | {r['how']} | {r['accuracy']:.4f} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {timed[i]['p50']:.4f} | {wall} |")
     totals = {how: sum(r["seconds"] or 0 for r in rows if r["how"] == how) for how in dict.fromkeys(r["how"] for r in rows)}
-    nested_s = totals["nested (one training)"]
-    print("\nwall time for every width: " + ", ".join(f"{how} {s:.0f} s ({s / nested_s:.2f}x nested)" for how, s in totals.items()))
+    nested_s = totals[f"nested (one training, distill {chosen:g})"]
+    print("\nwall time for every width: " + ", ".join(f"{how} {s:.0f} s ({s / nested_s:.2f}x the chosen nested)" for how, s in totals.items()))
 
 
 if __name__ == "__main__":
