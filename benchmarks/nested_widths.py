@@ -8,7 +8,8 @@ Three ways to get a network at each width (the same channel counts at each width
    chosen for that model on the validation split (`CASES`).
 
 Every width's exported ONNX file is scored on the test split and timed (batch 1, one thread, all
-files interleaved). Final epochs everywhere. With several `--distill-weight` values, one nested
+files interleaved). At the end the chosen nested run is resumed with static INT8 and `validate` on
+the shipped device profiles, which shows the width each device gets and why. Final epochs everywhere. With several `--distill-weight` values, one nested
 training runs per value and the one with the best mean validation accuracy over the widths is
 marked as chosen: nothing is chosen on the test split.
 
@@ -37,8 +38,8 @@ CASES = {  # learning rate and pruning recovery per model, each chosen on the va
 }
 
 
-def run(name: str, model: dict, stages: list[dict], args, out: Path) -> tuple[dict, float, Path]:
-    spec = {"name": name, "seed": args.seed, "data": {"source": args.source}, "model": model, "stages": stages, "devices": ["host"]}
+def run(name: str, model: dict, stages: list[dict], args, out: Path, devices: list[str] = ("host",)) -> tuple[dict, float, Path]:
+    spec = {"name": name, "seed": args.seed, "data": {"source": args.source}, "model": model, "stages": stages, "devices": list(devices)}
     started = time.perf_counter()
     report = run_recipe(parse_recipe(spec), out / name, quiet=True)
     return report, time.perf_counter() - started, out / name
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--distill-weight", type=float, nargs="+", default=[1.0], help="nested.distill_weight; several: one nested training each, chosen on validation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--devices", nargs="*", default=["raspberry-pi-zero-2w", "raspberry-pi-4", "cortex-a76-phone"],
+                        help="device profiles that judge the chosen nested run's widths at the end (none: skip)")
     parser.add_argument("--source", default="fashion-mnist", help="data source (embedded: a quick smoke run)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-nested"))
     args = parser.parse_args()
@@ -63,9 +66,16 @@ def main() -> None:
     rows: list[dict] = []
 
     validation: dict[float, dict[float, float]] = {}
+
+    def nested_stages(weight: float) -> list[dict]:
+        return [{"nested": {"widths": args.widths, "distill_weight": weight, "train": train}}, {"export": {}}]
+
+    def nested_name(weight: float) -> str:
+        return "nested" if len(args.distill_weight) == 1 else f"nested-d{weight:g}"
+
     for weight in args.distill_weight:
-        name = "nested" if len(args.distill_weight) == 1 else f"nested-d{weight:g}"
-        _, seconds, folder = run(name, {"name": args.model}, [{"nested": {"widths": args.widths, "distill_weight": weight, "train": train}}, {"export": {}}], args, args.out)
+        name = nested_name(weight)
+        _, seconds, folder = run(name, {"name": args.model}, nested_stages(weight), args, args.out)
         nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
         validation[weight] = {w: r["val_accuracy"] for w, r in nested.items()}
         for r in stage_metrics(folder, "export")["widths"]:
@@ -109,6 +119,13 @@ def main() -> None:
     totals = {how: sum(r["seconds"] or 0 for r in rows if r["how"] == how) for how in dict.fromkeys(r["how"] for r in rows)}
     nested_s = totals[f"nested (one training, distill {chosen:g})"]
     print("\nwall time for every width: " + ", ".join(f"{how} {s:.0f} s ({s / nested_s:.2f}x the chosen nested)" for how, s in totals.items()))
+
+    if args.devices:  # the chosen nested run resumed (its training reused) with INT8 and validation on the device profiles
+        stages = nested_stages(chosen) + [{"quantize": {"method": "static"}}, {"validate": {}}]
+        report, _, _ = run(nested_name(chosen), {"name": args.model}, stages, args, args.out, devices=args.devices)
+        print("\n| device | ships | passed | why |\n|---|---|---|---|")
+        for device, verdict in report["devices"].items():
+            print(f"| {device} | {verdict['artifact']} | {verdict['passed']} | {verdict['choice']['reason']} |")
 
 
 if __name__ == "__main__":
