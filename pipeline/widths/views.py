@@ -6,10 +6,10 @@ steps. Once the channels are ordered, in ordinary networks what a width keeps of
 its leading block along each dimension: the first k output channels of a convolution, the first k
 input channels of the next one. So a width can run a smaller copy of the network (a skeleton,
 sliced once by the dependency graph) with its parameters swapped, at each call, for those leading
-slices of the full parameters (`torch.func.functional_call`; BatchNorm's running statistics too, read but never moved, as in
-the masked pass). Slices are views: the gradient lands
-in the full weights where the masked pass would put it (zero in the trailing channels), and the
-pass costs what the smaller network costs.
+slices of the full parameters (`torch.func.functional_call`; BatchNorm's running statistics too,
+read but never moved, as in the masked pass). Slices are views: the gradient lands in the full
+weights where the masked pass would put it (zero in the trailing channels), and the pass costs
+what the smaller network costs.
 
 Whether every kept block is leading is checked, not assumed: the skeleton is cut from a copy whose
 every tensor holds distinct random values, and each of its tensors must equal the leading slice of
@@ -67,7 +67,7 @@ def _skeleton(model: nn.Module, width: float, input_shape: tuple[int, ...], num_
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for tensor in itertools.chain(probe.parameters(), probe.buffers()):
-            if tensor.is_floating_point():  # distinct values, positive (a running variance stays one)
+            if tensor.is_floating_point():  # distinct values, positive (as a running variance must be)
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
     full = {**dict(probe.named_parameters()), **dict(probe.named_buffers())}
     skeleton = copy.deepcopy(probe)
