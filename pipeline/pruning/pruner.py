@@ -73,6 +73,7 @@ def prune_once(
     """One pruner step; returns the channels it removed. With `until`, the step stops as soon as
     `until()` holds (`step_until`). Under torchrun the step is decided on rank 0 and the others remove
     the same channels, so every rank holds the same structure."""
+    traced.to(device)  # the recovery before this step left it on the CPU
     history = pruner.DG.pruning_history()
     done = len(history)
 

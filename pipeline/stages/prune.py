@@ -82,7 +82,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
             step=lambda until=None: prune_once(pruner, traced, cfg.importance, data, ctx.device, until, whole_groups=cfg.round_to is not None),
             recover=lambda desc: recover(cfg, state, teacher, ctx, desc),
-            val_accuracy=lambda: accuracy(state.model, data.val, device=ctx.device),
+            val_accuracy=lambda: accuracy(state.model, data.val),
             log=ctx.log,
         ))
         traced.cpu()

@@ -13,13 +13,16 @@ from pipeline.data import Split
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 512, device: torch.device | str = "cpu", metric: Metric = top1) -> float:
-    """The metric (top-1 accuracy unless given) of `model` on a whole split read in batches.
+def accuracy(model: nn.Module, split: Split, batch_size: int = 512, metric: Metric = top1) -> float:
+    """The metric (top-1 accuracy unless given) of `model` on a whole split read in batches, on the
+    device the model is on (stages keep models on the CPU between trainings; a caller naming a device
+    could name the wrong one).
 
     Under torchrun each rank scores its shard; rank 0 computes the metric over all of them (a user's
     metric may need every logit, not a count) and every rank gets that one figure."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     logits, labels = [], []
     for x, y, _ in split.batches(batch_size, distributed.shard(len(split))):
         logits.append(model(x.to(device)).float().cpu().numpy())
@@ -46,5 +49,5 @@ def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, in
     return {"params": int(params), "macs": int(macs), "size_bytes": int(size)}
 
 
-def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], device: torch.device | str = "cpu", metric: Metric = top1) -> dict:
-    return {"accuracy": round(accuracy(model, test, device=device, metric=metric), 5), **size_figures(model, input_shape)}
+def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], metric: Metric = top1) -> dict:
+    return {"accuracy": round(accuracy(model, test, metric=metric), 5), **size_figures(model, input_shape)}

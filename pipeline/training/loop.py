@@ -114,7 +114,7 @@ def fit(
                 bar.set_postfix(loss=f"{loss_value:.3f}")
             distributed.same_weights(model)  # rank 0's BatchNorm statistics everywhere, so every rank scores one model
             trained = time.perf_counter()
-            val_acc = accuracy(model, data.val, device=device)
+            val_acc = accuracy(model, data.val)
             epoch_loss, terms_mean = _epoch_means(total_loss, term_sums, steps_per_epoch)
             history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5),
                             "train_seconds": round(trained - started, 3), "val_seconds": round(time.perf_counter() - trained, 3)})
