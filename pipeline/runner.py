@@ -29,6 +29,7 @@ from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model
 from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
+from pipeline.core.repeatable import make_repeatable
 from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.state import ModelState
 from pipeline.data import load_data
@@ -51,6 +52,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     folder, and returns the report (the other ranks return an empty dict)."""
     run = RunFolder(Path(out_dir) if out_dir else Path("runs") / recipe.name)
     device = pick_device(recipe.header.accelerator)
+    make_repeatable(device, recipe.header.deterministic)
     ranks = distributed.join(device)
     try:
         if not ranks.main:
@@ -265,7 +267,16 @@ def pick_device(accelerator: str) -> torch.device:
     if accelerator == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        gpus, processes = torch.cuda.device_count(), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if processes > gpus:
+            # NCCL refuses two ranks on one GPU ("Duplicate GPU detected") only once the first
+            # collective runs, deep in a stage; say so before anything starts
+            raise UserError(
+                f"{processes} processes were started on this machine but it has {gpus} GPU(s): on CUDA each "
+                f"process needs a GPU of its own. Start at most {gpus} (--nproc {gpus}, or torchrun "
+                f"--nproc-per-node {gpus}), or set accelerator: cpu in the recipe to train on the CPUs."
+            )
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % gpus)
     if accelerator == "cuda":
         log.warning("accelerator: cuda was asked but no CUDA device is available; training on the CPU")
     return torch.device("cpu")

@@ -89,6 +89,24 @@ def test_cuda_asked_without_cuda_falls_back_to_cpu(monkeypatch, caplog):
     assert pick_device("auto").type == "cpu"
 
 
+def test_more_processes_than_gpus_is_refused_before_anything_runs(monkeypatch):
+    """NCCL would fail on two ranks sharing a GPU only at the first collective, mid-stage."""
+    import torch
+
+    from pipeline.runner import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(UserError, match=r"3 processes .* 2 GPU\(s\).*--nproc 2"):
+        pick_device("auto")
+    assert pick_device("cpu").type == "cpu"
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert pick_device("cuda") == torch.device("cuda", 1)
+
+
 def test_heads_and_teachers_survive_resume(tmp_path, tiny_recipe):
     """aux_heads -> self_distill -> prune (distillation recovery) -> distill from before:prune -> export with exits."""
     tiny_recipe["devices"] = ["host"]
