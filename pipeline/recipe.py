@@ -40,6 +40,7 @@ class RecipeHeader(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="names the run folder runs/<name>")
     seed: int = 0
     accelerator: Literal["auto", "cpu", "cuda"] = Field("auto", description="where training runs; auto = CUDA when present")
+    deterministic: bool = Field(True, description="on CUDA: repeatable kernels, so a seed gives the same weights (false: cuDNN's fastest, not repeatable)")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     stages: list[Any] = Field(min_length=1, description="ordered; each item is `- STAGE_NAME: {config}`")
