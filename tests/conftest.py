@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import yaml
 TINY_RECIPE = {
     "name": "tiny",
     "seed": 0,
-    "accelerator": "cpu",
+    # benchmarks/cuda_check.sh sets cuda, to run every recipe test's training on a GPU
+    "accelerator": os.environ.get("COMPRESS_TEST_ACCELERATOR", "cpu"),
     "data": {"source": "embedded", "train_subset": 600, "test_subset": 300, "batch_size": 64},
     "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8, 16, 16]}},
     "stages": [

@@ -12,7 +12,8 @@ from pipeline.data.fashion_mnist import read_idx
 def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
+    with (gzip.open if gz else open)(path, "wb") as f:  # closed here: an unclosed gzip file lacks its trailer on Python 3.12
+        f.write(data)
 
 
 def fake_fashion_mnist(directory: Path, gz: bool = True) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -14,6 +15,8 @@ from pipeline.models import ModelConfig, build_model
 from pipeline.stages.base import StageContext
 from pipeline.training.loop import TrainConfig, fit
 
+# benchmarks/cuda_check.sh sets cuda: every stage test then trains on the GPU
+DEVICE = torch.device(os.environ.get("COMPRESS_TEST_ACCELERATOR", "cpu"))
 RGB = {"source": "dataset", "factory": "tests.data.user_datasets:three_classes", "workers": 0}  # 3x12x12, 3 classes, read lazily
 
 
@@ -23,7 +26,7 @@ def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), tra
     stage_dir.mkdir(parents=True, exist_ok=True)
     return StageContext(
         data=load_data(DataConfig(**{**(data or {}), "train_subset": train, "test_subset": test, "batch_size": 64}), seed=0),
-        device=torch.device("cpu"),
+        device=DEVICE,
         run_dir=run_dir,
         stage_dir=stage_dir,
         seed=0,

@@ -11,9 +11,9 @@ from pipeline.stages import export, quantize
 from tests.stages.helpers import make_context, trained_state
 
 
-def exported(tmp_path):
+def exported(tmp_path, epochs: int = 3):
     ctx = make_context(tmp_path, folder="01-export")
-    state = export.run(export.ExportConfig(), trained_state(ctx, epochs=3), ctx)
+    state = export.run(export.ExportConfig(), trained_state(ctx, epochs=epochs), ctx)
     return state, ctx.metrics["accuracy"], make_context(tmp_path, folder="02-quantize")
 
 
@@ -89,9 +89,10 @@ def test_accuracy_aware_over_budget_keeps_the_best_model_and_says_so(tmp_path, c
 
 
 def test_qat_exports_a_fully_int8_graph_and_distills_from_the_float_model(tmp_path):
-    state, fp32_accuracy, ctx = exported(tmp_path)
+    # 8 epochs (~65 %): a 3-epoch model (~48 %) has such small margins that one epoch of fine-tuning
+    # flips 4 to 17 of its 300 test answers (CPU, then CUDA), too close to the 5-point bound below
+    state, fp32_accuracy, ctx = exported(tmp_path, epochs=8)
     cfg = quantize.QuantizeConfig(
-        # a 3-epoch model (~40 %) has small margins; one epoch of fine-tuning flips some of its classes
         method="qat", calibration_samples=64, min_top1_agreement=0.6,
         qat={"train": {"epochs": 1, "lr": 1e-4}, "distill": {"alpha": 0.5}},
     )
