@@ -80,7 +80,7 @@ def choose(candidates: list[Candidate], forced: str | None = None) -> tuple[Cand
     passing = [c for c in candidates if not c.broken and not c.unjudged]
     if len({c.width for c in candidates}) > 1 and passing:
         widest = max(c.width for c in passing)
-        chosen, why = _fastest([c for c in passing if c.width == widest])
+        chosen, why = _fastest([c for c in candidates if c.width == widest])  # its failing files too, so the reason names them
         wider = [_fastest([c for c in candidates if c.width == w])[0] for w in sorted({c.width for c in candidates if c.width > widest})]
         refused = "; ".join(f"width {c.width:g} breaks {', '.join(c.broken) or 'nothing'}" + (f", cannot judge {', '.join(c.unjudged)}" if c.unjudged else "") for c in wider)
         return chosen, f"width {widest:g} is the widest that meets every budget" + (f" ({refused})" if refused else "") + f"; {why}"

@@ -80,6 +80,14 @@ def test_the_wider_widths_say_what_they_break():
     assert "width 0.75 breaks max_latency_p90_ms" in reason and "width 1 breaks max_latency_p90_ms" in reason
 
 
+def test_the_chosen_width_says_what_its_other_files_break():
+    """At width 0.75 under 0.2 ms the FP32 file breaks the latency budget and the INT8 one ships: the
+    reason names the FP32 file, it does not call the INT8 file the only one the run made."""
+    chosen, reason = choose(toy_widths(0.2))
+    assert chosen.artifact == "onnx_int8@w0.75"
+    assert "onnx_fp32@w0.75 breaks max_latency_p90_ms" in reason and "only variant" not in reason
+
+
 def test_when_no_width_meets_the_budgets_the_fastest_file_ships():
     chosen, reason = choose(toy_widths(0.001))
     assert chosen.artifact == "onnx_int8@w0.25" and "breaks 1 budget" in reason
