@@ -14,6 +14,7 @@ training runs per value and the one with the best mean validation accuracy over 
 marked as chosen: nothing is chosen on the test split.
 
     python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0 0.3] [--seed 0]
+        [--source image_folder --data-path data/fashion-mnist-png --input-size 32]
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ CASES = {  # learning rate and pruning recovery per model, each chosen on the va
 
 
 def run(name: str, model: dict, stages: list[dict], args, out: Path, devices: list[str] = ("host",)) -> tuple[dict, float, Path]:
-    spec = {"name": name, "seed": args.seed, "data": {"source": args.source}, "model": model, "stages": stages, "devices": list(devices)}
+    data = {"source": args.source, **({"path": str(args.data_path)} if args.data_path else {}), **({"input_size": args.input_size} if args.input_size else {})}
+    spec = {"name": name, "seed": args.seed, "data": data, "model": model, "stages": stages, "devices": list(devices)}
     report = run_recipe(parse_recipe(spec), out / name, quiet=True)
     # the stages' own seconds (report.json keeps them across a resume, so a rerun that resumes
     # finished runs reports what they took, not the instant of skipping them)
@@ -59,6 +61,8 @@ def main() -> None:
     parser.add_argument("--devices", nargs="*", default=["raspberry-pi-zero-2w", "raspberry-pi-4", "cortex-a76-phone"],
                         help="device profiles that judge the chosen nested run's widths at the end (none: skip)")
     parser.add_argument("--source", default="fashion-mnist", help="data source (embedded: a quick smoke run)")
+    parser.add_argument("--data-path", type=Path, help="data.path: an image folder (source image_folder) or IDX/npz files")
+    parser.add_argument("--input-size", type=int, help="data.input_size for an image folder")
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-nested"))
     args = parser.parse_args()
     case = CASES[args.model]
