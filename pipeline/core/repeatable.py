@@ -9,13 +9,10 @@ deterministic kernels costs some speed; a recipe turns it off with `deterministi
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 
 import torch
-
-log = logging.getLogger("compress")
 
 
 def make_repeatable(device: torch.device, deterministic: bool) -> None:

@@ -7,8 +7,8 @@ sorted by importance, which leaves the network's function unchanged. Training th
 sandwich rule with in-place distillation (`pipeline/widths/sandwich.py`), each narrow width run as
 the smaller network on views of the full weights where every kept block is leading
 (`pipeline/widths/views.py`; `narrow_passes: views` in the metrics), masked otherwise. Afterwards
-every width is sliced (channels really removed, checked against the masked network), its BatchNorm statistics are
-measured again at its own width, and its checkpoint is written beside the full model; the state
+every width is sliced (channels really removed, checked against the masked network), its BatchNorm
+statistics are measured again at its own width, and its checkpoint is written beside the full model; the state
 lists them (`ModelState.widths`) for the stages after it.
 """
 

@@ -4,8 +4,8 @@ Every step trains the full width from the labels, and the smallest width plus `s
 widths in between from the full width's own prediction (detached: the widest network teaches,
 it is not pulled toward its students). A narrow pass is the smaller network on views of the full
 weights where the model allows (`views.py`), the masked full network otherwise (`masks.py`).
-Training the two extremes every step is what keeps every width in between working; the full width teaching the others is what lets a narrow one beat the
-same network trained alone. The narrower passes leave BatchNorm's running statistics alone: they
+Training the two extremes every step is what keeps every width in between working; the full
+width teaching the others is what lets a narrow one beat the same network trained alone. The narrower passes leave BatchNorm's running statistics alone: they
 belong to the full width, which the loop validates; each slice gets its own afterwards
 (`slicing.recalibrate_batchnorm`).
 """
