@@ -10,10 +10,11 @@ Three ways to get a network at each width (the same channel counts at each width
 Every width's exported ONNX file is scored on the test split and timed (batch 1, one thread, all
 files interleaved). At the end the chosen nested run is resumed with static INT8 and `validate` on
 the shipped device profiles, which shows the width each device gets and why. Final epochs everywhere. With several `--distill-weight` values, one nested
-training runs per value and the one with the best mean validation accuracy over the widths is
+training runs per value (and per `--sampled` value: widths trained each step between the
+smallest and the full one), and the one with the best mean validation accuracy over the widths is
 marked as chosen: nothing is chosen on the test split.
 
-    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0 0.3] [--seed 0]
+    python benchmarks/nested_widths.py [--model tiny_cnn|resnet20] [--epochs 10] [--widths 0.25 0.5 0.75 1.0] [--distill-weight 1.0 0.3] [--sampled 1 2] [--seed 0]
         [--source image_folder --data-path data/fashion-mnist-png --input-size 32]
 """
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     parser.add_argument("--distill-weight", type=float, nargs="+", default=[1.0], help="nested.distill_weight; several: one nested training each, chosen on validation")
+    parser.add_argument("--sampled", type=int, nargs="+", default=[1], help="nested.sampled; several: one nested training each, chosen on validation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devices", nargs="*", default=["raspberry-pi-zero-2w", "raspberry-pi-4", "cortex-a76-phone"],
                         help="device profiles that judge the chosen nested run's widths at the end (none: skip)")
@@ -69,23 +71,29 @@ def main() -> None:
     train = {"epochs": args.epochs, "lr": case["lr"]}
     rows: list[dict] = []
 
-    validation: dict[float, dict[float, float]] = {}
+    validation: dict[tuple[float, int], dict[float, float]] = {}
+    settings = [(weight, sampled) for sampled in args.sampled for weight in args.distill_weight]
 
-    def nested_stages(weight: float) -> list[dict]:
-        return [{"nested": {"widths": args.widths, "distill_weight": weight, "train": train}}, {"export": {}}]
+    def nested_stages(setting: tuple[float, int]) -> list[dict]:
+        weight, sampled = setting
+        return [{"nested": {"widths": args.widths, "distill_weight": weight, "sampled": sampled, "train": train}}, {"export": {}}]
 
-    def nested_name(weight: float) -> str:
-        return "nested" if len(args.distill_weight) == 1 else f"nested-d{weight:g}"
+    def nested_name(setting: tuple[float, int]) -> str:
+        weight, sampled = setting  # sampled 1 (the default) keeps the name of the runs made before --sampled, so they resume
+        return "nested" if len(settings) == 1 else f"nested-d{weight:g}" + (f"-s{sampled}" if sampled != 1 else "")
 
-    for weight in args.distill_weight:
-        name = nested_name(weight)
-        _, seconds, folder = run(name, {"name": args.model}, nested_stages(weight), args, args.out)
+    def nested_how(setting: tuple[float, int]) -> str:
+        weight, sampled = setting
+        return f"nested (one training, distill {weight:g}, sampled {sampled})"
+
+    for setting in settings:
+        _, seconds, folder = run(nested_name(setting), {"name": args.model}, nested_stages(setting), args, args.out)
         nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
-        validation[weight] = {w: r["val_accuracy"] for w, r in nested.items()}
+        validation[setting] = {w: r["val_accuracy"] for w, r in nested.items()}
         for r in stage_metrics(folder, "export")["widths"]:
-            rows.append({"how": f"nested (one training, distill {weight:g})", "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
+            rows.append({"how": nested_how(setting), "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
                          "macs": nested[r["width"]]["macs"], "file": folder / r["file"], "seconds": seconds if r["width"] == max(args.widths) else None})
-    chosen = max(validation, key=lambda weight: np.mean(list(validation[weight].values())))
+    chosen = max(validation, key=lambda setting: np.mean(list(validation[setting].values())))
 
     full_checkpoint = None
     for width in sorted(args.widths, reverse=True):
@@ -113,15 +121,16 @@ def main() -> None:
     shape = [d if isinstance(d, int) else 1 for d in ort.InferenceSession(str(sample_file)).get_inputs()[0].shape]
     timed = measure_latencies({i: r["file"] for i, r in enumerate(rows)}, np.zeros(shape, np.float32), HOST_THREADS, warmup=50, runs=1000, rounds=20)
     print(f"model {args.model}, {args.epochs} epochs at lr {case['lr']:g}, seed {args.seed}; widths {args.widths}")
-    for weight, accuracies in validation.items():
-        mark = " (chosen)" if weight == chosen and len(validation) > 1 else ""
-        print(f"nested distill_weight {weight:g}{mark}: validation " + ", ".join(f"w{w:g} {a:.4f}" for w, a in sorted(accuracies.items())))
+    for setting, accuracies in validation.items():
+        mark = " (chosen)" if setting == chosen and len(validation) > 1 else ""
+        print(f"{nested_how(setting)}{mark}: validation mean {np.mean(list(accuracies.values())):.4f}; "
+              + ", ".join(f"w{w:g} {a:.4f}" for w, a in sorted(accuracies.items())))
     print("| width | how | test acc | params | MACs | p50 ms | wall s |\n|---|---|---|---|---|---|---|")
     for i, r in sorted(enumerate(rows), key=lambda ir: (ir[1]["width"], ir[1]["how"])):
         wall = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
         print(f"| {r['width']:g} | {r['how']} | {r['accuracy']:.4f} | {r['params']:,} | {r['macs'] / 1e6:.2f} M | {timed[i]['p50']:.4f} | {wall} |")
     totals = {how: sum(r["seconds"] or 0 for r in rows if r["how"] == how) for how in dict.fromkeys(r["how"] for r in rows)}
-    nested_s = totals[f"nested (one training, distill {chosen:g})"]
+    nested_s = totals[nested_how(chosen)]
     print("\nwall time for every width: " + ", ".join(f"{how} {s:.0f} s ({s / nested_s:.2f}x the chosen nested)" for how, s in totals.items()))
 
     if args.devices:  # the chosen nested run resumed (its training reused) with INT8 and validation on the device profiles
