@@ -37,10 +37,11 @@ class StaticSettings:
     per_channel: bool = True
     quant_format: str = "qdq"
     activations: str = "asymmetric"
+    reduce_range: bool = True  # 7-bit weights: see `QuantizeConfig.reduce_range`
 
     def describe(self) -> str:
         act = "S8 symmetric" if self.activations == "symmetric" else "U8"
-        weights = "per-channel" if self.per_channel else "per-tensor"
+        weights = ("per-channel" if self.per_channel else "per-tensor") + (" 7-bit" if self.reduce_range else "")
         return f"{self.quant_format.upper()}, {weights} S8 weights, {act} activations, {self.calibration} calibration"
 
 
@@ -97,11 +98,12 @@ def _quantize_static(prepared, out, input_name, samples, settings, symmetric, ex
         weight_type=QuantType.QInt8,
         calibrate_method=CALIBRATION[settings.calibration],
         nodes_to_exclude=list(exclude),
+        reduce_range=settings.reduce_range,
         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
     )
 
 
-def quantize_dynamic_file(prepared: Path, out: Path, per_channel: bool) -> Path:
+def quantize_dynamic_file(prepared: Path, out: Path, per_channel: bool, reduce_range: bool = True) -> Path:
     """Linear layers with INT8 weights and activations quantized on the fly (no calibration).
 
     Meant for Linear/MatMul-heavy models. onnxruntime's dynamic quantizer knows MatMul but not Gemm
@@ -113,7 +115,8 @@ def quantize_dynamic_file(prepared: Path, out: Path, per_channel: bool) -> Path:
     rewritten = out.with_suffix(".matmul.onnx")
     onnx.save(model, str(rewritten))
     try:
-        quantize_dynamic(str(rewritten), str(out), per_channel=per_channel, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(str(rewritten), str(out), per_channel=per_channel, reduce_range=reduce_range, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"])
     finally:
         rewritten.unlink(missing_ok=True)
     return out

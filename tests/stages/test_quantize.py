@@ -31,6 +31,27 @@ def test_static_int8_runs_int8_kernels_and_keeps_accuracy(tmp_path):
     assert "preprocessing" in meta and "int8 static QDQ" in meta["quantization"]
 
 
+def int8_weight_extremes(path) -> int:
+    """The largest magnitude among the file's INT8 weight initializers."""
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights, "no INT8 weights in the file"
+    return max(int(abs(w.astype(int)).max()) for w in weights)
+
+
+@pytest.mark.parametrize(("reduce_range", "largest"), [(True, 64), (False, 127)])
+def test_weights_are_7_bit_unless_asked_for_8(tmp_path, reduce_range, largest):
+    """x86 CPUs without VNNI overflow 16-bit pair sums with full-range 8-bit weights: the default must be 7-bit."""
+    state, _, ctx = exported(tmp_path, epochs=1)
+    cfg = quantize.QuantizeConfig(calibration_samples=64, min_top1_agreement=0.1) if reduce_range else \
+        quantize.QuantizeConfig(calibration_samples=64, min_top1_agreement=0.1, reduce_range=False)
+    state = quantize.run(cfg, state, ctx)
+    assert int8_weight_extremes(tmp_path / state.artifacts["onnx_int8"]) == largest
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / state.artifacts["onnx_int8"])).metadata_props}
+    assert ("7-bit" in meta["quantization"]) == reduce_range, "the file says how its weights were quantized"
+
+
 def test_more_calibration_samples_than_data_is_an_error(tmp_path):
     state, _, ctx = exported(tmp_path)
     with pytest.raises(StageError, match="calibration_samples: 100000 asked"):
