@@ -225,8 +225,8 @@ def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_
 def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
     h = recipe.header
     data = h.data.model_dump()
-    if not data["train_on_validation"]:
-        del data["train_on_validation"]  # off: the fingerprints runs had before the option existed, so they still resume
+    if not data["train_on_validation"]:  # off: the fingerprints runs had before these options existed, so they still resume
+        del data["train_on_validation"], data["validation_kept"]
     previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
     fingerprints = []
     for entry in recipe.stages:

@@ -21,7 +21,6 @@ from pipeline.data import contract, embedded, factory, fashion_mnist, image_fold
 from pipeline.data.registry import SOURCES, RawData, Streamed
 from pipeline.data.splits import InMemory, Split
 
-TRAINED_ON_VALIDATION = " (validation split also trained on)"
 STATS_SAMPLE = 2048  # images read to estimate a streamed training split's per-channel mean and std
 
 
@@ -35,7 +34,12 @@ class DataConfig(BaseModel):
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the training split held out for validation")
     train_on_validation: bool = Field(
         False, description="also train on the validation split: for a final run once every choice (epochs, learning rates, "
-        "the recipe itself) was made on validation with this off; validation figures are then on seen data, and the report says so",
+        "the recipe itself) was made on validation with this off. `validation_kept` of its samples stay out of training",
+    )
+    validation_kept: int = Field(
+        1000, ge=0, description="train_on_validation: validation samples (at most a fifth of the split) kept out of training, so "
+        "what later stages choose on validation (INT8 accuracy budgets, FP32 fallbacks, early-exit thresholds) is judged on "
+        "unseen images; they become the validation split. 0 trains on all of it, and validation figures are then on seen data",
     )
     train_subset: int | None = Field(None, ge=10, description="use only this many training samples (tests, quick trials)")
     test_subset: int | None = Field(None, ge=10, description="use only this many test samples")
@@ -110,6 +114,33 @@ def _holdout(count: int, cfg: DataConfig, rng: np.random.Generator, where: str) 
     return train_idx, val_idx
 
 
+def kept_back(val_count: int, cfg: DataConfig) -> int:
+    """How many validation samples stay unseen when training on the validation split: `validation_kept`,
+    at most a fifth of the split, at least one unless the recipe asks for none."""
+    if not cfg.train_on_validation:
+        return val_count
+    return 0 if cfg.validation_kept == 0 else max(1, min(cfg.validation_kept, val_count // 5))
+
+
+def _merge_validation(val_count: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in the validation split that join training, positions that stay the validation split).
+    With nothing kept, the whole split is both: trained on, and still scored (on seen images)."""
+    kept = kept_back(val_count, cfg)
+    positions = np.arange(val_count)
+    if kept == 0:
+        return positions, positions
+    return positions[kept:], positions[:kept]
+
+
+def trained_on_validation_note(cfg: DataConfig, val_count: int) -> str:
+    """What the data line of the log and report adds when training also used the validation split."""
+    if not cfg.train_on_validation:
+        return ""
+    if cfg.validation_kept == 0:
+        return " (validation split also trained on: validation figures are on seen images)"
+    return f" (validation split also trained on, but {val_count} of its images kept back, unseen, as the validation split)"
+
+
 def _subsets(train_idx, val_idx, test_count: int, cfg: DataConfig, rng: np.random.Generator):
     if cfg.train_subset is not None:
         train_idx = train_idx[: cfg.train_subset]
@@ -131,7 +162,8 @@ def _in_memory(raw: RawData, cfg: DataConfig, rng: np.random.Generator) -> DataS
     train_idx, val_idx = _holdout(len(y_train), cfg, rng, where)
     train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(y_test), cfg, rng)
     if cfg.train_on_validation:
-        train_idx = np.concatenate([train_idx, val_idx])
+        joins, stays = _merge_validation(len(val_idx), cfg)
+        train_idx, val_idx = np.concatenate([train_idx, val_idx[joins]]), val_idx[stays]
 
     channels = x_train.shape[1]
     if cfg.mean is not None:
@@ -145,14 +177,14 @@ def _in_memory(raw: RawData, cfg: DataConfig, rng: np.random.Generator) -> DataS
         return Split(InMemory(torch.from_numpy(((x[idx] - shift) / scale).astype(np.float32)), torch.from_numpy(y[idx])))
 
     return DataSplits(
-        train=split(x_train, y_train, train_idx),  # with train_on_validation, val's samples too
+        train=split(x_train, y_train, train_idx),  # with train_on_validation, val's samples too, but those kept back
         val=split(x_train, y_train, val_idx),
         test=split(x_test, y_test, test_idx),
         mean=mean,
         std=std,
         class_names=raw.class_names,
         batch_size=cfg.batch_size,
-        description=raw.description + TRAINED_ON_VALIDATION * cfg.train_on_validation,
+        description=raw.description + trained_on_validation_note(cfg, len(val_idx)),
         input_shape=tuple(x_train.shape[1:]),
     )
 
@@ -187,7 +219,9 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
     train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(source.test), cfg, rng)
     train, val, test = Subset(source.train, train_idx.tolist()), Subset(val_source, val_idx.tolist()), Subset(source.test, test_idx.tolist())
     if cfg.train_on_validation:
-        train = ConcatDataset([train, val])
+        joins, stays = _merge_validation(len(val_idx), cfg)
+        train = ConcatDataset([train, Subset(val_source, val_idx[joins].tolist())])
+        val = Subset(val_source, val_idx[stays].tolist())
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
     if cfg.mean is not None:
         mean, std = contract.channel_stats(cfg.mean, cfg.std, shape[0], where)
@@ -199,7 +233,7 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
 
     return DataSplits(
         train=split(train), val=split(val), test=split(test), mean=mean, std=std, class_names=source.class_names,
-        batch_size=cfg.batch_size, description=where + TRAINED_ON_VALIDATION * cfg.train_on_validation, input_shape=shape, resize=source.resize,
+        batch_size=cfg.batch_size, description=where + trained_on_validation_note(cfg, len(val)), input_shape=shape, resize=source.resize,
     )
 
 

@@ -40,12 +40,33 @@ def test_subsets_and_seeded_split():
     assert (a.train.dataset.y == b.train.dataset.y).all()
 
 
-def test_training_on_validation_adds_its_samples_and_keeps_the_split():
-    held_out, merged = load_data(DataConfig(train_subset=100), seed=1), load_data(DataConfig(train_subset=100, train_on_validation=True), seed=1)
+def pixels_of(split, data):
+    return split.dataset.x * data.std[0] + data.mean[0]
+
+
+def contains(images, sample) -> bool:
+    return bool(((images - sample).abs() < 1e-4).flatten(1).all(1).any())
+
+
+def test_training_on_validation_trains_on_all_but_the_kept_back_slice():
+    held_out = load_data(DataConfig(train_subset=500), seed=1)
+    merged = load_data(DataConfig(train_subset=500, train_on_validation=True, validation_kept=20), seed=1)
+    assert len(held_out.val) == 50 and len(merged.val) == 10, "at most a fifth of the validation split is kept back"
+    assert len(merged.train) == len(held_out.train) + 40
+    trained, kept, validation = pixels_of(merged.train, merged), pixels_of(merged.val, merged), pixels_of(held_out.val, held_out)
+    assert not any(contains(trained, sample) for sample in kept), "a kept-back image was trained on"
+    assert all(contains(validation, sample) for sample in kept), "the kept-back images come from the validation split"
+    assert sum(contains(trained, sample) for sample in validation) == 40, "the rest of the validation split is trained on"
+    assert "but 10 of its images kept back" in merged.description and "also trained" not in held_out.description
+
+
+def test_training_on_all_of_validation_keeps_scoring_it_and_says_so():
+    held_out = load_data(DataConfig(train_subset=100), seed=1)
+    merged = load_data(DataConfig(train_subset=100, train_on_validation=True, validation_kept=0), seed=1)
     assert len(merged.train) == len(held_out.train) + len(held_out.val) and len(merged.val) == len(held_out.val)
-    pixels = [split.dataset.x * data.std[0] + data.mean[0] for split, data in ((held_out.val, held_out), (merged.train, merged))]
-    assert all(bool(((pixels[1] - sample).abs() < 1e-4).flatten(1).all(1).any()) for sample in pixels[0]), "every validation sample is trained on"
-    assert "validation split also trained on" in merged.description and "also trained" not in held_out.description
+    trained = pixels_of(merged.train, merged)
+    assert all(contains(trained, sample) for sample in pixels_of(held_out.val, held_out)), "every validation sample is trained on"
+    assert "validation figures are on seen images" in merged.description
 
 
 @pytest.mark.parametrize("gz", [True, False])

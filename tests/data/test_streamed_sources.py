@@ -126,4 +126,6 @@ def test_a_val_folder_is_the_validation_split(tmp_path):
     data = folder_data(tmp_path)
     assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9), "nothing is held out of train when val/ exists"
     merged = folder_data(tmp_path, train_on_validation=True)
-    assert (len(merged.train), len(merged.val)) == (24, 6), "a val folder's images join training, and stay the validation split"
+    assert (len(merged.train), len(merged.val)) == (23, 1), "a val folder's images join training, but a fifth of them kept back"
+    merged = folder_data(tmp_path, train_on_validation=True, validation_kept=0)
+    assert (len(merged.train), len(merged.val)) == (24, 6), "with none kept back, they all join training and stay the validation split"
