@@ -6,17 +6,17 @@ warm-up), batch 128, random flip + 2 px shift, label smoothing 0.05 on all 60 k 
 prune once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the classifier ignored,
 the per-layer ratio that would keep the asked share of MACs); fine-tune with cross-entropy; static
 INT8 with onnxruntime. The pipeline runs `compress run` on a recipe with the same model, optimiser,
-training learning rate and epochs, pruned to the MACs the peer reached (`keep_macs`) with the same
-total recovery epochs (its own rounds, recovery and learning rate: `CASES`), then export, static
-INT8, validate. Both sides' files are measured by the same onnxruntime harness: test accuracy on
+training learning rate and the same total epochs, pruned to the MACs the peer reached (`keep_macs`);
+how it spends those epochs (where it cuts, its rounds, recovery and learning rate: `CASES`) is its own,
+chosen on the validation split. Then export, static INT8, validate. Both sides' files are measured by the same onnxruntime harness: test accuracy on
 the 10 k test split, and batch-1 p50 latency on one thread with all files timed in interleaved
 rounds (a burst of host noise slows them alike). Final epochs are reported on both sides: nothing
 is selected on the test split.
 
     python benchmarks/peers.py [--case tiny_cnn|resnet20] [--seed 0] [--train-on-validation] [--epochs N --finetune N]
 
-`--epochs`/`--finetune` shorten both sides alike: a quick check of the loops' time per epoch,
-whose accuracies are not the cases' figures.
+`--epochs`/`--finetune` shorten both sides alike, the pipeline cutting where the script does: a quick
+check of the loops' time per epoch, whose accuracies are not the cases' figures.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ CASES = {
     "resnet20": {  # the plain script that reached 93.50 % / 92.74 % pruned to 6.8 M MACs
         "epochs": 10, "lr": 4e-3, "keep_macs": 6.8 / 31.48, "finetune": 5, "finetune_lr": 2e-3,
         "pipeline_prune": {"steps": 1, "recovery": "finetune", "lr": 2e-3},  # the validation winner of benchmarks/prune_recovery.py
+        "pipeline_cut_after": 5,  # of the 15 epochs, 5 before the cut and 10 after: the validation winner of benchmarks/prune_split.py
     },
 }
 
@@ -77,7 +78,7 @@ def peer_data(root: Path):
 
 
 def peer_augment(x: torch.Tensor) -> torch.Tensor:
-    flip = torch.rand(len(x)) < 0.5
+    flip = torch.rand(len(x), device=x.device) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (2, 2, 2, 2), value=-MEAN / STD)
     dx, dy = np.random.randint(0, 5, 2)
@@ -85,12 +86,13 @@ def peer_augment(x: torch.Tensor) -> torch.Tensor:
 
 
 def peer_train(model, x, y, epochs: int, lr: float, batch: int = 128) -> None:
+    """Trains where `x` is (CPU here; benchmarks/prune_split.py passes GPU tensors and a GPU model)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = math.ceil(len(y) / batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps * epochs, pct_start=0.25)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(y))
+        order = torch.randperm(len(y), device=y.device)
         for i in range(steps):
             idx = order[i * batch : (i + 1) * batch]
             loss = F.cross_entropy(model(peer_augment(x[idx])), y[idx], label_smoothing=0.05)
@@ -101,7 +103,7 @@ def peer_train(model, x, y, epochs: int, lr: float, batch: int = 128) -> None:
 
 
 def peer_prune(model, keep_macs: float) -> None:
-    example = torch.zeros(1, 1, 28, 28)
+    example = torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device)
     ratio = 1 - math.sqrt(keep_macs)  # MACs of a conv scale with in x out channels
     pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
                                   pruning_ratio=ratio, ignored_layers=[model.fc])
@@ -171,12 +173,14 @@ def run_pipeline(args, case: dict, keep_macs: float, work: Path) -> list[dict]:
 
     prune = dict(case["pipeline_prune"])
     steps, lr = prune["steps"], prune.pop("lr")
+    epochs = case.get("pipeline_cut_after", case["epochs"])
+    recovery = case["epochs"] + case["finetune"] - epochs  # equal total epochs on both sides
     recipe = {
         "name": "peer-match", "seed": args.seed, "data": {"source": "fashion-mnist", "train_on_validation": args.train_on_validation},
         "model": {"name": args.case},
         "stages": [
-            {"train": {"epochs": case["epochs"], "lr": case["lr"]}},
-            {"prune": {"target": {"keep_macs": keep_macs}, **prune, "finetune": {"epochs": case["finetune"] // steps, "lr": lr}}},
+            {"train": {"epochs": epochs, "lr": case["lr"]}},
+            {"prune": {"target": {"keep_macs": keep_macs}, **prune, "finetune": {"epochs": recovery // steps, "lr": lr}}},
             {"export": {}}, {"quantize": {"calibration_samples": 1024}}, {"validate": {}},
         ],
         "devices": ["host"],
@@ -216,6 +220,8 @@ def main() -> None:
     args = parser.parse_args()
     case = dict(CASES[args.case])
     case.update({k: v for k, v in (("epochs", args.epochs), ("finetune", args.finetune)) if v is not None})
+    if args.epochs or args.finetune:
+        case.pop("pipeline_cut_after", None)
     with tempfile.TemporaryDirectory() as tmp:
         peer = run_peer(args, case, Path(args.data), Path(tmp))
         keep = peer[1]["macs"] / peer[0]["macs"]  # the pipeline prunes to the MACs the peer reached
@@ -231,6 +237,8 @@ def main() -> None:
     theirs = peer["trained, FP32"]["epoch_s"]
     print(f"\ntraining loop, seconds per epoch: by hand {theirs:.1f}; pipeline {mine['epoch_s']:.1f} ({mine['epoch_s'] / theirs:.2f}x), "
           f"plus {mine['val_s']:.1f} s scoring the validation split after each epoch, which the script does not do")
+    total = {who: sum(r["seconds"] for r in rows if r["who"] == who and r["seconds"] is not None) for who in ("by hand", "pipeline")}
+    print(f"whole job, train + prune + INT8: by hand {total['by hand']:.0f} s; pipeline {total['pipeline']:.0f} s ({total['pipeline'] / total['by hand']:.2f}x)")
 
 
 if __name__ == "__main__":
