@@ -104,4 +104,6 @@ def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx:
             objective = supervised_objective(view, cfg.finetune.label_smoothing)
         else:
             objective = Distillation(cfg.distill, teacher, view, ctx.data.input_shape, ctx.device, cfg.finetune.label_smoothing).objective
-        train(view, cfg.finetune, ctx, objective, desc=desc, epoch_log=False)
+        # a one-epoch recovery is summed up by its round's line; a longer one logs each epoch, or a
+        # 20-minute recovery would leave the log silent
+        train(view, cfg.finetune, ctx, objective, desc=desc, epoch_log=cfg.finetune.epochs > 1)

@@ -39,7 +39,7 @@ class Trained:
 def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: Objective | None = None, desc: str = "train", epoch_log: bool = True) -> Trained:
     """Train `model` (a `HeadedModel` or a plain module) in place; it ends on the CPU.
 
-    `epoch_log: False` sends the per-epoch lines to debug (prune's many recovery rounds).
+    `epoch_log: False` sends the per-epoch lines to debug (prune's one-epoch recovery rounds).
     """
     log = ctx.log.info if epoch_log else ctx.log.debug
     history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log)

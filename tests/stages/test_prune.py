@@ -202,3 +202,14 @@ def test_pruning_leaves_torch_prunings_functions_as_it_found_them(tmp_path):
     ctx = make_context(tmp_path, train=128, test=64)
     run(PruneConfig(target={"remove_channels": 0.3}, steps=1, finetune=TrainConfig(epochs=0)), trained_state(ctx, epochs=0), ctx)
     assert (index_mapping.update_reshape_index_mapping, shape_infer.init_shape_information, graph.DependencyGraph.get_all_groups) == before
+
+
+@pytest.mark.parametrize(("epochs", "logged"), [(1, False), (2, True)])
+def test_a_recovery_longer_than_one_epoch_logs_each_epoch(tmp_path, caplog, epochs, logged):
+    """A long recovery must not leave the log silent; a one-epoch one is summed up by its round's line."""
+    ctx = make_context(tmp_path, train=128, test=64)
+    state = trained_state(ctx, epochs=1)
+    with caplog.at_level("INFO", logger="compress"):
+        run(PruneConfig(target={"remove_channels": 0.25}, steps=1, finetune=TrainConfig(epochs=epochs)), state, ctx)
+    assert "prune round 1/1" in caplog.text
+    assert (f"epoch 1/{epochs}: loss" in caplog.text) == logged
