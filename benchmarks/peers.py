@@ -7,9 +7,9 @@ prune once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the c
 the per-layer ratio that would keep the asked share of MACs); fine-tune with cross-entropy; static
 INT8 with onnxruntime. The pipeline runs `compress run` on a recipe with the same model, optimiser,
 training learning rate and the same total epochs, pruned to the MACs the peer reached (`keep_macs`);
-how it spends those epochs (where it cuts, its rounds, recovery and learning rate: `CASES`) is its own,
-chosen on the validation split. Then export, static INT8, validate. Both sides' files are measured by the same onnxruntime harness: test accuracy on
-the 10 k test split, and batch-1 p50 latency on one thread with all files timed in interleaved
+how it spends those epochs (where it cuts, its rounds, recovery and learning rate: `CASES`) is its
+own, chosen on the validation split. Then export, static INT8, validate. Both sides' files are
+measured by the same onnxruntime harness: test accuracy on the 10 k test split, and batch-1 p50 latency on one thread with all files timed in interleaved
 rounds (a burst of host noise slows them alike). Final epochs are reported on both sides: nothing
 is selected on the test split.
 

@@ -76,15 +76,15 @@ def peer_run(split: int, seed: int, accelerator: str, data: Path, subset: int | 
     model = build_model(ModelConfig(name="resnet20"), 1, 10).to(device)
     started = time.perf_counter()
     peer_train(model, x, y, split, lr=TRAIN_LR)
-    trained_test = test_accuracy(model, x_test, y_test)
+    trained_test = torch_accuracy(model, x_test, y_test)
     peer_prune(model, SCRIPT_KEEP_MACS)
     peer_train(model, x, y, TOTAL_EPOCHS - split, lr=FINETUNE_LR)
     macs, params = tp.utils.count_ops_and_params(model.eval(), torch.zeros(1, 1, 28, 28, device=device))
     return {"name": f"peer-e{split}-s{seed}", "side": "by hand", "split": split, "seed": seed, "seconds": time.perf_counter() - started,
-            "trained_test": trained_test, "val": None, "test": test_accuracy(model, x_test, y_test), "macs": int(macs), "params": int(params)}
+            "trained_test": trained_test, "val": None, "test": torch_accuracy(model, x_test, y_test), "macs": int(macs), "params": int(params)}
 
 
-def test_accuracy(model, x, y) -> float:
+def torch_accuracy(model, x, y) -> float:
     import torch
 
     model.eval()

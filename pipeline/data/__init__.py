@@ -114,21 +114,14 @@ def _holdout(count: int, cfg: DataConfig, rng: np.random.Generator, where: str) 
     return train_idx, val_idx
 
 
-def kept_back(val_count: int, cfg: DataConfig) -> int:
-    """How many validation samples stay unseen when training on the validation split: `validation_kept`,
-    at most a fifth of the split, at least one unless the recipe asks for none."""
-    if not cfg.train_on_validation:
-        return val_count
-    return 0 if cfg.validation_kept == 0 else max(1, min(cfg.validation_kept, val_count // 5))
-
-
 def _merge_validation(val_count: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """(positions in the validation split that join training, positions that stay the validation split).
-    With nothing kept, the whole split is both: trained on, and still scored (on seen images)."""
-    kept = kept_back(val_count, cfg)
+    `validation_kept` stay, at most a fifth of the split and at least one; with `validation_kept: 0`
+    the whole split is both: trained on, and still scored (on seen images)."""
     positions = np.arange(val_count)
-    if kept == 0:
+    if cfg.validation_kept == 0:
         return positions, positions
+    kept = max(1, min(cfg.validation_kept, val_count // 5))
     return positions[kept:], positions[:kept]
 
 
