@@ -46,7 +46,7 @@ class ModelState:
 
     `artifacts` maps a name (`onnx_fp32`, `onnx_int8`) to a path relative to the run folder.
     `reference` holds the figures of the float model before any compression, the baseline for
-    "maximum accuracy drop" budgets. `devices` holds the verdicts of the last validation. `heads` are
+    "maximum accuracy drop" budgets: `val_accuracy` for choosing a file, `accuracy` (test) for the verdict. `devices` holds the verdicts of the last validation. `heads` are
     auxiliary classifiers beside the backbone (never inside it, so export sees only `model`), rebuilt
     on resume from `head_specs`.
     """
@@ -67,7 +67,7 @@ class ModelState:
         """After training: until something compresses the model, its figures are the baseline that
         accuracy-drop budgets compare against; and earlier exports are now stale."""
         if not self.compressed:
-            self.reference = {**{k: metrics[k] for k in ("accuracy", "params", "macs", "size_bytes")}, "source": source}
+            self.reference = {**{k: metrics[k] for k in ("accuracy", "val_accuracy", "params", "macs", "size_bytes")}, "source": source}
         self.model_changed()
 
     def model_changed(self) -> None:

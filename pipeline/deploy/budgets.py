@@ -11,6 +11,7 @@ from pipeline.deploy.profiles import Budgets
 
 RULES = on_device.RULES  # one set of rules for the pipeline, `compress gate` and the on-device script
 overall = on_device.overall
+VERDICT = {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}  # overall()'s three answers, as every table prints them
 
 
 def judge(budgets: Budgets, figures: dict[str, float | None]) -> dict[str, dict]:

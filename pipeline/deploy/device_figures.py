@@ -1,10 +1,12 @@
 """Deployable files measured once and judged per device: what `validate` (the stage) and
 `compress validate MODEL.onnx` (a model made elsewhere) both report.
 
-Each file (`Variant`) is measured on this host: size, gzip size, accuracy (when there is data),
-one-thread latency (several files timed in interleaved rounds, so host noise cannot pick the
-winner) and peak memory at each profile's thread count. Each device then gets its estimate, its
-budgets judged, and the file that meets them with the best latency (`variant_choice`).
+Each file (`Variant`) is measured on this host: size, gzip size, accuracy on the validation and
+test splits (when there is data), one-thread latency (several files timed in interleaved rounds, so
+host noise cannot pick the winner) and peak memory at each profile's thread count. Each device then
+gets its estimate and its budgets judged twice: on validation figures, which choose the file it
+ships (`variant_choice`), and on test figures, which the gate judges. The two differ only in the
+accuracy budgets; the report keeps both and says which one chose.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from devices.on_device import runtimes
 from devices.on_device.validate_on_device import gzip_size
 from pipeline.core.errors import StageError
 from pipeline.core.state import artifact_width
-from pipeline.deploy.budgets import judge, overall
+from pipeline.deploy.budgets import VERDICT, judge, overall
 from pipeline.deploy.profiles import DeviceProfile
 from pipeline.deploy.variant_choice import Candidate, choose
 from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies, peak_memory_mb
@@ -31,8 +33,10 @@ class Variant:
 
     name: str
     path: Path
-    accuracy: float | None
-    drop: float | None  # points below the reference accuracy, when both are known
+    accuracy: float | None  # on the test split: the verdict's figure, never the choice's
+    drop: float | None  # points below the reference test accuracy, when both are known
+    val_accuracy: float | None = None  # on the validation split: what the choice reads
+    val_drop: float | None = None  # points below the reference validation accuracy
     size: int = 0
     size_gzip: int = 0
     host_latency: dict = field(default_factory=dict)  # one-thread timing on the host
@@ -69,30 +73,42 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
             )
         judged = {variant.name: device_figures(variant, profile) for variant in admitted}
         candidates = [
-            Candidate(name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets"], artifact_width(name), entry["runtime"])
+            Candidate(
+                name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets_on_validation"],
+                artifact_width(name), entry["runtime"], entry["val_accuracy"],
+            )
             for name, entry in judged.items()
         ]
-        chosen, reason = choose(candidates, forced=forced)
+        chosen, reason = choose(candidates, forced=forced, prefer=profile.prefer)
         entry = devices[profile.name] = {
             **judged[chosen.artifact],
             "choice": {
+                "chosen_on": "validation",
+                "prefer": profile.prefer,
                 "reason": reason,
-                "candidates": {name: {k: e[k] for k in ("runtime", "accuracy", "latency_ms", "size_bytes", "passed")} for name, e in judged.items()},
+                "candidates": {
+                    name: {k: e[k] for k in ("runtime", "val_accuracy", "accuracy", "latency_ms", "size_bytes", "passed_on_validation", "passed")}
+                    for name, e in judged.items()
+                },
             },
         }
-        accuracy = "–" if entry["accuracy"] is None else f"{entry['accuracy']:.4f}"
-        verdict = {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[entry["passed"]]
         log.info(
-            f"validate {profile.name}: {chosen.artifact}, acc {accuracy}, p90 {entry['latency_ms']['p90']:.3f} ms "
-            f"({profile.latency_kind}), {entry['size_bytes'] / 1024:.1f} KiB -> {verdict} ({reason})"
+            f"validate {profile.name}: {chosen.artifact} (chosen on validation: acc {_figure(entry['val_accuracy'])}), "
+            f"test acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({profile.latency_kind}), "
+            f"{entry['size_bytes'] / 1024:.1f} KiB -> {VERDICT[entry['passed']]} on test ({reason})"
         )
     return devices
 
 
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
 def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
     """One variant on one device: its latency estimate (from the host's one-thread timing), and the
-    budgets judged on it. `noise` is the timing's p10-p90 width, scaled the same way: a difference
-    between files smaller than that is not a difference."""
+    budgets judged on it, on validation figures (`budgets_on_validation`: the choice reads these) and
+    on test figures (`budgets`: the verdict and the gate). `noise` is the timing's p10-p90 width,
+    scaled the same way: a difference between files smaller than that is not a difference."""
     measured = variant.host_latency
     latency = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
     latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)
@@ -100,16 +116,17 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
         "size_kb": variant.size / 1024,
         "size_gzip_kb": variant.size_gzip / 1024,
         "latency_p90_ms": latency["p90"],
-        "accuracy": variant.accuracy,
-        "accuracy_drop": variant.drop,
         "peak_memory_mb": variant.peak_memory[profile.threads],
     }
-    budgets = judge(profile.budgets, figures)
+    budgets = judge(profile.budgets, {**figures, "accuracy": variant.accuracy, "accuracy_drop": variant.drop})
+    on_validation = judge(profile.budgets, {**figures, "accuracy": variant.val_accuracy, "accuracy_drop": variant.val_drop})
     return {
         "artifact": variant.name,
         "runtime": variant.runtime,
-        "accuracy": None if variant.accuracy is None else round(variant.accuracy, 5),
-        "accuracy_drop_points": None if variant.drop is None else round(variant.drop, 4),
+        "accuracy": _rounded(variant.accuracy, 5),
+        "accuracy_drop_points": _rounded(variant.drop, 4),
+        "val_accuracy": _rounded(variant.val_accuracy, 5),
+        "val_accuracy_drop_points": _rounded(variant.val_drop, 4),
         "latency_ms": latency,
         "latency_kind": profile.latency_kind,
         "host_latency_ms": measured,
@@ -120,4 +137,10 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
         "peak_memory_kind": "measured on the host",
         "budgets": budgets,
         "passed": overall(budgets),
+        "budgets_on_validation": on_validation,
+        "passed_on_validation": overall(on_validation),
     }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

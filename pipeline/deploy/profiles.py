@@ -23,6 +23,7 @@ from devices import PROFILES_DIR
 from devices.on_device.runtimes import PACKAGES
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import DeviceProfileError
+from pipeline.deploy.variant_choice import PREFERENCES
 
 CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
 RUNTIMES = tuple(PACKAGES)  # onnxruntime, openvino, ncnn, executorch
@@ -36,8 +37,12 @@ class Budgets(BaseModel):
     max_size_kb: float | None = Field(None, gt=0, description="ONNX file size on disk, KiB")
     max_size_gzip_kb: float | None = Field(None, gt=0, description="ONNX file size gzipped, KiB (what an over-the-air update sends)")
     max_latency_p90_ms: float | None = Field(None, gt=0, description="90th percentile latency at batch 1, ms (estimated for the device)")
-    min_accuracy: float | None = Field(None, ge=0, le=1, description="test accuracy of the exported model, 0..1")
-    max_accuracy_drop: float | None = Field(None, ge=0, le=100, description="points lost vs the uncompressed float model")
+    min_accuracy: float | None = Field(
+        None, ge=0, le=1, description="accuracy of the exported model, 0..1: on validation to choose a file, on test for the verdict"
+    )
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=100, description="points lost vs the uncompressed float model, each on the same split (validation to choose, test to judge)"
+    )
     max_peak_memory_mb: float | None = Field(
         None, gt=0, description="peak resident memory of a process that loads the model and runs it (Python + onnxruntime included), MB"
     )
@@ -74,6 +79,10 @@ class DeviceProfile(BaseModel):
         description="the runtimes an app on this device can run; validate ships the fastest passing file among them (of those export built)",
     )
     budgets: Budgets = Field(description="at least one: a device with nothing to judge would pass any model")
+    prefer: Literal[PREFERENCES] = Field(
+        "latency", description="among files that meet every budget on validation, the one that ships: the fastest beyond the timing "
+        "noise (latency), the most accurate on the validation split (accuracy) or the smallest (size); the report states what it traded",
+    )
 
     @model_validator(mode="after")
     def _threads_and_sources(self) -> "DeviceProfile":

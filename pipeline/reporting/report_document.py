@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from pipeline.core.run_folder import RunFolder
+from pipeline.deploy.budgets import VERDICT
 from pipeline.deploy.gate import judge_report
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.stage_figures import stage_rows
@@ -90,13 +91,13 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     ]
     stage_header = ["stage", "seconds", "test acc", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
     shipped = [
-        [name, d["artifact"], f"{d['accuracy']:.4f}", f"{d['latency_ms']['p90']:.4g}", f"{d['size_bytes'] / 1024:.1f}",
-         {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[d["passed"]], (d.get("choice") or {}).get("reason", "")]
+        [name, d["artifact"], _num(d.get("val_accuracy")), _num(d["accuracy"]), f"{d['latency_ms']['p90']:.4g}", f"{d['size_bytes'] / 1024:.1f}",
+         VERDICT[d["passed"]], (d.get("choice") or {}).get("reason", "")]
         for name, d in (report.get("devices") or {}).items()
     ]
     candidates = [  # every file each device could have had: with nested widths, the accuracy-latency curve per device
-        [name, file, "yes" if file == d["artifact"] else "", _num(c.get("accuracy")), _num(c["latency_ms"]["p50"]), _num(c["latency_ms"]["p90"]),
-         f"{c['size_bytes'] / 1024:.1f}", {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[c["passed"]]]
+        [name, file, "yes" if file == d["artifact"] else "", _num(c.get("val_accuracy")), VERDICT[c.get("passed_on_validation")], _num(c.get("accuracy")),
+         _num(c["latency_ms"]["p50"]), _num(c["latency_ms"]["p90"]), f"{c['size_bytes'] / 1024:.1f}", VERDICT[c["passed"]]]
         for name, d in (report.get("devices") or {}).items()
         for file, c in sorted(((d.get("choice") or {}).get("candidates") or {}).items(), key=lambda fc: fc[1]["latency_ms"]["p50"])
     ]
@@ -126,8 +127,10 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
         tables.append((f"Pruning ({stage['folder']})", header, body))
     return tables + [
 
-        ("What each device gets", ["device", "file", "accuracy", "p90 ms", "KiB", "verdict", "why this file"], shipped),
-        ("Every file each device could get (fastest first)", ["device", "file", "shipped", "accuracy", "p50 ms", "p90 ms", "KiB", "verdict"], candidates),
+        ("What each device gets (chosen on validation, judged on test)",
+         ["device", "file", "val acc", "test acc", "p90 ms", "KiB", "verdict (test)", "why this file"], shipped),
+        ("Every file each device could get (fastest first; validation chose, test judged)",
+         ["device", "file", "shipped", "val acc", "on validation", "test acc", "p50 ms", "p90 ms", "KiB", "verdict (test)"], candidates),
         ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
     ]
 

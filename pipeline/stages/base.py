@@ -58,10 +58,10 @@ class StageContext:
         return progress(iterable, total=total, desc=desc, quiet=self.quiet)
 
     def record_training(self, state: ModelState, trained: Trained, source: str, **details) -> dict:
-        """After the stage trained the model: test accuracy, params, MACs, the history and each head's
+        """After the stage trained the model: test and validation accuracy, params, MACs, the history and each head's
         accuracy into the metrics. Until something compresses the model, these figures are the
         baseline of accuracy-drop budgets, and earlier exports are stale (`weights_trained`)."""
-        metrics = model_metrics(state.model, self.data.test, self.data.input_shape, metric=self.metric)
+        metrics = model_metrics(state.model, self.data, metric=self.metric)
         self.metrics.update(metrics, **details, history=trained.history)
         if trained.heads_accuracy is not None:
             self.metrics["heads_accuracy"] = trained.heads_accuracy

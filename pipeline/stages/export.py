@@ -101,13 +101,14 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     result = checked_export(cfg, model, path, ctx)
     ctx.metrics.update(
         accuracy=round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
+        val_accuracy=round(onnx_accuracy(path, ctx.data.val, metric=ctx.metric), 5),
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
         parity={k: v for k, v in result.to_json().items() if k != "path"},
     )
     ctx.metrics["outputs"] = [o.name for o in onnx.load(str(path)).graph.output]
     ctx.metrics["heads_stripped"] = list(state.heads or {})
     if not state.reference and not state.compressed:  # a user checkpoint exported as is: it is the baseline
-        state.reference = {k: ctx.metrics[k] for k in ("accuracy", "params", "macs", "size_bytes")} | {"source": "export"}
+        state.reference = {k: ctx.metrics[k] for k in ("accuracy", "val_accuracy", "params", "macs", "size_bytes")} | {"source": "export"}
     state.artifacts["onnx_fp32"] = ref
     state.artifacts.pop("onnx_exits", None)
     if cfg.exits:

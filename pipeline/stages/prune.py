@@ -65,7 +65,11 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     data, shape = ctx.data, ctx.data.input_shape
     start = size_figures(state.model, shape)
     if not state.reference:
-        state.reference = {"accuracy": round(accuracy(state.model, data.test, metric=ctx.metric), 5), **start, "source": "before prune"}
+        state.reference = {
+            "accuracy": round(accuracy(state.model, data.test, metric=ctx.metric), 5),
+            "val_accuracy": round(accuracy(state.model, data.val, metric=ctx.metric), 5),
+            **start, "source": "before prune",
+        }
     kind = TARGETS[cfg.target.kind]
     teacher = copy.deepcopy(state.model) if cfg.recovery == "distill" else None
     with headed(state) as traced, ChannelMixing() as mixing:  # heads in the traced graph lose their input channels with the backbone's
@@ -82,7 +86,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
             step=lambda until=None: prune_once(pruner, traced, cfg.importance, data, ctx.device, until, whole_groups=cfg.round_to is not None),
             recover=lambda desc: recover(cfg, state, teacher, ctx, desc),
-            val_accuracy=lambda: accuracy(state.model, data.val),
+            val_accuracy=lambda: accuracy(state.model, data.val, metric=ctx.metric),
             log=ctx.log,
         ))
         traced.cpu()
@@ -90,7 +94,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             ctx.metrics["heads_accuracy"] = head_accuracy(traced, data.test)
     ctx.metrics.update(outcome.details)
     ctx.metrics.update(
-        model_metrics(state.model, data.test, shape, metric=ctx.metric), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
+        model_metrics(state.model, data, metric=ctx.metric), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
     )
     state.compressed = True
     state.model_changed()

@@ -1,15 +1,17 @@
 """`validate`: every deployable file in its own runtime, judged against every device profile of the recipe.
 
 Every variant the run made (FP32 and, after `quantize`, INT8; per runtime `export` built: ONNX
-Runtime, ExecuTorch, ncnn, OpenVINO) is measured in its runtime: accuracy once on the test split,
-latency on this host at batch 1 on one thread, whatever the host has (variants timed in
-interleaved rounds, so host noise cannot pick the winner), scaled to each device by its profile
-(`DeviceProfile.estimate_ms`: the device's one-thread factor and its thread speed-up) and labelled
-`estimated` unless the profile is the host itself. Each device then gets the variant that meets its
-budgets with the best latency among the runtimes its profile admits, a difference within the timing
-noise counting as none (`pipeline/deploy/variant_choice.py`), with the reason; `artifact: onnx_int8` forces INT8 everywhere.
-After a `nested` stage every width's files are candidates too, and a device gets the widest width
-that meets all its budgets.
+Runtime, ExecuTorch, ncnn, OpenVINO) is measured in its runtime: accuracy on the validation split
+and on the test split, latency on this host at batch 1 on one thread, whatever the host has
+(variants timed in interleaved rounds, so host noise cannot pick the winner), scaled to each device
+by its profile (`DeviceProfile.estimate_ms`: the device's one-thread factor and its thread speed-up)
+and labelled `estimated` unless the profile is the host itself. Each device then gets, among the
+runtimes its profile admits, the variant that meets its budgets **on the validation figures**, and
+among those the one its profile prefers (latency by default; `pipeline/deploy/variant_choice.py`),
+with the reason and what it traded. The test figures are read only after the choice: they are the
+verdict the gate judges. `artifact: onnx_int8` forces INT8 everywhere. After a `nested` stage every
+width's files are candidates too, and a device gets the widest width that meets all its budgets on
+validation.
 
 When `export` kept early exits, the cascade's test accuracy, the share of samples leaving at each
 exit, and its expected latency (segment latencies weighted by how many samples run them) are
@@ -43,7 +45,7 @@ class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     artifact: Literal[("auto", *DEPLOYABLE)] = Field(
-        "auto", description="auto: per device, the variant that meets the budgets with the best latency; a name forces that file"
+        "auto", description="auto: per device, the variant that meets the budgets on validation, then the profile's preference (latency by default); a name forces that file"
     )
     warmup: int = Field(20, ge=0)
     runs: int = Field(200, ge=10, description="timed runs per variant and thread count")
@@ -56,12 +58,13 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         raise StageError(f"validate.artifact: {cfg.artifact} was asked but no earlier stage made it; add a quantize stage or use auto")
     kinds = DEPLOYABLE if cfg.artifact == "auto" else (cfg.artifact,)
     names = sorted((n for n in state.artifacts if artifact_kind(n) in kinds), key=lambda n: (kinds.index(artifact_kind(n)), -artifact_width(n)))
-    reference = state.reference.get("accuracy")
+    reference, val_reference = state.reference.get("accuracy"), state.reference.get("val_accuracy")
     variants = {}
     for name in names:
         path = ctx.resolve(state.artifacts[name])
-        acc = file_accuracy(path, ctx.data.test, metric=ctx.metric)
-        variants[name] = Variant(name, path, acc, None if reference is None else (reference - acc) * 100)
+        val = file_accuracy(path, ctx.data.val, metric=ctx.metric)  # what chooses
+        acc = file_accuracy(path, ctx.data.test, metric=ctx.metric)  # what the gate judges, after
+        variants[name] = Variant(name, path, acc, _drop(reference, acc), val, _drop(val_reference, val))
     measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
     devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log)
@@ -70,11 +73,13 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     ctx.metrics.update(
         artifact=main.name,
         accuracy=round(main.accuracy, 5),
+        val_accuracy=round(main.val_accuracy, 5),
+        chosen_on="validation",
         **{**shipped_figures(state, main.name, ctx.data.input_shape), "size_bytes": main.size},
         host_latency_ms=main.host_latency,
         shipped={device: d["artifact"] for device, d in devices.items()},
         variants={
-            v.name: {"accuracy": round(v.accuracy, 5), "size_bytes": v.size, "size_gzip_bytes": v.size_gzip, "host_latency_ms": v.host_latency, "peak_memory_mb": v.peak_memory}
+            v.name: {"val_accuracy": round(v.val_accuracy, 5), "accuracy": round(v.accuracy, 5), "size_bytes": v.size, "size_gzip_bytes": v.size_gzip, "host_latency_ms": v.host_latency, "peak_memory_mb": v.peak_memory}
             for v in variants.values()
         },
     )
@@ -90,6 +95,11 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
             }
     state.devices = devices
     return state
+
+
+def _drop(reference: float | None, accuracy: float) -> float | None:
+    """Points below the float model's figure on the same split; None where no reference is known."""
+    return None if reference is None else (reference - accuracy) * 100
 
 
 def shipped_figures(state: ModelState, name: str, input_shape: tuple[int, ...]) -> dict:

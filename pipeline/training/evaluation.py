@@ -9,7 +9,7 @@ from torch import nn
 
 from pipeline.core import distributed
 from pipeline.core.metrics import Metric, top1
-from pipeline.data import Split
+from pipeline.data import DataSplits, Split
 
 
 @torch.no_grad()
@@ -49,5 +49,10 @@ def size_figures(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, in
     return {"params": int(params), "macs": int(macs), "size_bytes": int(size)}
 
 
-def model_metrics(model: nn.Module, test: Split, input_shape: tuple[int, ...], metric: Metric = top1) -> dict:
-    return {"accuracy": round(accuracy(model, test, metric=metric), 5), **size_figures(model, input_shape)}
+def model_metrics(model: nn.Module, data: DataSplits, metric: Metric = top1) -> dict:
+    """Test accuracy (for the report), validation accuracy (what later choices compare against), size."""
+    return {
+        "accuracy": round(accuracy(model, data.test, metric=metric), 5),
+        "val_accuracy": round(accuracy(model, data.val, metric=metric), 5),
+        **size_figures(model, data.input_shape),
+    }

@@ -37,3 +37,46 @@ def no_names():
 
 def tuple_of_three():
     return Counting(10), None, Counting(10)
+
+
+def mislabelled_test(train: int = 1500):
+    """Embedded Fashion-MNIST images: `train` for training, the next 500 for validation, and a test
+    split made of those same validation images with every label moved to the next class. A model
+    that is right on validation is wrong on almost every test sample, so anything that reads the
+    test split where it should read validation chooses differently, or records figures near 0."""
+    from torch.utils.data import TensorDataset
+
+    from pipeline.data.embedded import load_embedded
+
+    raw = load_embedded(None)
+    x = torch.from_numpy(raw.x_train[: train + 500]).float().div(255).unsqueeze(1)
+    y = torch.from_numpy(raw.y_train[: train + 500]).long()
+    val_x, val_y = x[train:], y[train:]
+    return {
+        "train": TensorDataset(x[:train], y[:train]),
+        "val": TensorDataset(val_x, val_y),
+        "test": TensorDataset(val_x, (val_y + 1) % 10),
+        "class_names": raw.class_names,
+    }
+
+
+class LateBadLabel(Dataset):
+    """Good items, except one label far past the items checked before training."""
+
+    def __init__(self, count: int, bad_index: int, bad_label):
+        self.count, self.bad_index, self.bad_label = count, bad_index, bad_label
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        image, label = Counting(self.count)[index]
+        return image, self.bad_label if index == self.bad_index else label
+
+
+def float_label_late(train: int = 200):
+    return {"train": LateBadLabel(train, train - 3, 1.5), "test": Counting(30, seed=1), "class_names": ["a", "b", "c"]}
+
+
+def label_out_of_range_late(train: int = 200):
+    return {"train": LateBadLabel(train, train - 3, 7), "test": Counting(30, seed=1), "class_names": ["a", "b", "c"]}

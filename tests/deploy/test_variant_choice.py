@@ -3,17 +3,17 @@ import pytest
 from pipeline.deploy.variant_choice import Candidate, choose
 
 
-def candidate(name, p50, size_kb, broken=(), unjudged=(), noise=0.0):
+def candidate(name, p50, size_kb, broken=(), unjudged=(), noise=0.0, accuracy=None):
     budgets = {"max_latency_p90_ms": {"value": p50 * 1.1, "limit": 10, "passed": True}}
     budgets.update({b: {"value": 1, "limit": 0, "passed": False} for b in broken})
     budgets.update({b: {"value": None, "limit": 0, "passed": None} for b in unjudged})
-    return Candidate(name, size_kb, p50, noise, budgets)
+    return Candidate(name, size_kb, p50, noise, budgets, accuracy=accuracy)
 
 
 def test_fp32_ships_when_int8_is_slower_and_both_meet_the_budgets():
     chosen, reason = choose([candidate("onnx_int8", 0.036, 28), candidate("onnx_fp32", 0.024, 63)])
     assert chosen.artifact == "onnx_fp32"
-    assert reason.startswith("onnx_fp32 meets every budget") and "1.50x faster at the median" in reason
+    assert reason.startswith("onnx_fp32 meets every budget on validation") and "over onnx_int8: +50 % speed" in reason
 
 
 def test_int8_ships_when_faster():
@@ -23,7 +23,7 @@ def test_int8_ships_when_faster():
 
 def test_a_tie_goes_to_the_smaller_file():
     chosen, reason = choose([candidate("onnx_fp32", 0.100, 63), candidate("onnx_int8", 0.102, 28)])
-    assert chosen.artifact == "onnx_int8" and "smaller" in reason
+    assert chosen.artifact == "onnx_int8" and "the same speed within the noise" in reason and "-56 % size" in reason
 
 
 def test_the_faster_variant_loses_when_it_breaks_a_budget():
@@ -41,6 +41,47 @@ def test_a_forced_variant_ships_even_when_slower():
     assert chosen.artifact == "onnx_int8" and "forced" in reason
 
 
+def test_the_reason_states_what_speed_cost_in_accuracy():
+    """The 16 k recipe's case: INT8 1.08x faster for 0.27 points of validation accuracy."""
+    int8, fp32 = candidate("onnx_int8", 0.0310, 20, accuracy=0.9223), candidate("onnx_fp32", 0.0335, 60, accuracy=0.9250)
+    chosen, reason = choose([fp32, int8])
+    assert chosen.artifact == "onnx_int8"
+    assert "preferring latency: over onnx_fp32: +8 % speed (p50 0.031 vs 0.0335 ms), -0.27 points, -67 % size" in reason
+
+
+def test_a_device_that_prefers_accuracy_gets_the_more_accurate_file_even_when_slower():
+    int8, fp32 = candidate("onnx_int8", 0.0310, 20, accuracy=0.9223), candidate("onnx_fp32", 0.0335, 60, accuracy=0.9250)
+    chosen, reason = choose([int8, fp32], prefer="accuracy")
+    assert chosen.artifact == "onnx_fp32"
+    assert "preferring accuracy: over onnx_int8: -7 % speed (p50 0.0335 vs 0.031 ms), +0.27 points, +200 % size" in reason
+    assert choose([int8, fp32], prefer="latency")[0].artifact == "onnx_int8"
+
+
+def test_preferring_accuracy_falls_back_to_speed_when_accuracies_tie():
+    int8, fp32 = candidate("onnx_int8", 0.020, 20, accuracy=0.92), candidate("onnx_fp32", 0.030, 60, accuracy=0.92)
+    assert choose([fp32, int8], prefer="accuracy")[0].artifact == "onnx_int8"
+
+
+def test_a_device_that_prefers_size_gets_the_smallest_file_even_when_slower():
+    int8, fp32 = candidate("onnx_int8", 0.040, 20, accuracy=0.92), candidate("onnx_fp32", 0.030, 60, accuracy=0.93)
+    chosen, reason = choose([fp32, int8], prefer="size")
+    assert chosen.artifact == "onnx_int8" and "over onnx_fp32: -25 % speed" in reason and "-67 % size" in reason
+    assert choose([fp32, int8], prefer="latency")[0].artifact == "onnx_fp32"
+
+
+def test_no_preference_beats_a_budget():
+    """The more accurate file breaks the size budget: a device that prefers accuracy still gets the other."""
+    big = candidate("onnx_fp32", 0.030, 60, broken=["max_size_kb"], accuracy=0.95)
+    small = candidate("onnx_int8", 0.040, 20, accuracy=0.90)
+    for prefer in ("latency", "accuracy", "size"):
+        assert choose([big, small], prefer=prefer)[0].artifact == "onnx_int8"
+
+
+def test_an_unknown_preference_is_refused():
+    with pytest.raises(ValueError, match="prefer must be one of latency, accuracy, size"):
+        choose([candidate("onnx_fp32", 0.03, 60)], prefer="speed")
+
+
 def test_no_candidates_is_an_error():
     with pytest.raises(ValueError):
         choose([])
@@ -51,7 +92,7 @@ def test_a_difference_within_the_timing_noise_is_no_difference():
     that the smaller file ships and the reason says why."""
     slow, fast = candidate("onnx_int8", 0.036, 28, noise=0.013), candidate("onnx_fp32", 0.024, 63, noise=0.004)
     chosen, reason = choose([slow, fast])
-    assert chosen.artifact == "onnx_int8" and "as fast within the timing noise" in reason and "noise 0.013 ms" in reason
+    assert chosen.artifact == "onnx_int8" and "the same speed within the noise" in reason and "noise 0.013 ms" in reason
     quieter = candidate("onnx_int8", 0.036, 28, noise=0.011)
     assert choose([quieter, fast])[0].artifact == "onnx_fp32", "a gap of 0.012 ms beats noise of 0.011 ms"
 

@@ -15,7 +15,7 @@ def test_report_writes_markdown_and_a_self_contained_html_with_plots(finished_ru
     assert "p90 ms raspberry-pi-4 (estimated)" in markdown and "## Gate" in markdown
     assert "## Stage 03-quantize" in markdown and "| method | static |" in markdown
     assert "![accuracy_vs_latency.png](accuracy_vs_latency.png)" in markdown
-    assert "## Every file each device could get (fastest first)" in markdown
+    assert "## Every file each device could get (fastest first; validation chose, test judged)" in markdown
     assert re.search(r"\| raspberry-pi-4 \| onnx_(fp32|int8) \| yes \|", markdown), "the shipped file is marked among the candidates"
     assert (tmp_path / "accuracy_vs_latency.png").read_bytes().startswith(b"\x89PNG")
     page = (tmp_path / "report.html").read_text()

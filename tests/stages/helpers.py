@@ -18,6 +18,8 @@ from pipeline.training.loop import TrainConfig, fit
 # benchmarks/cuda_check.sh sets cuda: every stage test then trains on the GPU
 DEVICE = torch.device(os.environ.get("COMPRESS_TEST_ACCELERATOR", "cpu"))
 RGB = {"source": "dataset", "factory": "tests.data.user_datasets:three_classes", "workers": 0}  # 3x12x12, 3 classes, read lazily
+# validation as usual, test = the validation images with wrong labels: a choice that reads test shows
+MISLABELLED_TEST = {"source": "dataset", "factory": "tests.data.user_datasets:mislabelled_test", "workers": 0}
 
 
 def make_context(run_dir: Path, folder: str = "01-stage", devices=("host",), train: int = 600, test: int = 300, data: dict | None = None) -> StageContext:

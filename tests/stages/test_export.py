@@ -5,7 +5,7 @@ import pytest
 
 from exporters import ParityError
 from pipeline.stages.export import ExportConfig, run
-from tests.stages.helpers import make_context, trained_state
+from tests.stages.helpers import MISLABELLED_TEST, make_context, trained_state
 
 
 def test_export_records_parity_accuracy_and_metadata(tmp_path):
@@ -34,12 +34,12 @@ def test_uncompressed_export_without_a_reference_becomes_the_reference(tmp_path)
     assert state.reference["accuracy"] == ctx.metrics["accuracy"] and state.reference["source"] == "export"
 
 
-def headed_state(ctx, kind="linear"):
+def headed_state(ctx, kind="linear", epochs=1, head_epochs=2):
     from pipeline.stages.aux_heads import AuxHeadsConfig
     from pipeline.stages.aux_heads import run as attach
     from pipeline.training.loop import TrainConfig
 
-    return attach(AuxHeadsConfig(kind=kind, train=TrainConfig(epochs=2, lr=0.01)), trained_state(ctx, epochs=1), ctx)
+    return attach(AuxHeadsConfig(kind=kind, train=TrainConfig(epochs=head_epochs, lr=0.01)), trained_state(ctx, epochs=epochs), ctx)
 
 
 def test_heads_are_stripped_from_the_export(tmp_path):
@@ -85,6 +85,25 @@ def test_early_exit_model_has_every_exit_and_applies_its_thresholds(tmp_path):
     fractions = np.bincount(taken, minlength=3) / len(taken)
     assert fractions == pytest.approx([row["fraction"] for row in summary["exits"]], abs=1e-3)
     assert summary["accuracy"] >= summary["full_model_accuracy"] - 0.08
+
+
+def test_exit_thresholds_are_chosen_on_the_validation_split_never_on_test(tmp_path):
+    """The test split holds the validation images with wrong labels, so thresholds chosen on it
+    differ from those chosen on validation: the file must carry the validation ones."""
+    from pipeline.runtime.early_exit import choose_thresholds
+    from pipeline.runtime.onnx_files import split_outputs
+
+    ctx = make_context(tmp_path, folder="03-export", train=1500, test=500, data=MISLABELLED_TEST)
+    state = run(ExportConfig(exits=["head1", "head2"], exit_max_accuracy_drop=0.0), headed_state(ctx, epochs=4, head_epochs=6), ctx)
+    path = tmp_path / state.artifacts["onnx_exits"]
+    chosen = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["exit_thresholds"])
+
+    def thresholds_on(split):
+        outputs, labels = split_outputs(path, split)
+        return choose_thresholds(outputs[1:3], outputs[0], labels, 0.0)
+
+    assert thresholds_on(ctx.data.test) != thresholds_on(ctx.data.val), "the data must tell the two splits apart"
+    assert chosen == thresholds_on(ctx.data.val) == ctx.metrics["early_exit"]["thresholds"]
 
 
 def test_unknown_exit_lists_the_heads(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from pipeline.core.errors import StageError
 from pipeline.runtime.onnx_files import onnx_accuracy
 from pipeline.stages import export, quantize
-from tests.stages.helpers import make_context, trained_state
+from tests.stages.helpers import MISLABELLED_TEST, make_context, trained_state
 
 
 def exported(tmp_path, epochs: int = 3):
@@ -94,6 +94,23 @@ def test_accuracy_aware_leaves_the_sensitive_layer_in_fp32_and_meets_its_budget(
     assert all("sensitivity rank" in row["reason"] for row in aware["fp32_nodes"])
     assert ctx.metrics["int8_coverage"]["fp32_compute_ops"] == len(aware["fp32_nodes"])
     assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 2
+
+
+def test_accuracy_aware_scores_every_trial_on_the_validation_split_never_on_test(tmp_path):
+    """The test split holds the validation images with wrong labels: any trial or reference scored on
+    it would read near 0, where on validation the model scores well."""
+    ctx = make_context(tmp_path, folder="01-export", train=1500, test=500, data=MISLABELLED_TEST)
+    state = export.run(export.ExportConfig(), trained_state(ctx, epochs=3), ctx)
+    fp32 = tmp_path / state.artifacts["onnx_fp32"]
+    val, test = onnx_accuracy(fp32, ctx.data.val), onnx_accuracy(fp32, ctx.data.test)
+    assert val > 0.5 and test < 0.15, "the data must tell the two splits apart"
+    ctx = make_context(tmp_path, folder="02-aware", train=1500, test=500, data=MISLABELLED_TEST)
+    cfg = quantize.QuantizeConfig(method="accuracy_aware", calibration_samples=64, max_accuracy_drop=1.0, calibrations=["minmax", "percentile"], min_top1_agreement=0.5)
+    quantize.run(cfg, state, ctx)
+    aware = ctx.metrics["accuracy_aware"]
+    assert aware["fp32_val_accuracy"] == pytest.approx(val, abs=1e-5)
+    assert len(aware["trials"]) >= 2 and all(t["val_accuracy"] > 0.45 for t in aware["trials"])
+    assert all(t["drop_points"] == pytest.approx((val - t["val_accuracy"]) * 100, abs=1e-3) for t in aware["trials"])
 
 
 def test_accuracy_aware_over_budget_keeps_the_best_model_and_says_so(tmp_path, caplog):

@@ -66,7 +66,7 @@ def test_each_device_gets_fp32_when_a_timing_says_int8_is_slower(tmp_path, monke
     state = validate.run(validate.ValidateConfig(runs=20, warmup=2), state, ctx)
     for device in state.devices.values():
         assert device["artifact"] == "onnx_fp32" and device["size_bytes"] == (tmp_path / state.artifacts["onnx_fp32"]).stat().st_size
-        assert "1.67x faster at the median" in device["choice"]["reason"]
+        assert "over onnx_int8: +67 % speed" in device["choice"]["reason"]
         assert set(device["choice"]["candidates"]) == {"onnx_int8", "onnx_fp32"}
     assert ctx.metrics["shipped"] == {"host": "onnx_fp32", "raspberry-pi-4": "onnx_fp32"}
 
