@@ -145,7 +145,9 @@ def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
 
 def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) -> list[str]:
     """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
-    each stage's own static check (if it declares one) must pass against the stages before it."""
+    each stage's own static check (if it declares one) must pass against the stages before it; and
+    no stage may change the weights after the last file was made, or what ships is not the final
+    model. Every problem is listed, however the mistakes combine."""
     available: set[str] = set()
     capabilities: set[str] = set()
     makers: dict[str, tuple[str, ...]] = {}
@@ -157,10 +159,10 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) ->
         spec = STAGES.get(entry.name)
         missing = [a for a in spec.requires if a not in available]
         if missing:
-            makers = [s for s in STAGES.names() if set(missing) & set(STAGES.get(s).provides)]
+            providers = [s for s in STAGES.names() if set(missing) & set(STAGES.get(s).provides)]
             errors.append(
                 f"  - stages.{i}.{entry.name}: needs {', '.join(missing)}, which no earlier stage provides"
-                f" (or a later weight-changing stage made stale); put {' or '.join(makers)} before it"
+                f" (or a later weight-changing stage made stale); put {' or '.join(providers)} before it"
             )
         if spec.check is not None:
             earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
@@ -169,7 +171,22 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) ->
             available.clear()
         available.update(spec.provides)
         capabilities.update(spec.adds)
-    return errors
+    return errors + _changed_after_last_file(entries)
+
+
+def _changed_after_last_file(entries: list[StageEntry]) -> list[str]:
+    """A stage that changes the weights after the last stage that makes a file: the files (and any
+    verdict on them) describe a model the recipe then threw away."""
+    making = [i for i, e in enumerate(entries) if STAGES.get(e.name).provides]
+    if not making:
+        return []
+    last = making[-1]
+    return [
+        f"  - stages.{i}.{e.name}: changes the model after the last file was made (stages.{last}.{entries[last].name}), so the "
+        f"files would not hold the final model; move it before stages.{last}.{entries[last].name} or add the file-making stages after it"
+        for i, e in enumerate(entries)
+        if i > last and STAGES.get(e.name).changes_model
+    ]
 
 
 def recipe_schema() -> dict:

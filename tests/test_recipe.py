@@ -83,6 +83,40 @@ def test_pruning_after_export_makes_the_export_stale(tiny_recipe):
     assert "stages.3.quantize: needs onnx_fp32" in error_of(tiny_recipe)
 
 
+def test_training_after_the_last_export_is_refused(tiny_recipe):
+    s = tiny_recipe["stages"]
+    tiny_recipe["stages"] = [s[0], s[2], {"train": {"epochs": 1}}]  # train, export, train: the file is not the final model
+    message = error_of(tiny_recipe)
+    assert "stages.2.train: changes the model after the last file was made (stages.1.export)" in message
+
+
+def test_mistakes_that_combine_are_all_listed():
+    """A missing prerequisite, then a stage whose own check names a capability, then a training after the export."""
+    raw = {"name": "x", "model": {"name": "tiny_cnn"}, "stages": [{"quantize": {}}, {"self_distill": {}}, {"export": {"exits": ["head1"]}}, {"train": {}}]}
+    message = error_of(raw)
+    for expected in (
+        "stages.0.quantize: needs onnx_fp32",
+        "stages.1.self_distill: mode byot needs auxiliary heads",
+        "stages.2.export: exits ['head1'] are auxiliary heads",
+        "stages.3.train: changes the model after the last file was made",
+    ):
+        assert expected in message
+
+
+def test_every_order_of_three_stages_is_a_list_of_problems_or_a_recipe():
+    """Whatever the order, `recipe check` answers with problems it can name, never a crash."""
+    import itertools
+
+    from pipeline.stages.base import STAGES
+
+    entries = [{name: {}} for name in STAGES.names()] + [{"export": {"exits": ["head1"]}}, {"self_distill": {"mode": "byot"}}]
+    for combo in itertools.permutations(entries, 3):
+        try:
+            parse_recipe({"name": "x", "model": {"name": "tiny_cnn"}, "stages": list(combo)})
+        except RecipeError as e:
+            assert str(e).count("\n  - stages.") >= 1
+
+
 def test_yaml_errors_are_recipe_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
