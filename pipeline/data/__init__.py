@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ class DataConfig(BaseModel):
         None, description="image_folder: resize the shorter side to this, then centre-crop to it (or to [height, width]); "
         "needed when the images' sizes differ"
     )
-    channels: int | None = Field(None, description="image_folder: 1 (grey) or 3 (RGB); default: the first image's")
+    channels: Literal[1, 3] | None = Field(None, description="image_folder: 1 (grey) or 3 (RGB); default: the first image's")
     skip_unreadable: bool = Field(False, description="image_folder: skip (and count) images that cannot be decoded instead of stopping")
     mean: list[float] | None = Field(None, description="per-channel mean to normalise with; default: measured on the training split")
     std: list[float] | None = Field(None, description="per-channel std to normalise with; default: measured on the training split")
@@ -64,6 +65,14 @@ class DataConfig(BaseModel):
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"std values must be positive (got {self.std})")
         return self
+
+    @field_validator("input_size")
+    @classmethod
+    def _input_size(cls, size):
+        sizes = [size] if isinstance(size, int) else size
+        if sizes is not None and (len(sizes) not in (1, 2) or any(isinstance(s, bool) or s < 1 for s in sizes)):
+            raise ValueError(f"input_size is one size in pixels (e.g. 32) or [height, width], each at least 1 (got {size!r})")
+        return size[0] if isinstance(size, list) and len(size) == 1 else size
 
     @field_validator("source")
     @classmethod
@@ -203,14 +212,15 @@ def _streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Da
     classes = len(source.class_names)
     shape = contract.sample_dataset(source.train, "train", classes, where)
     contract.sample_dataset(source.test, "test", classes, where, shape)
+    source_train, source_test = (contract.Checked(d, name, classes, where, shape) for d, name in ((source.train, "train"), (source.test, "test")))
     if source.val is None:  # held out of the training split, as for arrays
         train_idx, val_idx = _holdout(len(source.train), cfg, rng, where)
-        val_source = source.train
+        val_source = source_train
     else:
         contract.sample_dataset(source.val, "val", classes, where, shape)
-        train_idx, val_idx, val_source = np.arange(len(source.train)), np.arange(len(source.val)), source.val
+        train_idx, val_idx, val_source = np.arange(len(source.train)), np.arange(len(source.val)), contract.Checked(source.val, "val", classes, where, shape)
     train_idx, val_idx, test_idx = _subsets(train_idx, val_idx, len(source.test), cfg, rng)
-    train, val, test = Subset(source.train, train_idx.tolist()), Subset(val_source, val_idx.tolist()), Subset(source.test, test_idx.tolist())
+    train, val, test = Subset(source_train, train_idx.tolist()), Subset(val_source, val_idx.tolist()), Subset(source_test, test_idx.tolist())
     if cfg.train_on_validation:
         joins, stays = _merge_validation(len(val_idx), cfg)
         train = ConcatDataset([train, Subset(val_source, val_idx[joins].tolist())])

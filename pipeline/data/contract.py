@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError
 
@@ -83,32 +84,53 @@ def channel_stats(mean: list[float], std: list[float], channels: int, where: str
     return list(mean), list(std)
 
 
-SAMPLED = 8  # items of each split read before training to check the contract of a streamed source
+SAMPLED = 8  # items of each split read before training, to learn the sample shape and fail early
+
+
+def item(value, name: str, index: int, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[torch.Tensor, int]:
+    """One item of a streamed split, checked by the rules arrays get: (float image [C,H,W] of the
+    split's shape, finite; an int label within the classes, never a float truncated to one)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise DataError(f"{where}: {name} item {index} is a {type(value).__name__}; each item must be (image tensor [C,H,W], int label)")
+    x, y = value
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+        got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise DataError(f"{where}: {name} item {index}'s image is {got}; images must be float tensors [C,H,W]")
+    if not torch.isfinite(x).all():
+        raise DataError(f"{where}: {name} item {index} has NaN or infinite pixel values")
+    label = y
+    if (isinstance(y, torch.Tensor) and y.numel() == 1) or (isinstance(y, np.ndarray) and y.size == 1):
+        label = y.item()
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+        raise DataError(f"{where}: {name} item {index}'s label is {label!r}; labels are int class indices 0..{classes - 1}")
+    if not 0 <= int(label) < classes:
+        raise DataError(f"{where}: {name} item {index}'s label {int(label)} is outside 0..{classes - 1} ({classes} classes)")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise DataError(f"{where}: {name} item {index} is {list(x.shape)} but the training images are {list(shape)} (C,H,W); every image must have one size")
+    return x, int(label)
 
 
 def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
-    """A streamed split cannot be checked whole before training; its first items are, with the same
-    rules as arrays (the rest is checked as it is read). Returns the sample shape [C,H,W]."""
+    """A streamed split cannot be checked whole before training: its first items are read now, to
+    fail in seconds and learn the sample shape; `Checked` checks every item as it is read later,
+    so a bad label deep in the split stops the run by name at no extra pass. Returns [C,H,W]."""
     if len(dataset) == 0:
         raise DataError(f"{where}: the {name} split is empty; every split needs at least one image")
     for index in range(min(SAMPLED, len(dataset))):
-        item = dataset[index]
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise DataError(f"{where}: {name} item {index} is a {type(item).__name__}; each item must be (image tensor [C,H,W], int label)")
-        x, y = item
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
-            got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-            raise DataError(f"{where}: {name} item {index}'s image is {got}; images must be float tensors [C,H,W]")
-        if not torch.isfinite(x).all():
-            raise DataError(f"{where}: {name} item {index} has NaN or infinite pixel values")
-        if isinstance(y, torch.Tensor):
-            y = y.item() if y.numel() == 1 else y
-        if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
-            raise DataError(f"{where}: {name} item {index}'s label is {y!r}; labels are int class indices 0..{classes - 1}")
-        if not 0 <= int(y) < classes:
-            raise DataError(f"{where}: {name} item {index}'s label {int(y)} is outside 0..{classes - 1} ({classes} classes)")
-        if shape is None:
-            shape = tuple(x.shape)
-        elif tuple(x.shape) != tuple(shape):
-            raise DataError(f"{where}: {name} item {index} is {list(x.shape)} but the training images are {list(shape)} (C,H,W); every image must have one size")
+        x, _ = item(dataset[index], name, index, classes, where, shape)
+        shape = tuple(x.shape) if shape is None else shape
     return tuple(shape)
+
+
+class Checked(Dataset):
+    """A user's (or a folder's) split whose every item is checked by `item` as it is read: picklable,
+    so DataLoader workers check what they read, and an error names the split and the user's index."""
+
+    def __init__(self, dataset: Dataset, name: str, classes: int, where: str, shape: tuple[int, ...]):
+        self.dataset, self.name, self.classes, self.where, self.shape = dataset, name, classes, where, shape
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return item(self.dataset[index], self.name, index, self.classes, self.where, self.shape)

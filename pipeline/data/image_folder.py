@@ -7,10 +7,17 @@ Images become float tensors [C,H,W] in [0, 1]: grey (`channels: 1`) or RGB (`cha
 the first image's mode). With `input_size: S` each image's shorter side is resized to S and the
 centre S x S (or `[H, W]`) cropped, the rule written into the exported model's metadata; without it
 every image must already have one size. Nothing is read until a batch asks for it.
+
+Hidden files and folders (`.DS_Store`, the `._name.png` companions a copy from macOS leaves beside
+every image, `.ipynb_checkpoints/`) are not data and are passed over. A link that points nowhere, a
+class folder left without images, an image over Pillow's decompression-bomb limit: each is named in
+a clear error (or, with `skip_unreadable`, the unreadable files are skipped and counted), because
+a class that silently vanishes trains a model on fewer classes than the data has.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_SEED = 0  # a one-root folder is split into train/test the same way on every run
+UPSCALE_WARNING = 8  # an image enlarged more than this many times to reach input_size is probably not what was meant
+log = logging.getLogger("compress")
 
 
 def _pil():
@@ -51,7 +60,7 @@ class ImageFiles(Dataset):
         path, label = self.files[index]
         image = decode(path, self.channels)
         if self.crop is not None:
-            image = resize_and_crop(image, self.shorter_side, self.crop)
+            image = resize_and_crop(image, self.shorter_side, self.crop, path)
         elif self.size is None:
             self.size = image.size
         elif image.size != self.size:
@@ -69,28 +78,63 @@ def decode(path: Path, channels: int):
     try:
         with Image.open(path) as image:
             return image.convert("L" if channels == 1 else "RGB")
+    except Image.DecompressionBombError as e:
+        raise DataError(
+            f"{path} is too large to decode safely ({e}); shrink or delete it, or set data.skip_unreadable: true to skip such images"
+        ) from None
     except (Unidentified, OSError, ValueError) as e:
         raise DataError(f"{path} cannot be decoded as an image ({e}); fix or delete it, or set data.skip_unreadable: true") from None
 
 
-def resize_and_crop(image, shorter_side: int, crop: tuple[int, int]):
+_upscale_warned = False  # once per process: a folder of thumbnails would otherwise print a line per image
+
+
+def resize_and_crop(image, shorter_side: int, crop: tuple[int, int], path: Path | None = None):
+    global _upscale_warned
     Image, _ = _pil()
     width, height = image.size
     scale = shorter_side / min(width, height)
+    if scale > UPSCALE_WARNING and not _upscale_warned:
+        _upscale_warned = True
+        log.warning(
+            f"{path or 'an image'} is {width}x{height} and is enlarged {scale:.0f}x to reach data.input_size {shorter_side}: "
+            "check that it is the image you meant (further ones are not listed)"
+        )
     image = image.resize((max(crop[1], round(width * scale)), max(crop[0], round(height * scale))), Image.BILINEAR)
     left, top = (image.size[0] - crop[1]) // 2, (image.size[1] - crop[0]) // 2
     return image.crop((left, top, left + crop[1], top + crop[0]))
 
 
-def class_files(root: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files, for the class folders directly under `root`."""
+def hidden(path: Path, root: Path) -> bool:
+    """A file or folder whose name (or a parent's, below `root`) starts with a dot: not data."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def class_files(root: Path, skip_broken_links: bool = False) -> dict[str, list[Path]]:
+    """Class name -> its image files, for the class folders directly under `root`. A link to a file
+    that does not exist is an error (or skipped, with `skip_broken_links`); a class folder with no
+    image is an error, so no class is dropped without a word."""
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; image_folder wants one folder per class (root/<class>/*.png)")
-    found = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    found, empty = {}, []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not hidden(p, root)):
+        candidates = [p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and not hidden(p, folder)]
+        dangling = [p for p in candidates if p.is_symlink() and not p.exists()]
+        if dangling and not skip_broken_links:
+            raise DataError(
+                f"{dangling[0]} is a link to {dangling[0].readlink()}, which does not exist ({len(dangling)} such link(s) in {folder}); "
+                "fix or delete the links, or set data.skip_unreadable: true to skip them"
+            )
+        images = sorted(p for p in candidates if p.is_file())
         if images:
             found[folder.name] = images
+        else:
+            empty.append(folder)
+    if found and empty:
+        raise DataError(
+            f"class folder {empty[0]} holds no readable images ({len(empty)} such folder(s) under {root}), so its class would be "
+            "dropped from the model; add its images or remove the folder"
+        )
     if not found:
         loose = [p.name for p in root.iterdir() if p.suffix.lower() in EXTENSIONS][:3]
         hint = f" (it holds images directly, e.g. {', '.join(loose)}: move them into one folder per class)" if loose else ""
@@ -112,6 +156,8 @@ def usable(files: list[Path], channels: int, skip: bool, log: list[str]) -> list
             skipped.append(path)
     if skipped:
         log.append(f"skipped {len(skipped)} unreadable image(s), first {skipped[0]}")
+    if files and not kept:
+        raise DataError(f"every image of {files[0].parent} is unreadable, so its class would be dropped from the model; fix the images or remove the folder")
     return kept
 
 
@@ -120,7 +166,7 @@ def first_image_channels(path: Path) -> int:
     try:
         with Image.open(path) as image:
             return 1 if image.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-    except (Unidentified, OSError) as e:
+    except (Unidentified, OSError, Image.DecompressionBombError) as e:
         raise DataError(f"{path} cannot be decoded as an image ({e}); fix or delete it, or set data.channels") from None
 
 
@@ -132,11 +178,12 @@ def load_image_folder(cfg: DataConfig) -> Streamed:
     if not root.is_dir():
         raise DataError(f"data.path: {root} does not exist or is not a folder")
     if (root / "train").is_dir():
-        splits = {"train": class_files(root / "train"), "test": class_files(root / "test") if (root / "test").is_dir() else None}
+        skip = cfg.skip_unreadable
+        splits = {"train": class_files(root / "train", skip), "test": class_files(root / "test", skip) if (root / "test").is_dir() else None}
         if splits["test"] is None:
             raise DataError(f"{root} has train/ but no test/ folder; add root/test/<class>/… (the same classes) or put the class folders directly under {root}")
         if (root / "val").is_dir():
-            splits["val"] = class_files(root / "val")
+            splits["val"] = class_files(root / "val", skip)
         names = list(splits["train"])
         for name, classes in splits.items():
             if list(classes) != names:
@@ -146,7 +193,7 @@ def load_image_folder(cfg: DataConfig) -> Streamed:
                     "every split needs the same class folders"
                 )
     else:
-        by_class = class_files(root)
+        by_class = class_files(root, cfg.skip_unreadable)
         names = list(by_class)
         shuffler = random.Random(SPLIT_SEED)
         splits = {"train": {}, "test": {}}

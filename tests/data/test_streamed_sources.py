@@ -83,6 +83,84 @@ def test_a_truncated_image_is_named_or_skipped_and_counted(tmp_path):
     assert len(skipped.train) + len(skipped.val) == 29
 
 
+def test_an_image_over_the_decompression_bomb_limit_is_named_or_skipped(tmp_path, monkeypatch):
+    write_images(tmp_path / "train", per_class=10, size=(10, 10))
+    write_images(tmp_path / "test", per_class=3, size=(10, 10))
+    bomb = tmp_path / "train" / "dog" / "bomb.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 40x40 = 1,600 pixels: over twice the limit, so Pillow refuses it
+    with pytest.raises(DataError, match=f"{bomb} is too large to decode safely.*skip_unreadable"):
+        folder_data(tmp_path, input_size=10).train.take()
+    skipped = folder_data(tmp_path, input_size=10, skip_unreadable=True)
+    assert f"skipped 1 unreadable image(s), first {bomb}" in skipped.description
+    assert len(skipped.train) + len(skipped.val) == 30
+
+
+def test_a_link_to_nothing_is_named_not_dropped_with_its_class(tmp_path):
+    write_images(tmp_path / "train", per_class=4)
+    write_images(tmp_path / "test", per_class=2)
+    owl = tmp_path / "train" / "owl"
+    for path in owl.glob("*.png"):  # the owl class now holds only links to files that are gone
+        path.unlink()
+        path.symlink_to(tmp_path / "gone" / path.name)
+    with pytest.raises(DataError, match=r"is a link to .*gone.*which does not exist \(4 such link\(s\) in .*owl\)"):
+        folder_data(tmp_path)
+    with pytest.raises(DataError, match=r"class folder .*owl holds no readable images.*dropped from the model"):
+        folder_data(tmp_path, skip_unreadable=True)
+
+
+def test_hidden_files_and_folders_are_not_data(tmp_path):
+    write_images(tmp_path / "train", per_class=4)
+    write_images(tmp_path / "test", per_class=2)
+    for path in list((tmp_path / "train").glob("*/*.png")):
+        (path.parent / f"._{path.name}").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # what a copy from macOS leaves
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "train" / "cat" / ".DS_Store").write_bytes(b"junk")
+    data = folder_data(tmp_path)
+    assert data.class_names == ["cat", "dog", "owl"] and len(data.train) + len(data.val) == 12
+    data.train.take()
+
+
+def test_an_empty_class_folder_is_an_error(tmp_path):
+    write_images(tmp_path / "train", per_class=4)
+    write_images(tmp_path / "test", per_class=2)
+    (tmp_path / "train" / "emu").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*emu holds no readable images"):
+        folder_data(tmp_path)
+
+
+def test_a_tiny_image_enlarged_to_the_input_size_is_a_warning(tmp_path, caplog, monkeypatch):
+    from pipeline.data import image_folder
+
+    monkeypatch.setattr(image_folder, "_upscale_warned", False)
+    write_images(tmp_path / "train", per_class=4, size=(16, 16))
+    write_images(tmp_path / "test", per_class=2, size=(16, 16))
+    dot = tmp_path / "train" / "cat" / "dot.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(dot)
+    with caplog.at_level("WARNING", logger="compress"):
+        folder_data(tmp_path, input_size=16).train.take()
+    assert f"{dot} is 1x1 and is enlarged 16x to reach data.input_size 16" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"input_size": 0}, "input_size is one size in pixels (e.g. 32) or [height, width], each at least 1 (got 0)"),
+        ({"input_size": -4}, "each at least 1 (got -4)"),
+        ({"input_size": [32, 32, 3]}, "or [height, width], each at least 1 (got [32, 32, 3])"),
+        ({"input_size": "big"}, "input_size"),
+        ({"channels": 4}, "channels\n  Input should be 1 or 3"),
+    ],
+)
+def test_bad_image_settings_name_the_field(tmp_path, config, message):
+    from pipeline.core.config_errors import format_validation_error
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        DataConfig(source="image_folder", path=str(tmp_path), **config)
+    assert message in format_validation_error(refused.value, DataConfig) or message in str(refused.value)
+
+
 def test_a_truncated_image_read_by_a_worker_is_one_paragraph(tmp_path):
     write_images(tmp_path / "train", per_class=10)
     write_images(tmp_path / "test", per_class=3)
