@@ -217,7 +217,9 @@ def bench_cmd(model, devices, out, runs, debug):
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--device", required=True, help="profile name or .yaml path")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="default: bundle-<device>.zip")
-@click.option("--artifact", type=click.Choice(["onnx_int8", "onnx_fp32"]), help="default: the file validate chose for the device")
+@click.option(
+    "--artifact", help="default: the file validate chose for the device; or any file the run made: onnx_int8, ncnn_fp32, executorch_int8@w0.5, …"
+)
 @click.option("--samples", type=click.IntRange(min=10), help="test samples to include (default: as many as fit in 2 MB, at most 1000)")
 @click.option("--debug", is_flag=True)
 @friendly_errors

@@ -27,6 +27,7 @@ import torch
 from devices.on_device import validate_on_device as on_device
 from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model
+from pipeline.core.disk_space import disk_full, out_of_space
 from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
@@ -122,19 +123,27 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
             started = time.perf_counter()
-            if everyone or main:
-                try:
+            try:
+                if everyone or main:
                     with stage_peak_memory() as peak, (contextlib.nullcontext() if everyone else distributed.solo()):
                         state = spec.run(entry.config, state, ctx)
-                except BaseException:
-                    record.status = "failed"
+                if main:
+                    ctx.metrics["peak_rss_mb"] = peak()
+                    record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
+                    save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
                     report()
-                    raise
-            if main:
-                ctx.metrics["peak_rss_mb"] = peak()
-                record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics
-                save_stage_state(folder, state, ctx.metrics, fingerprints[i], record.seconds)
-                report()
+            except BaseException as error:
+                record.status = "failed"
+                full = main and not isinstance(error, KeyboardInterrupt) and out_of_space(error, run.path)
+                if full:
+                    error = disk_full(error, run.path, stage_dir, [f.path for f in folders[:i]])
+                try:
+                    report()
+                except OSError:  # a full disk may refuse the report too: the stage's own error is the one to show
+                    log.debug("the failure report could not be written", exc_info=True)
+                if full:
+                    raise error from None
+                raise
         distributed.barrier()
         if not main:  # what rank 0 committed, so every rank goes on from the same model and files
             state = load_stage_state(folder, state.model)

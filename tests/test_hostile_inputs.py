@@ -76,3 +76,94 @@ def test_macos_companion_files_are_passed_over(tmp_path, tiny_recipe, write_reci
     recipe = train_only(tiny_recipe, {"source": "image_folder", "path": str(root), "workers": 0})
     result = invoke("run", write_recipe(recipe), "--out", tmp_path / "run", "--quiet")
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs of its own (root can mount one; CI runs as root), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_mid_stage_is_one_paragraph_keeps_finished_stages_and_resumes(small_disk, tiny_recipe, write_recipe):
+    import shutil
+
+    recipe = {**tiny_recipe, "stages": [{"train": {"epochs": 1, "lr": 0.01}}, {"export": {}}], "devices": []}
+    path, out = write_recipe(recipe), small_disk / "run"
+    first = invoke("run", write_recipe({**recipe, "stages": recipe["stages"][:1]}, "train.yaml"), "--out", out, "--quiet")
+    assert first.exit_code == 0, first.output
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 20_000))  # the export's checkpoint and ONNX file need more
+    full = invoke("run", path, "--out", out, "--quiet")
+    one_paragraph(full, f"the disk holding the run folder {out} is full", "stage 02-export was writing", "free at least", "(01-train) are kept and resume")
+    assert (out / "01-train" / "state.json").is_file() and not (out / "02-export").exists()
+    filler.unlink()
+    again = invoke("run", path, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert "resuming after 01-train" in again.output
+
+
+def test_a_stage_that_hits_enospc_names_the_disk(tmp_path, tiny_recipe, write_recipe, monkeypatch):
+    """Where no small disk can be mounted, the same path: an OSError ENOSPC from the checkpoint writer."""
+    import errno
+
+    from pipeline import runner
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "save_model", no_space)
+    recipe = {**tiny_recipe, "stages": [{"train": {"epochs": 1, "lr": 0.01}}], "devices": []}
+    result = invoke("run", write_recipe(recipe), "--out", tmp_path / "run", "--quiet")
+    one_paragraph(result, "is full", "stage 01-train was writing (OSError", "no stage had finished")
+
+
+def test_a_bundle_path_that_cannot_be_written_is_refused_before_any_work(finished_run, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    one_paragraph(invoke("bundle", finished_run, "--device", "host", "-o", a_file / "bundle.zip"), f"cannot write {a_file / 'bundle.zip'}", "-o")
+    one_paragraph(invoke("bundle", finished_run, "--device", "host", "-o", tmp_path), "is a directory")
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_device_the_run_never_judged_gets_no_bundle_unless_a_file_is_named(finished_run, tmp_path, caplog):
+    out = tmp_path / "jetson.zip"
+    refused = invoke("bundle", finished_run, "--device", "jetson-nano-cpu", "-o", out)
+    one_paragraph(refused, "never judged device jetson-nano-cpu (its validate judged: host, raspberry-pi-4)", "--artifact with one of: onnx_fp32, onnx_int8")
+    assert not out.exists()
+    with caplog.at_level("WARNING", logger="compress"):
+        packed = invoke("bundle", finished_run, "--device", "jetson-nano-cpu", "-o", out, "--artifact", "onnx_fp32", "--samples", "20")
+    assert packed.exit_code == 0, packed.output
+    assert "without expected latency or accuracy figures" in caplog.text and out.is_file()
+    one_paragraph(invoke("bundle", finished_run, "--device", "host", "-o", out, "--artifact", "ncnn_int8"), "--artifact ncnn_int8: the run at", "has no such file; it has: onnx_fp32, onnx_int8")
+
+
+def test_the_script_copied_out_beside_the_zip_reads_its_runtimes_from_the_zip(finished_run, tmp_path):
+    """`unzip bundle.zip validate_on_device.py && python3 validate_on_device.py bundle.zip`: nothing else beside it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    board = tmp_path / "board"
+    board.mkdir()
+    bundle = board / "bundle.zip"
+    assert invoke("bundle", finished_run, "--device", "host", "-o", bundle, "--samples", "50").exit_code == 0
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extract("validate_on_device.py", board)
+    shadow = tmp_path / "shadow"  # neither torch nor the project on this "board"
+    for name in ("torch", "pipeline", "exporters", "devices", "runtimes"):
+        (shadow / name).mkdir(parents=True)
+        (shadow / name / "__init__.py").write_text(f"raise ImportError('{name} is not on this board')\n")
+    done = subprocess.run(
+        [sys.executable, "validate_on_device.py", "bundle.zip"], cwd=board, env={"PYTHONPATH": str(shadow), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "verdict:" in done.stdout and (board / "results.json").is_file()

@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -35,7 +36,10 @@ from pathlib import Path
 try:  # the pipeline imports this file as part of the `devices` package
     from devices.on_device import runtimes
 except ImportError:  # on the device it runs as a script, with runtimes.py beside it in the bundle
-    import runtimes
+    try:
+        import runtimes
+    except ImportError:  # the script was copied out beside the zip: runtimes.py is read from the bundle once unpacked
+        runtimes = None
 
 BUNDLE_FORMAT = "edge-compress-bundle/1"
 RESULTS_FORMAT = "edge-compress-device-results/1"
@@ -245,7 +249,23 @@ def load_bundle(path: Path, workdir: Path):
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: manifest format {manifest.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+    bundled_runtimes(folder)
     return folder, manifest
+
+
+def bundled_runtimes(folder: Path):
+    """`runtimes`, read from the unpacked bundle where the script was copied out of it alone."""
+    global runtimes
+    if runtimes is None:
+        source = inside(folder, "runtimes.py")
+        if not source.is_file():
+            raise BundleError(f"{folder}: no runtimes.py; unpack the whole bundle, or pass the bundle's zip")
+        spec = importlib.util.spec_from_file_location("runtimes", source)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["runtimes"] = module
+        spec.loader.exec_module(module)
+        runtimes = module
+    return runtimes
 
 
 def validate(bundle: Path, threads=None, out=None) -> dict:
@@ -361,7 +381,9 @@ def main(argv=None) -> int:
         return PASS
     try:
         results = validate(args.bundle, args.threads, args.out)
-    except (BundleError, runtimes.RuntimeMissing, OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+    except Exception as e:  # noqa: BLE001  what the bundle or its runtime can say: one line, exit 2
+        if not isinstance(e, (BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile)) and type(e).__name__ != "RuntimeMissing":
+            raise
         print(f"error: {e}", file=sys.stderr)
         return CANNOT_JUDGE
     print_verdict(results)

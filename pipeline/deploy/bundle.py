@@ -4,13 +4,19 @@ The bundle holds the model file the run chose for that device (its SHA-256 in th
 sample of test inputs with labels and the host's predictions, the expected accuracy and latency, the
 device's budgets and the torch-free script `validate_on_device.py`. The sample is capped so the
 bundle stays small (`MAX_SAMPLE_BYTES`). By default the file is the one `validate` chose for the
-device (INT8 or FP32, whichever met the budgets faster); `artifact` forces one.
+device; `artifact` packs any deployable file the run made (any runtime, precision or width), e.g.
+for a board the run did not judge. A device the run never judged is refused without `artifact`:
+its bundle would carry neither a chosen file nor expected figures. The zip is written beside its
+final name and renamed, so a failed bundle leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import os
+import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,11 +27,13 @@ from devices.on_device import runtimes
 from devices.on_device import validate_on_device as on_device
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder
+from pipeline.core.state import DEPLOYABLE, artifact_kind
 from pipeline.data import DataConfig, load_data
 from pipeline.deploy.profiles import load_profile
 
 MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
 MAX_SAMPLES = 1000
+log = logging.getLogger("compress")
 TORCH_NOTE = {"executorch": " (whose Python runtime loads libtorch, so pip pulls torch; an app uses the C++/Java runtime)"}
 README = """edge-compress bundle for {device}
 
@@ -44,14 +52,24 @@ or `compress devices calibrate {device} results.json` to turn the timing into a 
 
 def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = None, samples: int | None = None) -> dict:
     """Write the bundle zip for `device` (a profile name or path) from a finished run; returns the manifest."""
+    writable(out)
     run = RunFolder(run_dir)
     report = run.report()
     profile = load_profile(device)
-    entry = (report.get("devices") or {}).get(profile.name)
-    artifacts = run.artifacts()
-    chosen = artifact or (entry["artifact"] if entry else ("onnx_int8" if "onnx_int8" in artifacts else "onnx_fp32"))
+    judged = report.get("devices") or {}
+    entry = judged.get(profile.name)
+    artifacts = {name: path for name, path in run.artifacts().items() if artifact_kind(name) in DEPLOYABLE}
+    if entry is None and artifact is None:
+        raise UserError(
+            f"bundle: the run at {run_dir} never judged device {profile.name} (its validate judged: {', '.join(judged) or 'no device'}), "
+            f"so there is no file chosen for it and no expected figures to compare with; add {profile.name} to the recipe's devices "
+            f"and run it again (only validate re-runs), or pass --artifact with one of: {', '.join(artifacts) or 'none'}"
+        )
+    if entry is None:
+        log.warning(f"bundle: the run never judged {profile.name}: the bundle carries {artifact} without expected latency or accuracy figures")
+    chosen = artifact or entry["artifact"]
     if chosen not in artifacts:
-        raise UserError(f"bundle: the run at {run_dir} has no {chosen} file (it has: {', '.join(artifacts) or 'none; did export run?'})")
+        raise UserError(f"bundle: --artifact {chosen}: the run at {run_dir} has no such file; it has: {', '.join(artifacts) or 'none; did export run?'}")
     model = artifacts[chosen]
     header = run.recipe_header()
     if not header.get("data"):
@@ -95,19 +113,37 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
             "threads": profile.threads,
         },
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
-        for name, f in files.items():
-            archive.write(f, name)
-        for key, array in ((("pixels", stored[1]) if stored else ("inputs", inputs)), ("labels", labels), ("expected_predictions", predicted)):
-            buffer = io.BytesIO()
-            np.save(buffer, array)
-            archive.writestr(manifest["samples"][key], buffer.getvalue())
-        archive.write(on_device.__file__, "validate_on_device.py")
-        archive.write(runtimes.__file__, "runtimes.py")
-        archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.PACKAGES[runtime], torch=TORCH_NOTE.get(runtime, "; no torch")))
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+            for name, f in files.items():
+                archive.write(f, name)
+            for key, array in ((("pixels", stored[1]) if stored else ("inputs", inputs)), ("labels", labels), ("expected_predictions", predicted)):
+                buffer = io.BytesIO()
+                np.save(buffer, array)
+                archive.writestr(manifest["samples"][key], buffer.getvalue())
+            archive.write(on_device.__file__, "validate_on_device.py")
+            archive.write(runtimes.__file__, "runtimes.py")
+            archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.PACKAGES[runtime], torch=TORCH_NOTE.get(runtime, "; no torch")))
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return manifest
+
+
+def writable(out: Path) -> None:
+    """Refuse, before any work, a bundle path that cannot be written: a folder, a path under a
+    file, a folder without write permission or on a read-only disk."""
+    if out.is_dir():
+        raise UserError(f"bundle: -o {out} is a folder; give the zip's file name, e.g. {out / 'bundle.zip'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"bundle: cannot write {out}: {e.strerror or e}; choose another path with -o") from None
 
 
 def as_pixels(x: np.ndarray, mean: list[float], std: list[float]) -> tuple[dict, np.ndarray] | None:
