@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 from pydantic import ValidationError
 
+from devices.on_device import runtimes
 from devices.on_device.validate_on_device import sha256
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import UserError
@@ -78,7 +79,25 @@ def input_shape(path: Path) -> tuple[int, int, int]:
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
     if len(dims) != 4 or None in dims[1:]:
         raise UserError(f"{path}: input {inputs[0].name} has shape {dims}; expected [N, C, H, W] with fixed C, H and W")
+    if dims[0] not in (None, 0, 1):
+        raise UserError(
+            f"{path}: input {inputs[0].name} has its batch fixed at {dims[0]}, but latency is measured at batch 1 on the device; "
+            f"export with a dynamic batch (torch.onnx.export(..., dynamic_axes={{'{inputs[0].name}': {{0: 'batch'}}}})) or with batch 1"
+        )
     return tuple(dims[1:])
+
+
+def check_classes(path: Path, sample: np.ndarray, class_names: list[str]) -> None:
+    """The file's first output must score each of the data's classes: a 1000-class file judged on
+    10-class data would be scored, and its accuracy would mean nothing."""
+    outputs = runtimes.open_runner(path, threads=1)(np.ascontiguousarray(sample[:1], dtype=np.float32))
+    scores = outputs[0].shape[-1] if outputs and outputs[0].ndim >= 2 else None
+    if scores != len(class_names):
+        raise UserError(
+            f"{path.name} gives {scores if scores is not None else 'no'} class score(s) per image (its first output is "
+            f"{list(outputs[0].shape) if outputs else 'missing'}), but the data has {len(class_names)} classes "
+            f"({', '.join(class_names[:5])}{', …' if len(class_names) > 5 else ''}); judge it on the data it was trained for"
+        )
 
 
 def preprocessing_of(path: Path) -> dict | None:
@@ -113,8 +132,9 @@ def validate_file(
             splits = load_data(data, seed)
             if tuple(splits.input_shape) != shape:
                 raise UserError(f"the data's images are {list(splits.input_shape)} (C,H,W) but {model.name} takes {list(shape)}; set data.input_size or pick matching data")
-            accuracy = onnx_accuracy(copy, splits.test, metric=score)
             sample = splits.test.take(1)[0].numpy()
+            check_classes(copy, sample, splits.class_names)
+            accuracy = onnx_accuracy(copy, splits.test, metric=score)
         drop = None if accuracy is None or reference_accuracy is None else (reference_accuracy - accuracy) * 100
         variant = Variant(name, copy, accuracy, drop)
         measure([variant], sample, profiles, warmup, runs)

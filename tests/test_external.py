@@ -53,3 +53,34 @@ def test_not_an_onnx_file_is_one_paragraph(tmp_path):
     assert result.exit_code == 1 and "is not a valid ONNX model" in result.output and "Traceback" not in result.output
     shape = invoke("validate", tmp_path / "missing.onnx", "--device", "host")
     assert shape.exit_code == 1 and "no such file" in shape.output
+
+
+def plain_export(tmp_path, classes: int = 10, batch: int = 1, name: str = "plain.onnx"):
+    """What most users hand in: `torch.onnx.export` with no dynamic_axes, so the batch is fixed."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes)).eval()
+    path = tmp_path / name
+    torch.onnx.export(model, torch.zeros(batch, 1, 28, 28), str(path), dynamo=False)
+    return path
+
+
+def test_a_file_with_its_batch_fixed_at_one_is_fed_one_sample_at_a_time(tmp_path):
+    path = plain_export(tmp_path)
+    result = invoke("validate", path, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35",
+                    "--test-subset", "50", "--out", tmp_path / "o", "--runs", "20")
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    assert 0 <= json.loads((tmp_path / "o/report.json").read_text())["devices"]["host"]["accuracy"] <= 1
+
+
+def test_a_file_with_a_larger_fixed_batch_or_other_classes_is_refused(tmp_path):
+    batch4 = plain_export(tmp_path, batch=4, name="batch4.onnx")
+    refused = invoke("validate", batch4, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35", "--out", tmp_path / "o")
+    assert refused.exit_code == 1 and "has its batch fixed at 4" in refused.output and "dynamic_axes" in refused.output
+    five = plain_export(tmp_path, classes=5, name="five.onnx")
+    refused = invoke("validate", five, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35", "--out", tmp_path / "p")
+    assert refused.exit_code == 1 and "gives 5 class score(s) per image" in refused.output and "the data has 10 classes" in refused.output
+    assert "Traceback" not in refused.output

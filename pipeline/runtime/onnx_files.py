@@ -45,11 +45,15 @@ def file_accuracy(path: Path, split: Split, metric: Metric = top1, batch_size: i
 
 
 def split_outputs(path: Path, split: Split, batch_size: int = 256, first_only: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
-    """The file's outputs (all, or the logits alone) over a whole split read in batches, and the labels."""
+    """The file's outputs (all, or the logits alone) over a whole split read in batches, and the
+    labels. A file exported with its batch fixed at 1 (`torch.onnx.export` without `dynamic_axes`,
+    the most common export there is) is fed one sample at a time."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
+    if sess.get_inputs()[0].shape[0] == 1:
+        batch_size = 1
     wanted = [sess.get_outputs()[0].name] if first_only else None
     parts, labels = [], []
     for x, y, _ in split.batches(batch_size):
