@@ -74,8 +74,10 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
     setup_logging(quiet, debug)
     parsed = load_recipe(recipe)  # checked once here, before any process starts
     if nproc > 1:
+        from pipeline.core.run_folder import RunFolder
         from pipeline.launcher import launch, run_arguments
 
+        RunFolder(Path(out_dir) if out_dir else Path("runs") / parsed.name).ensure_writable()  # one message, not one per rank
         return launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug))  # rank 0 prints the table
     if launched() and os.environ.get("RANK") != "0":
         log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank

@@ -44,6 +44,12 @@ def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
 
     if launched():
         raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if nproc > cores:
+        log.warning(
+            f"--nproc {nproc} is more than the {cores} core(s) this process may use: the processes share cores and each step "
+            f"waits for the slowest, so training is slower than with --nproc {cores} (results are the same)"
+        )
 
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     config = LaunchConfig(

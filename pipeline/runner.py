@@ -122,11 +122,16 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
             )
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
-            started = time.perf_counter()
+            started, widths_before = time.perf_counter(), [w["width"] for w in state.widths]
             try:
                 if everyone or main:
                     with stage_peak_memory() as peak, (contextlib.nullcontext() if everyone else distributed.solo()):
                         state = spec.run(entry.config, state, ctx)
+                if widths_before and not state.widths:
+                    log.warning(
+                        f"{entry.name} changed the weights after the nested widths {widths_before} were made, so they are dropped and only "
+                        f"the full network ships; to ship every width, put {entry.name} before the stage that makes the widths"
+                    )
                 if main:
                     ctx.metrics["peak_rss_mb"] = peak()
                     record.status, record.seconds, record.metrics = "ran", round(time.perf_counter() - started, 3), ctx.metrics

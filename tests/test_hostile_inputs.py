@@ -167,3 +167,50 @@ def test_the_script_copied_out_beside_the_zip_reads_its_runtimes_from_the_zip(fi
     )
     assert done.returncode in (0, 1), done.stderr
     assert "verdict:" in done.stdout and (board / "results.json").is_file()
+
+
+def test_nproc_with_an_unusable_out_is_one_paragraph_before_any_process_starts(tmp_path, tiny_recipe, write_recipe):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    result = invoke("run", write_recipe(tiny_recipe), "--nproc", "2", "--out", a_file / "run")
+    one_paragraph(result, f"cannot write to the output folder {a_file / 'run'}", "--out")
+    assert "rank" not in result.output
+
+
+def test_more_processes_than_cores_is_a_warning(tmp_path, tiny_recipe, write_recipe, monkeypatch, caplog):
+    import os
+
+    import torch.distributed.launcher.api as api
+
+    started = []
+    monkeypatch.setattr(api, "elastic_launch", lambda config, entry: lambda *args: started.append(config.nproc_per_node))
+    cores = len(os.sched_getaffinity(0))
+    with caplog.at_level("WARNING", logger="compress"):
+        result = invoke("run", write_recipe(tiny_recipe), "--nproc", cores + 1, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert started == [cores + 1]
+    assert f"--nproc {cores + 1} is more than the {cores} core(s)" in caplog.text and f"than with --nproc {cores}" in caplog.text
+
+
+def test_validation_kept_above_its_cap_is_a_warning_naming_the_setting(caplog):
+    from pipeline.data import DataConfig, load_data
+
+    with caplog.at_level("WARNING", logger="compress"):
+        data = load_data(DataConfig(train_subset=500, train_on_validation=True, validation_kept=20), seed=1)
+    assert len(data.val) == 10
+    assert "data.validation_kept: 20 asked, but at most a fifth of the 50-image validation split is kept back, so 10 are" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="compress"):
+        load_data(DataConfig(train_subset=500, train_on_validation=True, validation_kept=10), seed=1)
+    assert "validation_kept" not in caplog.text
+
+
+def test_a_weight_change_after_nested_widths_warns_that_they_are_dropped(tmp_path, tiny_recipe, write_recipe, caplog):
+    recipe = {
+        **tiny_recipe, "devices": [],
+        "stages": [{"nested": {"widths": [0.5, 1.0], "train": {"epochs": 1, "lr": 0.01}}}, {"prune": {"target": {"keep_macs": 0.8}, "finetune": {"epochs": 1}}}],
+    }
+    with caplog.at_level("WARNING", logger="compress"):
+        result = invoke("run", write_recipe(recipe), "--out", tmp_path / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "prune changed the weights after the nested widths [0.5, 1.0] were made, so they are dropped" in caplog.text

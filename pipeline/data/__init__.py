@@ -8,6 +8,7 @@ subsets, per-channel mean and std from the training split (a bounded sample of i
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +23,7 @@ from pipeline.data import contract, embedded, factory, fashion_mnist, image_fold
 from pipeline.data.registry import SOURCES, RawData, Streamed
 from pipeline.data.splits import InMemory, Split
 
+log = logging.getLogger("compress")
 STATS_SAMPLE = 2048  # images read to estimate a streamed training split's per-channel mean and std
 
 
@@ -131,6 +133,11 @@ def _merge_validation(val_count: int, cfg: DataConfig) -> tuple[np.ndarray, np.n
     if cfg.validation_kept == 0:
         return positions, positions
     kept = max(1, min(cfg.validation_kept, val_count // 5))
+    if kept < cfg.validation_kept:
+        log.warning(
+            f"data.validation_kept: {cfg.validation_kept} asked, but at most a fifth of the {val_count}-image validation split is kept "
+            f"back, so {kept} are: set validation_kept to {kept} or less to silence this, or raise val_fraction to keep more"
+        )
     return positions[kept:], positions[:kept]
 
 

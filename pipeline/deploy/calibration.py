@@ -47,11 +47,33 @@ def model_in_run(run_dir: Path, sha256: str) -> Path:
     )
 
 
+# what platform.machine() says on each family of the profiles' `cpu` classes
+ARCHITECTURES = {"arm": {"aarch64", "arm64", "armv8l", "armv7l", "armv6l"}, "x86": {"x86_64", "amd64", "i686", "i386"}}
+
+
+def same_architecture(results: dict, profile: DeviceProfile, results_path: Path) -> None:
+    """Refuse timings taken on another instruction set than the profile's CPU: x86 results would
+    turn every estimate for an Arm board into an x86 figure, and the gate would trust it."""
+    machine = str((results.get("platform") or {}).get("machine") or "").lower()
+    family = "x86" if profile.cpu == "x86-64" else "arm"
+    measured_on = next((name for name, machines in ARCHITECTURES.items() if machine in machines), None)
+    if measured_on is None:
+        raise UserError(f"{results_path} does not say which kind of CPU measured it (platform.machine {machine!r}); rerun the bundle with the current script")
+    if measured_on != family:
+        raise UserError(
+            f"{results_path} was measured on a {machine} ({measured_on}) machine, but profile {profile.name} is a {profile.cpu} "
+            f"({family}) device: calibrating it with these timings would make every estimate for it a figure of another CPU. "
+            f"Run the bundle on the {profile.name} itself, or calibrate a profile of the machine that ran it (cpu: "
+            f"{'x86-64' if measured_on == 'x86' else 'the Arm core it has'})"
+        )
+
+
 def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = None) -> tuple[DeviceProfile, dict]:
     results = read_results(results_path)
     profile = load_profile(name)
     if results["device"] != profile.name:
         raise UserError(f"{results_path} holds results from device '{results['device']}', not '{profile.name}'")
+    same_architecture(results, profile, results_path)
     device_p50 = results["latency_ms"]["p50"]
     threads = results["threads"]
     one_thread = (results.get("latency_one_thread_ms") or {}).get("p50") or (device_p50 if threads == 1 else None)

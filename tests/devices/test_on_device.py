@@ -186,7 +186,11 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
     done = on_board(tmp_path, str(bundle), "--out", str(tmp_path / "results.json"))
     assert done.returncode in (0, 1), done.stderr
     out = tmp_path / "pi.yaml"
-    result = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "--run", str(run_dir), "-o", str(out)])
+    arm = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "--run", str(run_dir), "-o", str(out)])
+    assert arm.exit_code == 1 and "profile raspberry-pi-4 is a cortex-a72 (arm) device" in arm.output and not out.exists(), arm.output
+    x86_pi = tmp_path / "x86-pi.yaml"  # the Pi 4's profile as if its CPU were this host's kind: the results' architecture
+    x86_pi.write_text(yaml.safe_dump({**yaml.safe_load(open("devices/raspberry-pi-4.yaml")), "cpu": "x86-64"}))
+    result = CliRunner().invoke(main, ["devices", "calibrate", str(x86_pi), str(tmp_path / "results.json"), "--run", str(run_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output
     calibrated = yaml.safe_load(out.read_text())
     assert calibrated["latency_factor_source"] == "calibrated" and calibrated["latency_factor"] > 0
@@ -199,7 +203,7 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
     results = json.loads((tmp_path / "results.json").read_text())
     results["model_sha256"] = "0" * 64
     (tmp_path / "other.json").write_text(json.dumps(results))
-    other = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "other.json"), "--run", str(run_dir), "-o", str(tmp_path / "x.yaml")])
+    other = CliRunner().invoke(main, ["devices", "calibrate", str(x86_pi), str(tmp_path / "other.json"), "--run", str(run_dir), "-o", str(tmp_path / "x.yaml")])
     assert other.exit_code == 1 and "different model" in other.output
 
     refused = CliRunner().invoke(main, ["gate", str(tmp_path / "other.json"), "--run", str(run_dir)])
@@ -209,7 +213,7 @@ def test_calibrate_writes_a_user_copy_and_refuses_another_models_results(bundle,
     wrong = CliRunner().invoke(main, ["devices", "calibrate", "host", str(tmp_path / "results.json"), "-o", str(tmp_path / "y.yaml")])
     assert wrong.exit_code == 1 and "from device 'raspberry-pi-4', not 'host'" in wrong.output
 
-    shipped = CliRunner().invoke(main, ["devices", "calibrate", "raspberry-pi-4", str(tmp_path / "results.json"), "-o", "devices/raspberry-pi-4.yaml", "--force"])
+    shipped = CliRunner().invoke(main, ["devices", "calibrate", str(x86_pi), str(tmp_path / "results.json"), "-o", "devices/raspberry-pi-4.yaml", "--force"])
     assert shipped.exit_code == 1 and "shipped profiles folder" in shipped.output
 
 
