@@ -9,6 +9,7 @@ attributes, resizes parameters to the saved tensors and then loads strictly.
 from __future__ import annotations
 
 import copy
+import pickle
 from pathlib import Path
 
 import torch
@@ -28,8 +29,12 @@ def save_model(model: nn.Module, path: Path) -> None:
 
 
 def load_model(model: nn.Module, path: Path) -> nn.Module:
-    """Reshape `model` (freshly built, unpruned) to the saved one and load its weights."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    """Reshape `model` (freshly built, unpruned) to the saved one and load its weights. Only tensors
+    and plain containers are unpickled (`weights_only=True`): a checkpoint that carries code is refused."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path} holds more than tensors and is refused (weights_only=True): {str(e).splitlines()[0][:200]}") from None
     modules = dict(model.named_modules())
     for name, attrs in saved["shapes"].items():
         if name not in modules:

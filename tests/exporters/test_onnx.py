@@ -47,3 +47,26 @@ def test_broken_export_is_rejected_not_shipped(tmp_path):
         export_onnx(TracesDifferently(), tmp_path / "m.onnx", x)
     assert not (tmp_path / "m.onnx").exists()
     assert (tmp_path / "m.onnx.rejected").exists()
+
+
+class SlightlyOffWhenExported(Small):
+    """The exported graph adds 0.01 to every logit: the class never changes, only the values drift,
+    as when an exporter mistranslates an op by a little."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return out + 0.01 if torch.onnx.is_in_onnx_export() else out
+
+
+@pytest.mark.parametrize("runtime_default", [True, False])
+def test_a_drift_in_the_logits_alone_fails_parity_at_the_default_tolerance(tmp_path, runtime_default):
+    """Same predicted class on every sample, logits 0.01 off: the absolute-difference clause alone
+    refuses it, at the tolerance a recipe gets by default (the export stage's) and the exporter's own."""
+    from pipeline.stages.export import ExportConfig
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 8, 8)
+    limits = {} if runtime_default else {"max_abs_diff": ExportConfig().max_abs_diff, "min_top1_agreement": ExportConfig().min_top1_agreement}
+    with pytest.raises(ParityError, match=r"max \|diff\| 0\.01 \(limit 0\.001\), top-1 agreement 1\.0000"):
+        export_onnx(SlightlyOffWhenExported(), tmp_path / "m.onnx", x, **limits)
+    assert not (tmp_path / "m.onnx").exists()

@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from exporters import ParityError
 from pipeline.core.errors import StageError
 from pipeline.runtime.onnx_files import onnx_accuracy
 from pipeline.stages import export, quantize
@@ -199,3 +200,26 @@ def test_openvino_int8_comes_only_from_a_qdq_file_whatever_the_runtimes_before_i
     ctx = make_context(tmp_path, folder="02-quantize")
     state = quantize.run(quantize.QuantizeConfig(format="qoperator", calibration_samples=64, min_top1_agreement=0.5), state, ctx)
     assert "executorch_int8" in state.artifacts and "openvino_int8" not in state.artifacts
+
+
+def test_an_int8_file_that_disagrees_with_fp32_is_refused_and_never_shipped(tmp_path):
+    """Per-tensor PTQ of a layer whose range it cannot cover changes many answers: below the
+    agreement floor the file is renamed .rejected; at exactly the floor it ships."""
+    ctx = make_context(tmp_path, folder="01-export")
+    state = trained_state(ctx, epochs=3)
+    make_first_block_sensitive(state.model)
+    state = export.run(export.ExportConfig(), state, ctx)
+    loose = make_context(tmp_path, folder="02-loose")
+    cfg = dict(per_channel=False, calibration_samples=128, parity_samples=300)
+    quantize.run(quantize.QuantizeConfig(**cfg, min_top1_agreement=0.1), copy.deepcopy(state), loose)
+    agreement = loose.metrics["top1_agreement_with_fp32"]
+    assert agreement < 0.95, "the sensitive layer should change answers"
+
+    strict = make_context(tmp_path, folder="03-strict")
+    with pytest.raises(ParityError, match=rf"agrees with FP32 on only {agreement:.4f} of 300 test samples \(minimum 0.95\)"):
+        quantize.run(quantize.QuantizeConfig(**cfg), copy.deepcopy(state), strict)
+    assert not (tmp_path / "03-strict" / "model.int8.onnx").exists() and (tmp_path / "03-strict" / "model.int8.onnx.rejected").exists()
+
+    at_floor = make_context(tmp_path, folder="04-floor")
+    done = quantize.run(quantize.QuantizeConfig(**cfg, min_top1_agreement=agreement), copy.deepcopy(state), at_floor)
+    assert "onnx_int8" in done.artifacts, "agreement equal to the floor meets it"
