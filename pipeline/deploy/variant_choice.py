@@ -74,13 +74,13 @@ def _faster(a: Candidate, b: Candidate) -> Candidate | None:
 def _more_accurate(a: Candidate, b: Candidate) -> Candidate | None:
     if a.accuracy is None or b.accuracy is None or a.accuracy == b.accuracy:
         return None
-    return a if a.accuracy > b.accuracy else b
+    return max(a, b, key=lambda c: c.accuracy)
 
 
 def _smaller(a: Candidate, b: Candidate) -> Candidate | None:
     if a.size_kb == b.size_kb:
         return None
-    return a if a.size_kb < b.size_kb else b
+    return min(a, b, key=lambda c: c.size_kb)
 
 
 # what each preference compares, in order, among files that break and leave unjudged as many budgets

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+DROP_DIGITS = 6  # drops are compared to the budget at a millionth of a point: 0.90 - 0.885 is 1.5000000000000013 points in floating point
+
 
 @dataclass
 class Trial:
@@ -95,7 +97,7 @@ def search(
         return trial
 
     def meets(trial: Trial) -> bool:
-        return (reference_accuracy - trial.accuracy) * 100 <= budget_points + 1e-9
+        return round((reference_accuracy - trial.accuracy) * 100, DROP_DIGITS) <= budget_points
 
     def result(best: Trial, met: bool, sensitivity: list[dict] = ()) -> SearchResult:
         return SearchResult(best, met, reference_accuracy, budget_points, trials, list(sensitivity))
@@ -117,9 +119,10 @@ def search(
 
     limit = len(ranked) if max_fp32_nodes is None else min(max_fp32_nodes, len(ranked))
     found = None
-    for count in range(1, limit + 1):
-        candidate = next((t for t in trials if t.calibration == calibration and t.excluded == tuple(ranked[:count])), None)
-        candidate = candidate or attempt(calibration, tuple(ranked[:count]))
+    for count in range(limit):
+        prefix = tuple(ranked[: count + 1])
+        candidate = next((t for t in trials if t.calibration == calibration and t.excluded == prefix), None)
+        candidate = candidate or attempt(calibration, prefix)
         if meets(candidate):
             found = candidate
             break

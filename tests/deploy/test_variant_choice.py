@@ -83,8 +83,12 @@ def test_an_unknown_preference_is_refused():
 
 
 def test_no_candidates_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^no variant to choose from$"):
         choose([])
+
+
+def test_a_single_file_ships_and_says_it_was_the_only_one():
+    assert choose([candidate("onnx_fp32", 0.03, 60)]) == (candidate("onnx_fp32", 0.03, 60), "onnx_fp32 is the only variant this run made")
 
 
 def test_a_difference_within_the_timing_noise_is_no_difference():
@@ -162,3 +166,105 @@ def test_a_faster_file_that_breaks_a_budget_does_not_ship():
     rows[1].budgets["max_size_kb"] = {"value": 50.0, "limit": 40.0, "passed": False}  # executorch_int8, the fastest
     chosen, reason = choose(rows)
     assert chosen.artifact == "ncnn_fp32" and "executorch_int8 breaks max_size_kb" in reason
+
+
+def test_the_noisier_timing_counts_whichever_file_it_belongs_to():
+    quiet, noisy = candidate("onnx_fp32", 0.024, 63, noise=0.001), candidate("onnx_int8", 0.036, 28, noise=0.013)
+    for order in ([quiet, noisy], [noisy, quiet]):
+        assert choose(order)[0].artifact == "onnx_int8", "a 0.012 ms gap inside 0.013 ms of noise is no difference: the smaller ships"
+
+
+def test_a_gap_exactly_equal_to_the_noise_is_no_difference():
+    fast, slow = candidate("onnx_fp32", 1.0, 60, noise=0.5), candidate("onnx_int8", 1.5, 20, noise=0.5)
+    chosen, reason = choose([fast, slow])
+    assert chosen.artifact == "onnx_int8" and "the same speed within the noise (p50 1.5 vs 1 ms, noise 0.5 ms)" in reason
+
+
+def test_preferring_accuracy_picks_the_more_accurate_whichever_comes_first():
+    better, worse = candidate("onnx_fp32", 0.030, 60, accuracy=0.93), candidate("onnx_int8", 0.020, 20, accuracy=0.90)
+    for order in ([better, worse], [worse, better]):
+        chosen, reason = choose(order, prefer="accuracy")
+        assert chosen.artifact == "onnx_fp32"
+    assert "over onnx_int8: -33 % speed (p50 0.03 vs 0.02 ms), +3.00 points, +200 % size" in reason
+
+
+@pytest.mark.parametrize("missing", [0, 1])
+def test_without_a_validation_accuracy_the_preference_falls_back_to_speed(missing):
+    """A file made elsewhere has no validation figure: accuracy cannot rank it, speed does."""
+    rows = [candidate("onnx_fp32", 0.030, 60, accuracy=0.93), candidate("onnx_int8", 0.020, 20, accuracy=0.90)]
+    rows[missing].accuracy = None
+    chosen, reason = choose(rows, prefer="accuracy")
+    assert chosen.artifact == "onnx_int8" and "points" not in reason
+
+
+def test_fewer_unjudged_budgets_win_whichever_comes_first():
+    judged, unjudged = candidate("onnx_fp32", 0.030, 60), candidate("onnx_int8", 0.010, 20, unjudged=["min_accuracy"])
+    for order in ([judged, unjudged], [unjudged, judged]):
+        chosen, reason = choose(order)
+        assert chosen.artifact == "onnx_fp32"
+        assert reason == "onnx_fp32 meets every budget on validation; preferring latency: onnx_int8 could not be judged on min_accuracy"
+
+
+def test_every_reason_names_each_budget_and_each_other_file():
+    chosen, reason = choose([
+        candidate("onnx_fp32", 0.030, 60, broken=["min_accuracy"], unjudged=["max_peak_memory_mb", "max_accuracy_drop"]),
+        candidate("onnx_int8", 0.010, 20, broken=["min_accuracy", "max_size_kb"]),
+        candidate("ncnn_fp32", 0.020, 30, broken=["min_accuracy"], unjudged=["max_peak_memory_mb", "max_accuracy_drop", "max_size_gzip_kb"]),
+    ])
+    assert reason == (
+        "onnx_fp32 breaks 1 budget(s) on validation; preferring latency: onnx_int8 breaks min_accuracy, max_size_kb "
+        "(onnx_fp32 breaks min_accuracy); ncnn_fp32 could not be judged on max_peak_memory_mb, max_accuracy_drop, max_size_gzip_kb"
+    )
+    chosen, reason = choose([candidate("onnx_fp32", 0.030, 60, unjudged=["min_accuracy", "max_accuracy_drop"]), candidate("onnx_int8", 0.030, 20, broken=["max_size_kb"])])
+    assert reason == (
+        "onnx_fp32 cannot be judged on min_accuracy, max_accuracy_drop on validation; preferring latency: onnx_int8 breaks max_size_kb"
+    )
+
+
+def test_two_widths_follow_the_width_rule_and_say_what_the_wider_breaks():
+    rows = [r for r in toy_widths(0.2) if r.width in (0.75, 1.0)]
+    rows[-1].budgets["max_size_kb"] = {"value": 60, "limit": 50, "passed": False}  # width 1 INT8 also breaks the size
+    rows[-1].budgets["min_accuracy"] = {"value": None, "limit": 0.9, "passed": None}
+    rows[-2].budgets["min_accuracy"] = {"value": None, "limit": 0.9, "passed": None}
+    chosen, reason = choose(rows)
+    assert chosen.artifact == "onnx_int8@w0.75"
+    assert reason.startswith(
+        "width 0.75 is the widest that meets every budget (width 1 breaks max_latency_p90_ms, cannot judge min_accuracy); "
+        "onnx_int8@w0.75 meets every budget on validation; preferring latency: onnx_fp32@w0.75 breaks max_latency_p90_ms"
+    )
+
+
+def test_the_widest_width_meeting_every_budget_names_no_wider_one():
+    chosen, reason = choose(toy_widths(0.5))
+    assert reason.startswith("width 1 is the widest that meets every budget; onnx_int8 meets every budget on validation")
+
+
+def test_a_wider_width_that_breaks_several_budgets_names_each():
+    rows = toy_widths(0.1)
+    for row in rows:
+        if row.width == 0.75:
+            row.budgets["max_size_kb"] = {"value": 60, "limit": 50, "passed": False}
+    chosen, reason = choose(rows)
+    assert "(width 0.75 breaks max_latency_p90_ms, max_size_kb; width 1 breaks max_latency_p90_ms)" in reason
+
+
+def test_a_chosen_file_that_breaks_several_budgets_names_each():
+    chosen, reason = choose([
+        candidate("onnx_fp32", 0.03, 60, broken=["min_accuracy", "max_size_kb"]),
+        candidate("onnx_int8", 0.02, 20, broken=["min_accuracy", "max_size_kb", "max_accuracy_drop"]),
+    ])
+    assert reason == (
+        "onnx_fp32 breaks 2 budget(s) on validation; preferring latency: onnx_int8 breaks min_accuracy, max_size_kb, max_accuracy_drop "
+        "(onnx_fp32 breaks min_accuracy, max_size_kb)"
+    )
+
+
+def test_a_wider_width_that_breaks_nothing_but_cannot_be_judged_says_so():
+    rows = toy_widths(0.5)
+    for row in rows:
+        if row.width == 1.0:
+            row.budgets["min_accuracy"] = {"value": None, "limit": 0.9, "passed": None}
+            row.budgets["max_accuracy_drop"] = {"value": None, "limit": 1.0, "passed": None}
+    chosen, reason = choose(rows)
+    assert chosen.width == 0.75
+    assert reason.startswith("width 0.75 is the widest that meets every budget (width 1 breaks nothing, cannot judge min_accuracy, max_accuracy_drop); ")

@@ -70,3 +70,92 @@ def test_a_drift_in_the_logits_alone_fails_parity_at_the_default_tolerance(tmp_p
     with pytest.raises(ParityError, match=r"max \|diff\| 0\.01 \(limit 0\.001\), top-1 agreement 1\.0000"):
         export_onnx(SlightlyOffWhenExported(), tmp_path / "m.onnx", x, **limits)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def parity_files(tmp_path, name="m.onnx"):
+    path = tmp_path / name
+    path.write_bytes(b"graph")
+    return path
+
+
+def test_a_file_with_other_outputs_is_refused_and_rejected(tmp_path):
+    import numpy as np
+
+    from exporters.parity import check_parity
+
+    logits = np.zeros((4, 3), np.float32)
+    path = parity_files(tmp_path)
+    with pytest.raises(ParityError) as count:
+        check_parity([logits], [logits, logits], path, "ncnn", 1e-3, 0.99)
+    assert str(count.value) == "ncnn export of m.onnx has 2 output(s), PyTorch 1. The file was not shipped."
+    assert not path.exists() and (tmp_path / "m.onnx.rejected").exists()
+    path = parity_files(tmp_path, "n.onnx")
+    with pytest.raises(ParityError) as shape:
+        check_parity([logits, logits], [logits, np.zeros((4, 5), np.float32)], path, "openvino", 1e-3, 0.99)
+    assert str(shape.value) == "openvino export of n.onnx: output 1 has shape [4, 5], PyTorch's [4, 3]. The file was not shipped."
+    assert not path.exists() and (tmp_path / "n.onnx.rejected").exists()
+
+
+def test_agreement_is_judged_on_class_scores_and_at_the_limits_passes(tmp_path):
+    import numpy as np
+
+    from exporters.parity import check_parity
+
+    logits = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    flipped = logits.copy()
+    flipped[0] = [0.0, 1.0]  # one of four answers changes: agreement 0.75, |diff| 1.0
+    result = check_parity([logits], [flipped], parity_files(tmp_path), "ncnn", max_abs_diff=1.0, min_top1_agreement=0.75)
+    assert result.top1_agreement == 0.75 and result.max_abs_diff == 1.0, "both figures exactly at their limits pass"
+    assert result.path == tmp_path / "m.onnx" and result.runtime == "ncnn" and result.parity_samples == 4
+    with pytest.raises(ParityError, match="top-1 agreement 0.7500 \\(minimum 0.76\\)"):
+        check_parity([logits], [flipped], parity_files(tmp_path), "ncnn", max_abs_diff=1.0, min_top1_agreement=0.76)
+
+
+def test_feature_maps_are_held_to_the_tolerance_not_to_an_argmax(tmp_path):
+    """A 4-D output whose channel argmax flips on near-ties, within the tolerance: parity holds, and
+    the agreement reported is that of the class scores alone."""
+    import numpy as np
+
+    from exporters.parity import check_parity
+
+    features = np.zeros((4, 2, 3, 3), np.float32)
+    nudged = features.copy()
+    nudged[:, 1] += 1e-6  # every channel argmax moves from 0 to 1
+    logits = np.eye(4, 3, dtype=np.float32)
+    result = check_parity([logits, features], [logits, nudged], parity_files(tmp_path), "onnxruntime", 1e-3, 0.99)
+    assert result.top1_agreement == 1.0 and result.max_abs_diff == pytest.approx(1e-6)
+    alone = check_parity([features], [nudged], parity_files(tmp_path, "f.onnx"), "onnxruntime", 1e-3, 0.99)
+    assert alone.top1_agreement == 1.0
+
+
+def test_a_module_with_several_outputs_gives_each_one(tmp_path):
+    from exporters.parity import torch_outputs
+
+    class Two(nn.Module):
+        def forward(self, x):
+            return x * 2, x + 1
+
+    outputs = torch_outputs(Two(), torch.ones(2, 3))
+    assert len(outputs) == 2 and outputs[0].tolist() == [[2.0] * 3] * 2 and outputs[1].tolist() == [[2.0] * 3] * 2
+    assert [o.shape for o in torch_outputs(Small(), torch.ones(2, 1, 8, 8))] == [(2, 3)]
+
+
+def test_an_exporters_error_is_cut_to_its_first_line_or_named_by_its_type():
+    from exporters.parity import first_line
+
+    assert first_line(RuntimeError("  aten::foo is not supported\n  at line 3  ")) == "aten::foo is not supported"
+    assert first_line(RuntimeError("x" * 500)) == "x" * 400
+    assert first_line(KeyError()) == "KeyError" and first_line(ValueError("   ")) == "ValueError"
+
+
+def test_a_result_and_its_metadata_are_plain_json(tmp_path):
+    from exporters.parity import ExportResult, write_sidecar
+
+    result = ExportResult(path=tmp_path / "m.pte", max_abs_diff=1e-6, top1_agreement=1.0, parity_samples=8, runtime="executorch")
+    assert result.to_json() == {
+        "path": str(tmp_path / "m.pte"), "max_abs_diff": 1e-6, "top1_agreement": 1.0, "parity_samples": 8, "runtime": "executorch", "details": {},
+    }
+    write_sidecar(tmp_path / "m.pte", {"k": "v", "n": "1"})
+    assert (tmp_path / "m.pte.json").read_text() == '{\n  "k": "v",\n  "n": "1"\n}\n'
+    write_sidecar(tmp_path / "n.pte", {})
+    assert not (tmp_path / "n.pte.json").exists(), "no metadata, no sidecar"
