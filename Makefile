@@ -13,7 +13,7 @@ PYTHON ?= $(VENV)/bin/python
 endif
 PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install quickstart test fashion-mnist
+.PHONY: install quickstart test fashion-mnist mutation
 
 install: $(VENV)
 	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes]'
@@ -26,6 +26,10 @@ fashion-mnist: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# Mutation testing of the safety checks (docs/testing.md): fails if any mutant survives.
+mutation: install
+	$(PYTHON) tests/mutation_score.py
 
 # The project's own environment, when no other is active. Debian and Ubuntu ship venv separately.
 .venv:
