@@ -74,3 +74,23 @@ def test_documents_of_the_wrong_shape_cannot_be_judged(tmp_path, document, messa
     path.write_text(json.dumps(document))
     result = gate(str(path))
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_device_without_budgets_does_not_hide_the_next_devices_verdict(tmp_path):
+    from pipeline.deploy.gate import FAIL, judge_report
+
+    result = judge_report({"devices": {"empty": {"budgets": {}}, "pi": device(max_size_kb=(30, 20, True))}})
+    assert result.exit_code == FAIL and [(r.device, r.passed) for r in result.rows] == [("pi", False)]
+    assert result.problems == ["device 'empty' has no budgets to judge"]
+
+
+def test_on_device_results_are_judged_under_their_device_name():
+    from pipeline.deploy.gate import CANNOT_JUDGE, PASS, judge_report
+    from devices.on_device.validate_on_device import RESULTS_FORMAT
+
+    results = {"format": RESULTS_FORMAT, "device": "pi4", **device(max_size_kb=(10, 20, False))}
+    judged = judge_report(results, device="pi4")
+    assert judged.exit_code == PASS and [(r.device, r.budget, r.passed) for r in judged.rows] == [("pi4", "max_size_kb", True)]
+    unnamed = judge_report({"format": RESULTS_FORMAT, **device(max_size_kb=(10, 20, True))})
+    assert [r.device for r in unnamed.rows] == ["device"]
+    assert judge_report(results, device="phone").exit_code == CANNOT_JUDGE
