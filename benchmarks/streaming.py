@@ -1,8 +1,9 @@
 """Streaming from an image folder against arrays in memory, and the training loop against a plain one.
 
-1. Data throughput, images/s into the training step over one epoch of the 60 k training images:
-   a plain `DataLoader` + Pillow script (what a user writes) vs the pipeline's `image_folder` split,
-   same folder, same batch size, same workers.
+1. Data throughput, images/s into the training step over one epoch of the training images:
+   a plain `DataLoader` + Pillow script (what a user writes) vs the pipeline's `image_folder` split
+   (which also checks every item's contract as it streams), same folder, same batch size, same
+   workers; `--repeats` epochs of each, interleaved, the ratio the median of the per-repeat ratios.
 2. Training time per epoch: the pipeline's loop (`fit`) vs a plain hand-written loop (AdamW,
    one-cycle, flip + shift) on the same model and in-memory data.
 3. Peak RSS and accuracy of `compress run` (train, export, validate) on the Fashion-MNIST PNG folder
@@ -10,7 +11,7 @@
 
     python benchmarks/fashion_mnist_to_png.py /tmp/fmnist-png            # 70 k PNGs, once
     python benchmarks/fashion_mnist_to_png.py /tmp/fmnist-png-7k --source embedded
-    python benchmarks/streaming.py /tmp/fmnist-png /tmp/fmnist-png-7k [--epochs 2] [--workers 2]
+    python benchmarks/streaming.py /tmp/fmnist-png /tmp/fmnist-png-7k [--epochs 2] [--workers 2] [--repeats 5] [--throughput-only]
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/compress-streaming"))
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved epochs of each data path for the throughput ratio")
+    parser.add_argument("--throughput-only", action="store_true", help="measure the data paths only (part 1)")
     parser.add_argument("--accuracy-seeds", type=int, nargs="+", help="only compare test accuracy, IDX vs PNG folder, over these seeds")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -117,12 +120,18 @@ def main() -> None:
         return
 
     plain = DataLoader(PlainFolder(args.folder / "train"), batch_size=128, shuffle=True, num_workers=args.workers)
-    plain_rate = throughput(plain)
     data = load_data(DataConfig(source="image_folder", path=str(args.folder), workers=args.workers, val_fraction=0.1), seed=0)
-    ours_rate = throughput(data.train.batches(128, torch.randperm(len(data.train))))
-    print("| data path, one epoch of the training split | images/s | vs plain |\n|---|---|---|")
-    print(f"| plain DataLoader + Pillow, {args.workers} workers | {plain_rate:,.0f} | 1.00 |")
-    print(f"| pipeline image_folder split, {args.workers} workers | {ours_rate:,.0f} | {ours_rate / plain_rate:.2f} |")
+    plain_rates, ours_rates = [], []
+    for repeat in range(args.repeats):  # interleaved, the order alternating, so a slow spell slows both alike
+        paths = [("plain", lambda: throughput(plain)), ("ours", lambda: throughput(data.train.batches(128, torch.randperm(len(data.train)))))]
+        for name, measure in paths if repeat % 2 == 0 else paths[::-1]:
+            (plain_rates if name == "plain" else ours_rates).append(measure())
+    ratios = [o / p for o, p in zip(ours_rates, plain_rates)]
+    print(f"| data path, one epoch of the training split ({args.repeats} interleaved repeats) | images/s, median | vs plain: median (min-max) |\n|---|---|---|")
+    print(f"| plain DataLoader + Pillow, {args.workers} workers | {np.median(plain_rates):,.0f} | 1.00 |")
+    print(f"| pipeline image_folder split, {args.workers} workers | {np.median(ours_rates):,.0f} | {np.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    if args.throughput_only:
+        return
 
     arrays = load_data(DataConfig(source="fashion-mnist"), seed=0)
     x_all, y_all = arrays.train.dataset.x, arrays.train.dataset.y
