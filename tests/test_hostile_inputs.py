@@ -29,6 +29,7 @@ def train_only(recipe: dict, data: dict) -> dict:
     [
         ("float_label_late", "train item 197's label is 1.5; labels are int class indices 0..2"),
         ("label_out_of_range_late", "train item 197's label 7 is outside 0..2 (3 classes)"),
+        ("nan_pixels_late", "train item 197 has NaN or infinite pixel values"),
     ],
 )
 def test_a_bad_label_deep_in_a_users_dataset_stops_the_run_by_name(tmp_path, tiny_recipe, write_recipe, factory, expected):

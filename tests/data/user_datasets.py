@@ -80,3 +80,16 @@ def float_label_late(train: int = 200):
 
 def label_out_of_range_late(train: int = 200):
     return {"train": LateBadLabel(train, train - 3, 7), "test": Counting(30, seed=1), "class_names": ["a", "b", "c"]}
+
+
+class LateNaN(LateBadLabel):
+    def __getitem__(self, index):
+        image, label = super().__getitem__(index)
+        if index == self.bad_index:
+            image = image.clone()
+            image[0, 3, 3] = float("nan")
+        return image, label
+
+
+def nan_pixels_late(train: int = 200):
+    return {"train": LateNaN(train, train - 3, 1), "test": Counting(30, seed=1), "class_names": ["a", "b", "c"]}
