@@ -74,11 +74,10 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
     setup_logging(quiet, debug)
     parsed = load_recipe(recipe)  # checked once here, before any process starts
     if nproc > 1:
-        from pipeline.core.run_folder import RunFolder
         from pipeline.launcher import launch, run_arguments
 
-        RunFolder(Path(out_dir) if out_dir else Path("runs") / parsed.name).ensure_writable()  # one message, not one per rank
-        return launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug))  # rank 0 prints the table
+        out = Path(out_dir) if out_dir else Path("runs") / parsed.name
+        return launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug), out)  # rank 0 prints the table
     if launched() and os.environ.get("RANK") != "0":
         log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
     report = run_recipe(parsed, out_dir, fresh=fresh, quiet=quiet or debug)
@@ -219,9 +218,7 @@ def bench_cmd(model, devices, out, runs, debug):
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--device", required=True, help="profile name or .yaml path")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="default: bundle-<device>.zip")
-@click.option(
-    "--artifact", help="default: the file validate chose for the device; or any file the run made: onnx_int8, ncnn_fp32, executorch_int8@w0.5, …"
-)
+@click.option("--artifact", help="default: the file validate chose for the device; or any file the run made (onnx_int8, ncnn_fp32@w0.5, …)")
 @click.option("--samples", type=click.IntRange(min=10), help="test samples to include (default: as many as fit in 2 MB, at most 1000)")
 @click.option("--debug", is_flag=True)
 @friendly_errors

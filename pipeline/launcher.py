@@ -11,8 +11,10 @@ import logging
 import os
 import sys
 import uuid
+from pathlib import Path
 
 from pipeline.core.errors import UserError
+from pipeline.core.run_folder import RunFolder
 
 log = logging.getLogger("compress")
 
@@ -31,12 +33,13 @@ def run_arguments(recipe: str, out_dir: str | None, *, fresh: bool, quiet: bool,
     return ["run", recipe, *(["--out", out_dir] if out_dir else []), *(flag for flag, on in flags.items() if on)]
 
 
-def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
+def launch(nproc: int, args: list[str], out: Path | None = None, module: str = "pipeline") -> None:
     """Run `python -m MODULE ARGS` in `nproc` processes on this machine and wait for all of them.
 
     Each process gets `cpu_count / nproc` threads unless OMP_NUM_THREADS says otherwise (torchrun
     would give each one thread). If any process fails, torchrun stops the others; the error says
-    which rank failed first and how to resume."""
+    which rank failed first and how to resume. `out`, the run folder, is checked first: a folder that
+    cannot be written is one message, not one traceback per rank."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -44,6 +47,8 @@ def launch(nproc: int, args: list[str], module: str = "pipeline") -> None:
 
     if launched():
         raise UserError("--nproc: this process was already started by torchrun, which sets the number of processes; drop --nproc")
+    if out is not None:
+        RunFolder(out).ensure_writable()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if nproc > cores:
         log.warning(

@@ -35,7 +35,7 @@ def artifact_runtime(name: str) -> str:
     return RUNTIME_OF_FORMAT[artifact_kind(name).rsplit("_", 1)[0]]
 
 
-def deployable(artifacts: dict[str, str]) -> dict[str, str]:
+def deployable(artifacts: dict) -> dict:
     """The files a device could be given (every runtime, FP32 and INT8, every nested width), not early-exit files."""
     return {name: ref for name, ref in artifacts.items() if artifact_kind(name) in DEPLOYABLE}
 

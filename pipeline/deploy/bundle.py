@@ -27,7 +27,7 @@ from devices.on_device import runtimes
 from devices.on_device import validate_on_device as on_device
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder
-from pipeline.core.state import DEPLOYABLE, artifact_kind
+from pipeline.core.state import deployable
 from pipeline.data import DataConfig, load_data
 from pipeline.deploy.profiles import load_profile
 
@@ -58,7 +58,7 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     profile = load_profile(device)
     judged = report.get("devices") or {}
     entry = judged.get(profile.name)
-    artifacts = {name: path for name, path in run.artifacts().items() if artifact_kind(name) in DEPLOYABLE}
+    artifacts = deployable(run.artifacts())
     if entry is None and artifact is None:
         raise UserError(
             f"bundle: the run at {run_dir} never judged device {profile.name} (its validate judged: {', '.join(judged) or 'no device'}), "
