@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 
 from pipeline.core.errors import CheckpointError
 
+PICKLED_NAME = re.compile(r"GLOBAL (\S+)")  # how torch's weights-only unpickler names the class or function it refused
 SHAPE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features", "num_channels", "num_groups")
 
 
@@ -34,7 +36,7 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path} holds more than tensors and is refused (weights_only=True): {str(e).splitlines()[0][:200]}") from None
+        raise CheckpointError(refusal(path, e)) from None
     modules = dict(model.named_modules())
     for name, attrs in saved["shapes"].items():
         if name not in modules:
@@ -46,12 +48,21 @@ def load_model(model: nn.Module, path: Path) -> nn.Module:
         owner = modules.get(owner_name)
         if owner is None:
             raise CheckpointError(f"{path}: tensor '{key}' has no module in the model built from the recipe")
-        if attr in owner._parameters and owner._parameters[attr] is not None:
+        if owner._parameters.get(attr) is not None:
             owner._parameters[attr] = nn.Parameter(torch.empty_like(tensor), requires_grad=owner._parameters[attr].requires_grad)
-        elif attr in owner._buffers and owner._buffers[attr] is not None:
+        elif owner._buffers.get(attr) is not None:
             owner._buffers[attr] = torch.empty_like(tensor)
     model.load_state_dict(saved["tensors"])
     return model
+
+
+def refusal(path: Path, error: pickle.UnpicklingError) -> str:
+    """Why a checkpoint was not loaded, in one sentence: torch's own message advises loading with
+    weights_only=False, which is the one thing a user must not do with a file they did not write."""
+    named = PICKLED_NAME.search(str(error))
+    if named:
+        return f"{path} holds more than tensors (it names {named.group(1)}) and is refused: only tensors are loaded (weights_only=True), so code in a checkpoint never runs"
+    return f"{path} is not a checkpoint written by torch.save (damaged or another format): {str(error).splitlines()[-1]}"
 
 
 def width_model(model: nn.Module, widths: list[dict], width: float, resolve) -> nn.Module:

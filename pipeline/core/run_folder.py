@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -147,9 +148,8 @@ class RunFolder:
     def ensure_writable(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-probe"
-            probe.write_text("")
-            probe.unlink()
+            with tempfile.TemporaryFile(dir=self.path):  # a nameless probe, gone when closed
+                pass
         except OSError as e:
             raise UserError(f"cannot write to the output folder {self.path}: {e.strerror or e}. Choose another with --out DIR.") from None
 
@@ -180,10 +180,9 @@ class RunFolder:
         """SHA-256 of each deployable file (paths relative to the run), for the report to record."""
         return {name: sha256(self.resolve(ref)) for name, ref in artifacts.items() if ref and self.resolve(ref).is_file()}
 
-    def verify(self, report: dict | None = None) -> None:
+    def verify(self, report: dict) -> None:
         """Refuse a run whose files changed since they were written: every finished stage's recorded
-        files, and every deployable file against the hash in report.json."""
-        report = self.report() if report is None else report
+        files, and every deployable file against the hash in `report` (the run's report.json as read)."""
         problems = []
         for stage in report.get("stages") or []:
             if isinstance(stage, dict) and stage.get("status") in ("ran", "resumed"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,6 +11,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
+from pipeline.core.checkpoints import load_model, refusal
 from pipeline.core.errors import CheckpointError, UserError
 from pipeline.models import zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
 from pipeline.models.registry import ZOO
@@ -87,11 +89,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise CheckpointError(f"model.checkpoint: {path} does not exist")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or unsafe files
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"model.checkpoint: {refusal(path, e)}") from None
+    except Exception as e:  # torch raises several types for corrupt files
         raise CheckpointError(f"model.checkpoint: {path} cannot be loaded with weights_only=True: {str(e).splitlines()[0]}") from None
     if isinstance(saved, dict) and set(saved) == {"tensors", "shapes"}:
-        from pipeline.core.checkpoints import load_model
-
         load_model(model, path)
         return
     if isinstance(saved, dict) and ("state_dict" in saved or "model" in saved):
