@@ -124,13 +124,8 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
 
     Exit 0 pass, 1 a budget broken, 2 cannot judge (missing report, unknown device, unmeasured figure).
     """
-    from pipeline.deploy.gate import (
-        CANNOT_JUDGE,
-        GateResult,
-        judge_report,
-        read_report,
-        write_outputs,
-    )
+    from pipeline.deploy.gate import CANNOT_JUDGE, GateResult, judge_report, read_report
+    from pipeline.deploy.gate_outputs import write_outputs
 
     try:
         document = read_report(Path(source))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import measure
 from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model
 from pipeline.core.disk_space import disk_full, out_of_space
@@ -215,7 +215,7 @@ def stage_peak_memory():
             refs.write("5")
     except OSError:
         pass
-    yield lambda: None if (mb := on_device.peak_memory_mb()) is None else round(mb, 1)
+    yield lambda: None if (mb := measure.peak_memory_mb()) is None else round(mb, 1)
 
 
 def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_channels: int, num_classes: int):

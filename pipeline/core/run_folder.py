@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from devices.on_device.validate_on_device import sha256
+from devices.on_device.measure import sha256
 from pipeline.core.errors import IntegrityError, UserError
 
 try:

@@ -6,13 +6,13 @@ A figure that could not be measured has value None and verdict None; the gate tr
 
 from __future__ import annotations
 
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import verdicts
 from pipeline.deploy.profiles import Budgets
 
-RULES = on_device.RULES  # one set of rules for the pipeline, `compress gate` and the on-device script
-overall = on_device.overall
-VERDICT = {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}  # overall()'s three answers, as every table prints them
+RULES = verdicts.RULES  # one set of rules for the pipeline, `compress gate` and the on-device script
+overall = verdicts.overall
+VERDICT = verdicts.VERDICT
 
 
 def judge(budgets: Budgets, figures: dict[str, float | None]) -> dict[str, dict]:
-    return on_device.judge(budgets.model_dump(exclude_none=True), figures)
+    return verdicts.judge(budgets.model_dump(exclude_none=True), figures)

@@ -12,6 +12,7 @@ final name and renamed, so a failed bundle leaves nothing that looks finished.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import logging
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.on_device import runtimes
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import measure, runtimes, verdicts
+from devices.on_device import validate_on_device as script
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder
 from pipeline.core.state import deployable
@@ -80,20 +81,20 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     count = min(len(test), samples or min(MAX_SAMPLES, MAX_SAMPLE_BYTES // per_sample))
     x, y = test.take(count)
     stored = as_pixels(x.numpy(), data.mean, data.std)
-    inputs = on_device.normalise(stored[1], stored[0]) if stored else np.ascontiguousarray(x.numpy(), dtype=np.float32)
+    inputs = measure.normalise(stored[1], stored[0]) if stored else np.ascontiguousarray(x.numpy(), dtype=np.float32)
     labels = y.numpy().astype(np.int64)
     runtime = runtimes.runtime_of(model)
-    predicted = on_device.predictions(runtimes.open_runner(model, runtime), inputs).astype(np.int64)
+    predicted = measure.predictions(runtimes.open_runner(model, runtime), inputs).astype(np.int64)
     model_path = f"model/{model.name}"
     files = {f"model/{f.name}": f for f in runtimes.model_files(model)}  # ncnn and OpenVINO keep the weights in a .bin beside the graph
     same = entry is not None and entry["artifact"] == chosen
     manifest = {
-        "format": on_device.BUNDLE_FORMAT,
+        "format": verdicts.BUNDLE_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": {"recipe": report["recipe"]["name"], "recipe_sha256": report["recipe"]["sha256"]},
         "model": {
-            "path": model_path, "artifact": chosen, "runtime": runtime, "sha256": on_device.sha256(model), "size_bytes": sum(f.stat().st_size for f in files.values()),
-            "files": {name: on_device.sha256(f) for name, f in files.items()},
+            "path": model_path, "artifact": chosen, "runtime": runtime, "sha256": measure.sha256(model), "size_bytes": sum(f.stat().st_size for f in files.values()),
+            "files": {name: measure.sha256(f) for name, f in files.items()},
         },
         "device": profile.model_dump(),
         "budgets": profile.budgets.model_dump(exclude_none=True),
@@ -123,8 +124,8 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
                 buffer = io.BytesIO()
                 np.save(buffer, array)
                 archive.writestr(manifest["samples"][key], buffer.getvalue())
-            archive.write(on_device.__file__, "validate_on_device.py")
-            archive.write(runtimes.__file__, "runtimes.py")
+            for module in (script, *(importlib.import_module(f"devices.on_device.{name}") for name in script.SHIPPED_BESIDE)):
+                archive.write(module.__file__, Path(module.__file__).name)
             archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.PACKAGES[runtime], torch=TORCH_NOTE.get(runtime, "; no torch")))
         os.replace(partial, out)
     except BaseException:

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from devices import PROFILES_DIR
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import measure
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder, read_json
 from pipeline.deploy.gate import is_device_results
@@ -39,11 +39,11 @@ def model_in_run(run_dir: Path, sha256: str) -> Path:
     """The run's file with this hash; results from any other model are refused."""
     files = RunFolder(run_dir).artifacts()
     for path in files.values():
-        if path.is_file() and on_device.sha256(path) == sha256:
+        if path.is_file() and measure.sha256(path) == sha256:
             return path
     raise UserError(
         f"the results are from a different model (SHA-256 {sha256[:16]}…) than any file of {run_dir} "
-        f"({', '.join(f'{n} {on_device.sha256(p)[:16]}…' for n, p in files.items() if p.is_file())})"
+        f"({', '.join(f'{n} {measure.sha256(p)[:16]}…' for n, p in files.items() if p.is_file())})"
     )
 
 
@@ -80,7 +80,7 @@ def calibrated_profile(name: str, results_path: Path, run_dir: Path | None = Non
     if run_dir is not None:
         model = model_in_run(run_dir, results["model_sha256"])
         onnx_file = RunFolder(run_dir).artifacts()["onnx_fp32"]  # every run has it; its input shape is the model's
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in on_device.session(onnx_file, 1).get_inputs()[0].shape]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in measure.session(onnx_file, 1).get_inputs()[0].shape]
         host_p50 = measure_latency(model, np.zeros(shape, dtype=np.float32), HOST_THREADS)["p50"]
         host_source = f"measured now on one thread of this host ({model.name})"
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.on_device import runtimes
-from devices.on_device.validate_on_device import gzip_size
+from devices.on_device.measure import gzip_size
 from pipeline.core.errors import StageError
 from pipeline.core.state import artifact_width
 from pipeline.deploy.budgets import VERDICT, judge, overall

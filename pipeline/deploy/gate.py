@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import verdicts
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder, read_json
 
-PASS, FAIL, CANNOT_JUDGE = 0, 1, 2
+PASS, FAIL, CANNOT_JUDGE = verdicts.PASS, verdicts.FAIL, verdicts.CANNOT_JUDGE  # the on-device script's exit codes
 
 
 @dataclass
@@ -35,12 +35,17 @@ class GateResult:
     problems: list[str]
 
     @property
-    def exit_code(self) -> int:
+    def passed(self) -> bool | None:
+        """False when a budget is broken, None when something cannot be judged (or nothing was), else True."""
         if any(r.passed is False for r in self.rows):
-            return FAIL
+            return False
         if self.problems or not self.rows or any(r.passed is None for r in self.rows):
-            return CANNOT_JUDGE
-        return PASS
+            return None
+        return True
+
+    @property
+    def exit_code(self) -> int:
+        return verdicts.exit_code(self.passed)
 
 
 def read_report(source: Path) -> dict:
@@ -59,7 +64,7 @@ def read_report(source: Path) -> dict:
 
 
 def is_device_results(document: dict) -> bool:
-    return document.get("format") == on_device.RESULTS_FORMAT
+    return document.get("format") == verdicts.RESULTS_FORMAT
 
 
 def results_as_report(results: dict) -> dict:
@@ -101,67 +106,15 @@ def rejudge(budget: str, row) -> tuple[tuple, str | None]:
     if not isinstance(row, dict):
         return (None, None, None), f"is not a {{value, limit}} object (got {type(row).__name__})"
     value, limit = row.get("value"), row.get("limit")
-    if budget not in on_device.RULES:
-        return (value, limit, None), f"is not a budget this version knows (known: {', '.join(on_device.RULES)})"
+    if budget not in verdicts.RULES:
+        return (value, limit, None), f"is not a budget this version knows (known: {', '.join(verdicts.RULES)})"
     if not _number(limit):
         return (value, limit, None), f"has no numeric limit (got {limit!r})"
     if not _number(value):
         return (value, limit, None), "has no measured value" if value is None else f"has a value that is not a number ({value!r})"
-    judged = on_device.judge({budget: limit}, {on_device.RULES[budget][0]: value})[budget]
+    judged = verdicts.judge({budget: limit}, {verdicts.RULES[budget][0]: value})[budget]
     return (judged["value"], limit, judged["passed"]), None
 
 
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x  # NaN is not a figure
-
-
-def junit_xml(result: GateResult) -> str:
-    """One test case per device and budget (a failure when broken, an error when it cannot be judged),
-    plus one error case per problem, so CI systems list every budget."""
-    from xml.etree import ElementTree as ET
-
-    suite = ET.Element("testsuite", name="compress gate", tests=str(len(result.rows) + len(result.problems)))
-    failures = errors = 0
-    for row in result.rows:
-        case = ET.SubElement(suite, "testcase", classname=f"compress.gate.{row.device}", name=row.budget)
-        detail = f"{row.budget}: value {row.value}, limit {row.limit}"
-        if row.passed is False:
-            failures += 1
-            ET.SubElement(case, "failure", message=detail, type="BudgetBroken").text = detail
-        elif row.passed is None:
-            errors += 1
-            ET.SubElement(case, "error", message=f"{row.budget}: cannot judge (value {row.value})", type="CannotJudge")
-    for problem in result.problems:
-        errors += 1
-        case = ET.SubElement(suite, "testcase", classname="compress.gate", name="judgeable")
-        ET.SubElement(case, "error", message=problem, type="CannotJudge")
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
-    root = ET.Element("testsuites")
-    root.append(suite)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
-
-
-def markdown_summary(result: GateResult, source: str) -> str:
-    """A table fit for a CI job summary ($GITHUB_STEP_SUMMARY and the like)."""
-    verdict = {PASS: "PASS", FAIL: "FAIL", CANNOT_JUDGE: "CANNOT JUDGE"}[result.exit_code]
-    lines = [f"## compress gate: {verdict}", "", f"`{source}`", "", "| device | budget | value | limit | verdict |", "|---|---|---|---|---|"]
-    for row in result.rows:
-        mark = {True: "✅ pass", False: "❌ FAIL", None: "⚠️ unknown"}[row.passed]
-        lines.append(f"| {row.device} | {row.budget} | {_cell(row.value)} | {_cell(row.limit)} | {mark} |")
-    if result.problems:
-        lines += ["", "Cannot judge:", *[f"- {p}" for p in result.problems]]
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value) -> str:
-    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def write_outputs(result: GateResult, source: str, junit_path: str | None, summary_path: str | None) -> None:
-    """The JUnit XML and markdown summary a CI asked for (`compress gate --junit/--summary`)."""
-    if junit_path:
-        Path(junit_path).write_text(junit_xml(result))
-    if summary_path:
-        with open(summary_path, "a") as f:  # appending: CI summary files collect several steps
-            f.write(markdown_summary(result, source))

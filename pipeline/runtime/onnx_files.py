@@ -15,8 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from devices.on_device import runtimes
-from devices.on_device import validate_on_device as on_device
+from devices.on_device import measure, runtimes
 from pipeline.core.metrics import Metric, top1
 from pipeline.data import Split
 
@@ -68,13 +67,13 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
 
     A host with fewer cores than `threads` cannot run them in parallel; `host_cores` says so.
     """
-    with on_device.pinned(threads) as cores:
+    with measure.pinned(threads) as cores:
         sess = runtimes.open_runner(path, threads=threads)
-        figures = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
+        figures = measure.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
         for retry in range(1, NOISY_RETRIES + 1):  # a burst of host noise inflates p90; measure again, keep the calmest
             if figures["spread"] <= NOISY_SPREAD:
                 break
-            again = on_device.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
+            again = measure.measure_latency(sess, sample, warmup=warmup, min_runs=runs)
             figures = min(figures, {**again, "retries": retry}, key=lambda f: f["spread"])
     return {**figures, "threads": threads, "host_cores": cores or os.cpu_count()}
 
@@ -86,7 +85,7 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
     Measured: timed one after the other, a pruned ResNet-20's FP32 file once read 0.29 ms p50 against
     0.18 ms in every other run, which flipped the FP32/INT8 choice.
     """
-    with on_device.pinned(threads) as cores:
+    with measure.pinned(threads) as cores:
         runners = {name: runtimes.open_runner(path, threads=threads) for name, path in paths.items()}
         x = np.ascontiguousarray(sample[:1], dtype=np.float32)
         for runner in runners.values():
@@ -99,7 +98,7 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
                     start = time.perf_counter_ns()
                     runner(x)
                     times[name].append((time.perf_counter_ns() - start) / 1e6)
-    return {name: {**on_device.summarize(t), "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in times.items()}
+    return {name: {**measure.summarize(t), "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in times.items()}
 
 
 def peak_memory_mb(path: Path, threads: int, shape: tuple[int, ...]) -> float | None:
@@ -107,7 +106,7 @@ def peak_memory_mb(path: Path, threads: int, shape: tuple[int, ...]) -> float | 
     it at batch 1 (input `shape`), measured by the on-device script's probe, so host and device
     figures mean the same thing."""
     probe = subprocess.run(
-        [sys.executable, on_device.__file__, str(path), "--memory-probe", "--threads", str(threads), "--shape", ",".join(map(str, shape))],
+        [sys.executable, str(Path(measure.__file__).with_name("validate_on_device.py")), str(path), "--memory-probe", "--threads", str(threads), "--shape", ",".join(map(str, shape))],
         capture_output=True, text=True, timeout=120,
     )
     if probe.returncode != 0:
@@ -123,7 +122,7 @@ def int8_coverage(path: Path) -> dict:
     """
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / "optimized.onnx"
-        on_device.session(path, threads=1, optimized_copy=optimized)
+        measure.session(path, threads=1, optimized_copy=optimized)
         nodes = onnx.load(str(optimized)).graph.node
         ops = Counter(node.op_type for node in nodes)
         fp32_nodes = [node.name or node.output[0] for node in nodes if node.op_type in FP32_COMPUTE]

@@ -86,7 +86,7 @@ def test_a_device_without_budgets_does_not_hide_the_next_devices_verdict(tmp_pat
 
 def test_on_device_results_are_judged_under_their_device_name():
     from pipeline.deploy.gate import CANNOT_JUDGE, PASS, judge_report
-    from devices.on_device.validate_on_device import RESULTS_FORMAT
+    from devices.on_device.verdicts import RESULTS_FORMAT
 
     results = {"format": RESULTS_FORMAT, "device": "pi4", **device(max_size_kb=(10, 20, False))}
     judged = judge_report(results, device="pi4")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from devices.on_device import runtimes
+from devices.on_device import measure, runtimes, verdicts
 from devices.on_device import validate_on_device as on_device
 from pipeline.cli import main
 
@@ -57,10 +57,11 @@ def imports(tree: ast.AST) -> set[str]:
     return imported | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
 
 
-def test_the_script_is_python_3_8_and_imports_nothing_of_torch_or_the_project():
-    tree = ast.parse(SCRIPT.read_text(), feature_version=(3, 8))
-    # `devices` only as the package it ships from; on the board the sibling `runtimes` (checked below)
-    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes"}
+@pytest.mark.parametrize("module", [on_device, measure, verdicts], ids=["script", "measure", "verdicts"])
+def test_the_script_and_its_library_are_python_3_8_and_import_nothing_of_torch_or_the_project(module):
+    tree = ast.parse(Path(module.__file__).read_text(), feature_version=(3, 8))
+    # `devices` only as the package they ship from; on the board the siblings `runtimes` (checked below) and `measure`
+    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes", "measure", "verdicts"}
 
 
 def test_the_runtimes_module_imports_torch_only_for_executorch():
@@ -76,11 +77,11 @@ def test_bundle_holds_model_hash_samples_budgets_and_script(bundle, run_dir):
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
         manifest = json.loads(archive.read("manifest.json"))
-    assert {"manifest.json", "validate_on_device.py", "README.txt", manifest["model"]["path"]} <= names
+    assert {"manifest.json", "validate_on_device.py", "measure.py", "verdicts.py", "runtimes.py", "README.txt", manifest["model"]["path"]} <= names
     report = json.loads((run_dir / "report.json").read_text())
     shipped = report["devices"]["raspberry-pi-4"]["artifact"]
     assert manifest["model"]["artifact"] == shipped
-    assert manifest["model"]["sha256"] == on_device.sha256(run_dir / report["artifacts"][shipped])
+    assert manifest["model"]["sha256"] == measure.sha256(run_dir / report["artifacts"][shipped])
     assert manifest["samples"]["count"] == 100 and manifest["budgets"]["max_latency_p90_ms"] == 2.0
     assert manifest["samples"]["pixels"] in names and "inputs" not in manifest["samples"], "image data travels as uint8 pixels"
     assert len(manifest["preprocessing"]["mean"]) == 1 and manifest["preprocessing"]["scale"] == 1 / 255
@@ -92,7 +93,7 @@ def test_script_runs_without_torch_and_its_verdict_matches_the_gate(bundle, tmp_
     assert done.returncode in (0, 1), done.stderr
     assert "verdict:" in done.stdout
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["format"] == on_device.RESULTS_FORMAT and results["samples"] == 100
+    assert results["format"] == verdicts.RESULTS_FORMAT and results["samples"] == 100
     assert results["agreement_with_host"] >= 0.97 and results["peak_memory_mb"] > 0
     assert {"p50", "p90", "p99", "spread", "runs"} <= set(results["latency_ms"])
     assert set(results["budgets"]) == set(yaml.safe_load(open("devices/raspberry-pi-4.yaml"))["budgets"])
@@ -148,7 +149,7 @@ def results_with(tmp_path: Path, **values) -> str:
     rows = {"max_size_kb": (30.0, 512), "max_latency_p90_ms": (0.5, 2.0), "min_accuracy": (0.85, 0.8)}
     rows.update(values)
     budgets = {name: {"limit": limit, "value": value, "passed": True} for name, (value, limit) in rows.items()}
-    results = {"format": on_device.RESULTS_FORMAT, "device": "raspberry-pi-4", "budgets": budgets}
+    results = {"format": verdicts.RESULTS_FORMAT, "device": "raspberry-pi-4", "budgets": budgets}
     path = tmp_path / "results.json"
     path.write_text(json.dumps(results))
     return str(path)
@@ -228,5 +229,5 @@ def test_pixels_round_trip_through_the_scripts_normalisation(run_dir):
     data = load_data(DataConfig(source="embedded", test_subset=50), seed=0)
     x = data.test.take()[0].numpy()
     preprocessing, pixels = as_pixels(x, data.mean, data.std)
-    assert pixels.dtype == np.uint8 and np.abs(on_device.normalise(pixels, preprocessing) - x).max() < 1e-5
+    assert pixels.dtype == np.uint8 and np.abs(measure.normalise(pixels, preprocessing) - x).max() < 1e-5
     assert as_pixels(np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32), [0.5] * 3, [0.2] * 3) is None

@@ -1,0 +1,141 @@
+"""The measuring library of the on-device check, shared by the host and the board, so both measure alike.
+
+File hashes and sizes, peak memory, thread pinning and batch-1 latency, input normalisation and
+predictions (what the figures are; `verdicts.py` says what they mean against a budget). The pipeline
+imports it to measure on the host; each bundle ships it beside `validate_on_device.py` (the script)
+and `runtimes.py`. Keep it free of anything but the standard library, numpy and the runtimes' own
+packages: a board has nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+try:  # the pipeline imports this file as part of the `devices` package
+    from devices.on_device import runtimes
+except ImportError:  # on the board: runtimes.py stands beside it in the bundle
+    import runtimes
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gzip_size(path: Path) -> int:
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process in MB, where the OS tells it (Linux, macOS); else None."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    except (ImportError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def pinned(threads: int):
+    """Pin this process to `threads` CPUs where the OS allows it (Linux), restoring the previous set
+    afterwards; yields how many CPUs the process could use before (None where unknown)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(previous)[: max(1, threads)])
+    try:
+        yield len(previous)
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def session(model: Path, threads: int, optimized_copy: Path | None = None):
+    """An onnxruntime session as the device runs it: sequential, `threads` intra-op threads, all graph
+    optimisations. `optimized_copy`: also write the graph onnxruntime runs after its optimisations
+    there (the host reads it to count which compute ops really run in INT8)."""
+    return runtimes.OnnxRuntime(Path(model), threads, optimized_copy).session
+
+
+def measure_latency(runner, sample, warmup: int = 20, min_runs: int = 200, max_runs: int = 5000, max_seconds: float = 20.0, tolerance: float = 0.02) -> dict:
+    """Batch-1 latency in ms of a runner (`runtimes.open_runner`): warm-up, then batches of runs until
+    p90 moves less than `tolerance` between batches (or `max_runs` / `max_seconds` is reached).
+    Spread = (p90 - p10) / p50."""
+    import numpy as np
+
+    x = np.ascontiguousarray(sample[:1], dtype=np.float32)
+    for _ in range(warmup):
+        runner(x)
+    times, previous_p90, started = [], None, time.perf_counter()
+    while True:
+        for _ in range(min_runs if not times else max(50, min_runs // 2)):
+            start = time.perf_counter_ns()
+            runner(x)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+        p90 = float(np.percentile(times, 90))
+        stable = previous_p90 is not None and abs(p90 - previous_p90) <= tolerance * previous_p90
+        if stable or len(times) >= max_runs or time.perf_counter() - started > max_seconds:
+            break
+        previous_p90 = p90
+    return {**summarize(times), "stable": bool(stable)}
+
+
+def summarize(times) -> dict:
+    """p50/p90/p99 and mean in ms, and the spread (p90 - p10) / p50, of a list of timings."""
+    import numpy as np
+
+    values = np.array(times)
+    p10, p50, p90, p99 = np.percentile(values, [10, 50, 90, 99])
+    return {
+        "p50": round(float(p50), 5),
+        "p90": round(float(p90), 5),
+        "p99": round(float(p99), 5),
+        "mean": round(float(values.mean()), 5),
+        "spread": round(float((p90 - p10) / p50), 4),
+        "runs": len(values),
+    }
+
+
+def normalise(pixels, preprocessing: dict):
+    """Bundled uint8 pixels [N,C,H,W] to the model's input: (pixel / 255 - mean[c]) / std[c], in
+    float32, exactly as the host computed its expected predictions (it calls this function)."""
+    import numpy as np
+
+    mean = np.asarray(preprocessing["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(preprocessing["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((pixels.astype(np.float32) / np.float32(255) - mean) / std, dtype=np.float32)
+
+
+def predictions(runner, inputs, batch: int = 64):
+    import numpy as np
+
+    return np.concatenate([runner(inputs[i : i + batch])[0].argmax(1) for i in range(0, len(inputs), batch)])
+
+
+def memory_probe(model: Path, threads: int, shape, runs: int = 20) -> dict:
+    """Peak memory of a fresh process that loads `model` in its runtime and runs it at batch 1 on an
+    input of `shape` (run as a subprocess)."""
+    import numpy as np
+
+    runner = runtimes.open_runner(model, threads=threads)
+    x = np.zeros(shape, dtype=np.float32)
+    for _ in range(runs):
+        runner(x)
+    return {"peak_memory_mb": peak_memory_mb()}
