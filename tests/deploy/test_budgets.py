@@ -41,3 +41,10 @@ def test_a_hair_past_the_limit_breaks_that_budget_alone(figure, budget):
     rows = judge(AT_LIMIT, {**FIGURES, figure: worse})
     assert rows[budget]["passed"] is False and [b for b, row in rows.items() if row["passed"] is False] == [budget]
     assert overall(rows) is False
+
+
+def test_a_budget_without_a_limit_is_passed_over_and_the_next_one_judged():
+    from devices.on_device.verdicts import judge as judge_plain
+
+    rows = judge_plain({"max_size_kb": None, "min_accuracy": 0.5}, {"size_kb": 1.0, "accuracy": 0.123456789})
+    assert rows == {"min_accuracy": {"value": 0.123457, "limit": 0.5, "passed": False}}, "values are kept to a millionth"

@@ -94,3 +94,46 @@ def test_on_device_results_are_judged_under_their_device_name():
     unnamed = judge_report({"format": RESULTS_FORMAT, **device(max_size_kb=(10, 20, True))})
     assert [r.device for r in unnamed.rows] == ["device"]
     assert judge_report(results, device="phone").exit_code == CANNOT_JUDGE
+
+
+def test_what_cannot_be_read_or_found_is_named(tmp_path):
+    missing = tmp_path / "results.json"
+    result = gate(str(missing))
+    assert result.exit_code == 2 and f"no report at {missing}: run `compress run RECIPE` first (or give the run folder)" in result.output
+    missing.write_text("{half")
+    result = gate(str(missing))
+    assert result.exit_code == 2 and "; it should be a run report or on-device results" in result.output
+
+
+def test_a_report_json_given_as_a_file_is_checked_against_its_run_files(tmp_path):
+    from pipeline.core.run_folder import RunFolder
+
+    (tmp_path / "model.onnx").write_bytes(b"graph")
+    artifacts = {"onnx_fp32": "model.onnx"}
+    document = {"artifacts": artifacts, "artifact_sha256": RunFolder(tmp_path).artifact_hashes(artifacts), **{"devices": {"pi": device(max_size_kb=(10, 20, True))}}}
+    (tmp_path / "report.json").write_text(json.dumps(document))
+    assert gate(str(tmp_path / "report.json")).exit_code == 0
+    (tmp_path / "model.onnx").write_bytes(b"edited")
+    result = gate(str(tmp_path / "report.json"))
+    assert result.exit_code == 2 and "model.onnx (onnx_fp32) changed since the run wrote it" in result.output
+
+
+def test_judge_report_names_what_is_missing_in_words():
+    from pipeline.deploy.gate import judge_report
+
+    assert judge_report({"devices": {"pi": {}, "phone": {}}}, device="nano").problems == [
+        "device 'nano' is not in this report; it has: pi, phone"
+    ]
+    assert judge_report({}, device="nano").problems == ["device 'nano' is not in this report; it has: none (no validate stage ran)"]
+    assert judge_report({}).problems == ["the report holds no device results (did the recipe end with a validate stage, and did it finish?)"]
+    assert judge_report({"devices": {"pi": [1, 2]}}).problems == ["device 'pi' has no budgets to judge"]
+
+
+def test_rows_of_the_wrong_kind_are_named_exactly():
+    from pipeline.deploy.gate import rejudge
+
+    assert rejudge("max_size_kb", 12) == ((None, None, None), "is not a {value, limit} object (got int)")
+    assert rejudge("max_speed", {"value": 1, "limit": 2}) == (
+        (1, 2, None),
+        "is not a budget this version knows (known: max_size_kb, max_size_gzip_kb, max_latency_p90_ms, min_accuracy, max_accuracy_drop, max_peak_memory_mb)",
+    )
