@@ -28,3 +28,10 @@ class IntegrityError(UserError):
 
 class StageError(UserError):
     """A stage cannot do what the recipe asks (its message says which stage and why)."""
+
+
+def what_failed(error: BaseException) -> str:
+    """`Type: first line` of an error raised by user code, cut to 300 characters: enough to name the
+    fault in a one-paragraph message, where the whole traceback is for `--debug`."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__

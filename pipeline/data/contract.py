@@ -30,8 +30,9 @@ def images(x: np.ndarray, name: str, where: str) -> np.ndarray:
         raise DataError(f"{where}: {name} has shape {list(x.shape)}; images must be [N,H,W] (grey) or [N,C,H,W]")
     if len(x) == 0:
         raise DataError(f"{where}: {name} is empty; every split needs at least one image")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)).all(1)).ravel()
+    finite = np.isfinite(x).all(axis=(1, 2, 3))  # per image
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
         raise DataError(
             f"{where}: {name} has NaN or infinite pixel values in {len(bad)} image(s) (first: index {bad[0]}); "
             "fix or drop them before training"
@@ -79,7 +80,7 @@ def _kind(a: np.ndarray) -> str:
 
 def channel_stats(mean: list[float], std: list[float], channels: int, where: str) -> tuple[list[float], list[float]]:
     """Given normalisation: one value per channel (or one for all)."""
-    if len(mean) == 1 and channels > 1:
+    if len(mean) == 1:
         mean, std = mean * channels, std * channels
     if len(mean) != channels or len(std) != channels:
         raise DataError(f"{where}: data.mean/data.std give {len(mean)}/{len(std)} values for {channels}-channel images; give one per channel")
@@ -120,7 +121,7 @@ def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[in
         raise DataError(f"{where}: the {name} split is empty; every split needs at least one image")
     for index in range(min(SAMPLED, len(dataset))):
         x, _ = item(dataset[index], name, index, classes, where, shape)
-        shape = tuple(x.shape) if shape is None else shape
+        shape = tuple(x.shape)  # the first item's, which `item` holds every later one to
     return tuple(shape)
 
 

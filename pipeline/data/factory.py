@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, what_failed
 from pipeline.data.registry import SOURCES, Streamed
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def load_user_datasets(cfg: DataConfig) -> Streamed:
     try:
         made = func(**cfg.factory_kwargs)
     except Exception as e:  # noqa: BLE001  user code may raise anything
-        raise DataError(f"data.factory {spec}(**{cfg.factory_kwargs}) failed: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from e
+        raise DataError(f"data.factory {spec}(**{cfg.factory_kwargs}) failed: {what_failed(e)}") from e
     if not isinstance(made, dict):
         raise DataError(f"data.factory {spec} returned a {type(made).__name__}; return a dict with train, test, val (optional) and class_names")
     missing = [k for k in ("train", "test", "class_names") if k not in made]

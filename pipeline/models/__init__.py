@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import nn
 
 from pipeline.core.checkpoints import load_model, refusal
-from pipeline.core.errors import CheckpointError, UserError
+from pipeline.core.errors import CheckpointError, UserError, what_failed
 from pipeline.models import zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
 from pipeline.models.registry import ZOO
 
@@ -76,8 +76,7 @@ def _built(what: str, build: Callable[[], Any], kwargs: dict[str, Any]) -> Any:
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001  user code may raise anything
-        first = str(e).splitlines()[0][:300] if str(e) else ""
-        raise UserError(f"{what} failed to build with kwargs {kwargs}: {type(e).__name__}: {first} (--debug shows where)") from e
+        raise UserError(f"{what} failed to build with kwargs {kwargs}: {what_failed(e)} (--debug shows where)") from e
 
 
 def load_weights(model: nn.Module, path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import UserError, what_failed
 
 
 def check_model(model: nn.Module, sample: torch.Tensor, num_classes: int, what: str) -> None:
@@ -23,8 +23,8 @@ def check_model(model: nn.Module, sample: torch.Tensor, num_classes: int, what: 
         with torch.no_grad():
             output = model(sample)
     except Exception as e:  # noqa: BLE001  user code may raise anything
-        raise UserError(f"{what}: forward failed on a batch of the data's images, shape {shape}: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:300] if str(e) else ''}{_channel_hint(model, shape[1])} (--debug shows where)") from e
+        raise UserError(f"{what}: forward failed on a batch of the data's images, shape {shape}: {what_failed(e)}"
+                        f"{_channel_hint(model, shape[1])} (--debug shows where)") from e
     finally:
         model.train(was_training)
     if isinstance(output, (tuple, list, dict)):

@@ -3,6 +3,7 @@ CLI (exit 1, no traceback) and before any training."""
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -63,3 +64,157 @@ def test_whole_float_labels_are_classes(tmp_path):
     np.savez(path, **{**arrays, "y_train": arrays["y_train"].astype(np.float32)})
     data = load_data(DataConfig(source="npz", path=str(path)), seed=0)
     assert data.train.dataset.y.dtype.is_floating_point is False and set(data.train.dataset.y.tolist()) <= {0, 1, 2}
+
+
+# The rules themselves, called directly with exact messages: what a user reads when each one fires.
+WHERE = "data.npz"
+
+
+def refused(check, *args, **kwargs) -> str:
+    from pipeline.core.errors import DataError
+
+    with pytest.raises(DataError) as caught:
+        check(*args, **kwargs)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("array, kind", [
+    (np.array(["a"]), "strings"), (np.array([b"a"]), "bytes"), (np.array([object()]), "Python objects"),
+    (np.array([1j]), "dtype complex128"),
+])
+def test_arrays_that_are_not_numbers_say_what_they_hold(array, kind):
+    from pipeline.data import contract
+
+    assert refused(contract.images, array, "x_train", WHERE) == f"{WHERE}: x_train holds {kind}, not pixel values; store images as uint8 or float arrays"
+    assert refused(contract.labels, array, "y_train", WHERE) == (
+        f"{WHERE}: y_train holds {kind}, not class indices; map each class to 0..K-1 and give the names as class_names"
+    )
+
+
+def test_image_arrays_are_shaped_scaled_and_finite():
+    from pipeline.data import contract
+
+    assert refused(contract.images, np.zeros((2, 3), np.uint8), "x_test", WHERE) == (
+        f"{WHERE}: x_test has shape [2, 3]; images must be [N,H,W] (grey) or [N,C,H,W]"
+    )
+    grey = contract.images(np.full((2, 4, 4), 51, np.uint8), "x", WHERE)
+    assert grey.dtype == np.float32 and grey.shape == (2, 1, 4, 4) and np.allclose(grey, 0.2)
+    floats = contract.images(np.full((2, 1, 4, 4), 51.0), "x", WHERE)
+    assert floats.dtype == np.float32 and np.all(floats == 51.0), "float images are taken as they are"
+    rgb = np.zeros((4, 3, 2, 2), np.float32)
+    rgb[2, 2, 1, 1] = np.inf
+    assert refused(contract.images, rgb, "x_train", WHERE) == (
+        f"{WHERE}: x_train has NaN or infinite pixel values in 1 image(s) (first: index 2); fix or drop them before training"
+    )
+
+
+def test_labels_are_whole_in_range_and_one_per_image():
+    from pipeline.data import contract
+
+    assert contract.labels(np.array([0.0, 2.0]), "y", WHERE).dtype == np.int64
+    assert refused(contract.labels, np.array([0.0, np.nan]), "y_train", WHERE) == (
+        f"{WHERE}: y_train holds 1 label(s) that are not whole numbers (first: nan at index 1); labels are class indices 0..K-1"
+    )
+    assert refused(contract.labels, np.array([0, 1]), "y_test", WHERE, count=3) == f"{WHERE}: y_test has 2 labels for 3 images; give one label per image"
+    contract.in_range(np.array([0, 2]), "y", 3, WHERE)
+    contract.in_range(np.array([], np.int64), "y", 3, WHERE)
+    assert refused(contract.in_range, np.array([0, 3]), "y_test", 3, WHERE) == f"{WHERE}: y_test labels must lie in 0..2 (3 classes), found 0..3"
+    assert refused(contract.in_range, np.array([-1, 2]), "y_test", 3, WHERE) == f"{WHERE}: y_test labels must lie in 0..2 (3 classes), found -1..2"
+
+
+def test_splits_must_share_one_sample_shape():
+    from pipeline.data import contract
+
+    assert refused(contract.same_sample_shape, np.zeros((2, 1, 4, 4)), np.zeros((2, 3, 4, 4)), WHERE) == (
+        f"{WHERE}: training images are [1, 4, 4] (C,H,W) but test images are [3, 4, 4]; every split must have the same channels and size"
+    )
+
+
+def test_normalisation_gives_one_value_per_channel_or_one_for_all():
+    from pipeline.data import contract
+
+    assert contract.channel_stats([0.5], [0.25], 3, WHERE) == ([0.5] * 3, [0.25] * 3)
+    assert contract.channel_stats([0.5], [0.25], 1, WHERE) == ([0.5], [0.25])
+    assert contract.channel_stats([0.5], [0.25], 2, WHERE) == ([0.5] * 2, [0.25] * 2)
+    assert contract.channel_stats((0.1, 0.2), (0.3, 0.4), 2, WHERE) == ([0.1, 0.2], [0.3, 0.4])
+    assert refused(contract.channel_stats, [0.1, 0.2], [0.3], 2, WHERE) == (
+        f"{WHERE}: data.mean/data.std give 2/1 values for 2-channel images; give one per channel"
+    )
+    assert refused(contract.channel_stats, [0.1, 0.2], [0.3, 0.4, 0.5], 2, WHERE) == (
+        f"{WHERE}: data.mean/data.std give 2/3 values for 2-channel images; give one per channel"
+    )
+    assert refused(contract.channel_stats, [0.1, 0.2], [0.3], 3, WHERE) == (
+        f"{WHERE}: data.mean/data.std give 2/1 values for 3-channel images; give one per channel"
+    )
+
+
+class Items:
+    """A user's Dataset returning given items."""
+
+    def __init__(self, *items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+IMAGE = torch.zeros(1, 4, 4)
+
+
+@pytest.mark.parametrize("value, message", [
+    ([IMAGE], "train item 5 is a list; each item must be (image tensor [C,H,W], int label)"),
+    ((IMAGE, 1, 2), "train item 5 is a tuple; each item must be (image tensor [C,H,W], int label)"),
+    (7, "train item 5 is a int; each item must be (image tensor [C,H,W], int label)"),
+    ((np.zeros((1, 4, 4), np.float32), 1), "train item 5's image is ndarray; images must be float tensors [C,H,W]"),
+    ((torch.zeros(4, 4), 1), "train item 5's image is a 2-D torch.float32 tensor; images must be float tensors [C,H,W]"),
+    ((torch.zeros(1, 4, 4, dtype=torch.uint8), 1), "train item 5's image is a 3-D torch.uint8 tensor; images must be float tensors [C,H,W]"),
+    ((torch.full((1, 4, 4), float("nan")), 1), "train item 5 has NaN or infinite pixel values"),
+    ((IMAGE, 1.5), "train item 5's label is 1.5; labels are int class indices 0..2"),
+    ((IMAGE, True), "train item 5's label is True; labels are int class indices 0..2"),
+    ((IMAGE, torch.tensor([1, 2])), "train item 5's label is tensor([1, 2]); labels are int class indices 0..2"),
+    ((IMAGE, 3), "train item 5's label 3 is outside 0..2 (3 classes)"),
+    ((IMAGE, -1), "train item 5's label -1 is outside 0..2 (3 classes)"),
+    ((torch.zeros(1, 5, 4), 1), "train item 5 is [1, 5, 4] but the training images are [1, 4, 4] (C,H,W); every image must have one size"),
+])
+def test_every_streamed_item_is_checked_by_the_array_rules(value, message):
+    from pipeline.data import contract
+
+    assert refused(contract.item, value, "train", 5, 3, WHERE, (1, 4, 4)) == f"{WHERE}: {message}"
+
+
+def test_bright_pixels_whose_float32_sum_overflows_are_still_finite():
+    from pipeline.data import contract
+
+    x, _ = contract.item((torch.full((1, 4, 4), 3e38), 0), "train", 0, 3, WHERE)
+    assert float(x.sum()) == float("inf"), "the float32 sum overflows; the check sums in float64"
+
+
+@pytest.mark.parametrize("label", [2, np.int64(2), torch.tensor(2), torch.tensor([2]), np.array([2])])
+def test_an_item_label_may_be_any_integer_holding_one_class(label):
+    from pipeline.data import contract
+
+    x, y = contract.item((IMAGE, label), "train", 0, 3, WHERE)
+    assert x is IMAGE and y == 2 and type(y) is int
+
+
+def test_a_streamed_split_is_sampled_for_its_shape_and_checked_item_by_item():
+    from pipeline.data import contract
+
+    good = [(torch.zeros(1, 4, 4), i % 3) for i in range(contract.SAMPLED)]
+    assert contract.sample_dataset(Items(*good), "train", 3, WHERE) == (1, 4, 4)
+    assert contract.sample_dataset(Items(*good), "test", 3, WHERE, shape=(1, 4, 4)) == (1, 4, 4)
+    assert refused(contract.sample_dataset, Items(), "val", 3, WHERE) == f"{WHERE}: the val split is empty; every split needs at least one image"
+    late = Items(*good, (torch.zeros(1, 4, 4), 7))  # past the sampled items: only the streaming check sees it
+    assert contract.sample_dataset(late, "train", 3, WHERE) == (1, 4, 4)
+    second_differs = Items(good[0], (torch.zeros(1, 5, 5), 0))
+    assert refused(contract.sample_dataset, second_differs, "train", 3, WHERE) == (
+        f"{WHERE}: train item 1 is [1, 5, 5] but the training images are [1, 4, 4] (C,H,W); every image must have one size"
+    )
+    resized = contract.Checked(Items(*good, (torch.zeros(1, 5, 5), 0)), "train", 3, WHERE, (1, 4, 4))
+    assert refused(resized.__getitem__, contract.SAMPLED).startswith(f"{WHERE}: train item {contract.SAMPLED} is [1, 5, 5] but")
+    checked = contract.Checked(late, "train", 3, WHERE, (1, 4, 4))
+    assert len(checked) == contract.SAMPLED + 1 and checked[0][1] == 0
+    assert refused(checked.__getitem__, contract.SAMPLED) == f"{WHERE}: train item {contract.SAMPLED}'s label 7 is outside 0..2 (3 classes)"
