@@ -33,7 +33,8 @@ from pipeline.data import DataConfig, load_data
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.report_json import build_report, environment
-from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
+from pipeline.quantization.int8_checks import coverage
+from pipeline.runtime.onnx_files import onnx_accuracy, optimized_nodes
 
 log = logging.getLogger("compress")
 
@@ -125,7 +126,7 @@ def validate_file(
         folder.mkdir(exist_ok=True)
         copy = folder / model.name
         shutil.copyfile(model, copy)
-        name = "onnx_int8" if int8_coverage(copy)["int8_compute_ops"] else "onnx_fp32"
+        name = "onnx_int8" if coverage(optimized_nodes(copy))["int8_compute_ops"] else "onnx_fp32"
         accuracy, sample = None, np.zeros((1, *shape), dtype=np.float32)
         if data is not None:
             data = with_preprocessing(data, copy)

@@ -43,7 +43,7 @@ def arm(point: str) -> None:
     elif point == "mid-export":  # model.onnx written, not yet measured
         kill_on_call(export, "onnx_accuracy")
     elif point == "mid-quantize":  # model.int8.onnx written, not yet checked
-        kill_on_call(quantize, "int8_coverage")
+        kill_on_call(quantize, "optimized_nodes")
     elif point == "before-commit":  # the quantize stage's files and metrics.json written, its state.json not
         original = run_folder.write_json_atomic
 

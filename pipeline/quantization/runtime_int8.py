@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from devices.on_device.runtimes import model_files, open_runner
-from exporters.parity import reject
 from pipeline.core.checkpoints import width_model
-from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState, artifact_runtime, artifact_width, runtime_artifact, width_artifact
+from pipeline.quantization import int8_checks
 from pipeline.runtime.onnx_files import file_accuracy
 from pipeline.runtime.runtime_exports import INT8_PATHS, NO_INT8, export_for_runtime, file_name
 
@@ -40,13 +39,10 @@ def runtime_int8_file(
         max_abs_diff=float("inf"), min_top1_agreement=min_top1_agreement,  # INT8 vs its own reference: the class must agree, logits move by a quantisation step
     )
     x = np.ascontiguousarray(parity_inputs.numpy(), dtype=np.float32)
-    agreement = float((open_runner(fp32_file)(x)[0].argmax(1) == open_runner(out)(x)[0].argmax(1)).mean())
-    if agreement < min_top1_agreement:
-        reject(out)
-        raise StageError(
-            f"quantize ({runtime}): the INT8 file {out.name} agrees with the {runtime} FP32 file on only {agreement:.4f} of {len(x)} test samples "
-            f"(minimum {min_top1_agreement}); it was not shipped. Try more calibration_samples, or leave {runtime} out of export.runtimes"
-        )
+    agreement = int8_checks.check_agreement(
+        out, open_runner(fp32_file)(x)[0], open_runner(out)(x)[0], min_top1_agreement, f"the {runtime} FP32 file {fp32_file.name}",
+        f"Try more calibration_samples, or leave {runtime} out of export.runtimes",
+    )
     return {"top1_agreement_with_fp32": agreement, "size_bytes": sum(f.stat().st_size for f in model_files(out)), "int8_path": INT8_PATHS[runtime]}
 
 

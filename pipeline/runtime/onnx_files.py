@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,6 @@ from pipeline.data import Split
 
 HOST_THREADS = 1  # every host timing of a model is single-threaded: a 2-core host and a 64-core one estimate alike
 NOISY_SPREAD, NOISY_RETRIES = 0.25, 2  # (p90 - p10) / p50 above this: the host was busy during the timing
-INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
-FP32_COMPUTE = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 
 
 def onnx_accuracy(path: Path, split: Split, batch_size: int = 256, metric: Metric = top1) -> float:
@@ -114,24 +111,13 @@ def peak_memory_mb(path: Path, threads: int, shape: tuple[int, ...]) -> float | 
     return json.loads(probe.stdout.strip().splitlines()[-1])["peak_memory_mb"]
 
 
-def int8_coverage(path: Path) -> dict:
-    """Count compute ops in the graph onnxruntime actually runs (after its optimisations).
+def optimized_nodes(path: Path) -> list[tuple[str, str]]:
+    """(op type, name) of each node in the graph onnxruntime actually runs, after its optimisations.
 
     A QDQ file always looks quantized; only the optimised graph shows whether each conv became a
-    QLinearConv or stayed in float between Q/DQ pairs (the usual reason "INT8 is slower than FP32").
+    QLinearConv or stayed in float between Q/DQ pairs (`quantization/int8_checks.py` counts them).
     """
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / "optimized.onnx"
         measure.session(path, threads=1, optimized_copy=optimized)
-        nodes = onnx.load(str(optimized)).graph.node
-        ops = Counter(node.op_type for node in nodes)
-        fp32_nodes = [node.name or node.output[0] for node in nodes if node.op_type in FP32_COMPUTE]
-    int8 = sum(n for op, n in ops.items() if op in INT8_COMPUTE)
-    fp32 = sum(n for op, n in ops.items() if op in FP32_COMPUTE)
-    return {
-        "int8_compute_ops": int8,
-        "fp32_compute_ops": fp32,
-        "int8_fraction": round(int8 / max(1, int8 + fp32), 4),
-        "fp32_compute_nodes": fp32_nodes,
-        "op_counts": dict(sorted(ops.items())),
-    }
+        return [(node.op_type, node.name or node.output[0]) for node in onnx.load(str(optimized)).graph.node]

@@ -26,13 +26,13 @@ import onnx
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from exporters import ParityError, onnx_logits, set_metadata
+from exporters import onnx_logits, set_metadata
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, width_artifact
-from pipeline.quantization import accuracy_aware, inc_backend, ort_backend, qat
+from pipeline.quantization import accuracy_aware, inc_backend, int8_checks, ort_backend, qat
 from pipeline.quantization.qat import QATConfig
 from pipeline.quantization.runtime_int8 import runtime_int8_files
-from pipeline.runtime.onnx_files import int8_coverage, onnx_accuracy
+from pipeline.runtime.onnx_files import onnx_accuracy, optimized_nodes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 
@@ -146,15 +146,15 @@ def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp3
     metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     set_metadata(out, {**metadata, "quantization": description})
     x = ctx.data.test.take(cfg.parity_samples)[0].numpy()
-    agreement = float((onnx_logits(fp32, x).argmax(1) == onnx_logits(out, x).argmax(1)).mean())
-    if agreement < cfg.min_top1_agreement:
-        out.rename(out.with_suffix(".onnx.rejected"))
-        raise ParityError(
-            f"INT8 model {out.name} agrees with FP32 on only {agreement:.4f} of {len(x)} test samples (minimum {cfg.min_top1_agreement}); "
-            "try method: accuracy_aware or qat, calibration: entropy or percentile, more calibration_samples, or per_channel: true"
-        )
-    coverage = int8_coverage(out)
-    warn_on_low_coverage(coverage, cfg, ctx)
+    agreement = int8_checks.check_agreement(
+        out, onnx_logits(fp32, x), onnx_logits(out, x), cfg.min_top1_agreement, f"its FP32 file {fp32.name}",
+        "Try method: accuracy_aware or qat, calibration: entropy or percentile, more calibration_samples, or per_channel: true",
+    )
+    coverage = int8_checks.coverage(optimized_nodes(out))
+    hint = " (dynamic quantizes Linear layers only; for a conv model use method static)" if cfg.method == "dynamic" else ""
+    warning, note = int8_checks.coverage_note(coverage, hint)
+    if note:
+        (ctx.log.warning if warning else ctx.log.info)(f"quantize: {note}")
     return {
         "quantization": description,
         "accuracy": round(onnx_accuracy(out, ctx.data.test, metric=ctx.metric), 5),
@@ -162,19 +162,6 @@ def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp3
         "int8_coverage": coverage,
         **details,
     }
-
-
-def warn_on_low_coverage(coverage: dict, cfg: QuantizeConfig, ctx: StageContext) -> None:
-    total = coverage["int8_compute_ops"] + coverage["fp32_compute_ops"]
-    left = ", ".join(coverage["fp32_compute_nodes"][:8]) + (" …" if len(coverage["fp32_compute_nodes"]) > 8 else "")
-    if coverage["int8_fraction"] < 0.5:
-        hint = " (dynamic quantizes Linear layers only; for a conv model use method static)" if cfg.method == "dynamic" else ""
-        ctx.log.warning(
-            f"quantize: only {coverage['int8_compute_ops']} of {total} compute ops run in INT8 after onnxruntime's "
-            f"optimisation; FP32: {left}{hint}. A mostly-FP32 graph is usually slower than the FP32 model; validate measures both."
-        )
-    elif coverage["fp32_compute_ops"]:
-        ctx.log.info(f"quantize: {coverage['fp32_compute_ops']} of {total} compute ops stay FP32: {left}")
 
 
 def ort_static(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
