@@ -107,7 +107,7 @@ def recipe_check(file: str, debug: bool) -> None:
 @recipe.command("schema")
 def recipe_schema_cmd() -> None:
     """Print the recipe JSON Schema (for editor completion and validation)."""
-    from pipeline.recipe import recipe_schema
+    from pipeline.recipe_schema import recipe_schema
 
     click.echo(json.dumps(recipe_schema(), indent=2))
 

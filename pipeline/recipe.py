@@ -13,14 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    create_model,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.core.config_errors import format_error_lines
 from pipeline.core.errors import DeviceProfileError, RecipeError, UserError
@@ -91,22 +84,30 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     """Validate the whole recipe and report every problem at once, not just the first."""
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping with name, model, stages (got {type(raw).__name__})")
-    errors: list[str] = []
-    header = None
-    try:
-        header = RecipeHeader.model_validate(raw)
-    except ValidationError as e:
-        errors += format_error_lines(e, RecipeHeader)
+    header, errors = _header(raw)
     entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
     runtimes: list[str] = []
     if header is not None:
         errors += _check_devices(header.devices, runtimes)
-    if not errors:
-        errors += _check_stage_order(entries, runtimes)
+    if errors:  # the order is only judged over stages that all parsed
+        raise _invalid(source, errors)
+    errors = _check_stage_order(entries, runtimes)
     if errors:
-        raise RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
+        raise _invalid(source, errors)
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
     return Recipe(header=header, stages=entries, sha256=hashlib.sha256(canonical).hexdigest())
+
+
+def _header(raw: dict) -> tuple[RecipeHeader | None, list[str]]:
+    """The recipe's header, or None and every problem in it."""
+    try:
+        return RecipeHeader.model_validate(raw), []
+    except ValidationError as e:
+        return None, format_error_lines(e, RecipeHeader)
+
+
+def _invalid(source: str, errors: list[str]) -> RecipeError:
+    return RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
 
 
 def _check_devices(devices: list[str], runtimes: list[str]) -> list[str]:
@@ -150,20 +151,19 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) ->
     model. Every problem is listed, however the mistakes combine."""
     available: set[str] = set()
     capabilities: set[str] = set()
-    makers: dict[str, tuple[str, ...]] = {}
-    for name in STAGES.names():
-        for capability in STAGES.get(name).adds:
-            makers[capability] = (*makers.get(capability, ()), name)
+    names = STAGES.names()
+    added = {capability for name in names for capability in STAGES.get(name).adds}
+    makers = {capability: tuple(name for name in names if capability in STAGES.get(name).adds) for capability in added}
     errors = []
     for i, entry in enumerate(entries):
         spec = STAGES.get(entry.name)
-        missing = [a for a in spec.requires if a not in available]
-        if missing:
-            providers = [s for s in STAGES.names() if set(missing) & set(STAGES.get(s).provides)]
-            errors.append(
-                f"  - stages.{i}.{entry.name}: needs {', '.join(missing)}, which no earlier stage provides"
-                f" (or a later weight-changing stage made stale); put {' or '.join(providers)} before it"
-            )
+        for artifact in spec.requires:
+            if artifact not in available:
+                providers = [name for name in names if artifact in STAGES.get(name).provides]
+                errors.append(
+                    f"  - stages.{i}.{entry.name}: needs {artifact}, which no earlier stage provides"
+                    f" (or a later weight-changing stage made stale); put {' or '.join(providers)} before it"
+                )
         if spec.check is not None:
             earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
             errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, earlier)]
@@ -184,29 +184,6 @@ def _changed_after_last_file(entries: list[StageEntry]) -> list[str]:
     return [
         f"  - stages.{i}.{e.name}: changes the model after the last file was made (stages.{last}.{entries[last].name}), so the "
         f"files would not hold the final model; move it before stages.{last}.{entries[last].name} or add the file-making stages after it"
-        for i, e in enumerate(entries)
-        if i > last and STAGES.get(e.name).changes_model
+        for i, e in enumerate(entries[last + 1 :], start=last + 1)
+        if STAGES.get(e.name).changes_model
     ]
-
-
-def recipe_schema() -> dict:
-    """JSON Schema of a recipe, for editors: the header plus one alternative per registered stage."""
-    stage_models = [
-        create_model(
-            f"{name.title().replace('_', '')}Entry",
-            __config__=ConfigDict(extra="forbid"),
-            **{f"stage_{name}": (STAGES.get(name).config, Field(alias=name))},  # alias: `validate` would shadow BaseModel.validate
-        )
-        for name in STAGES.names()
-    ]
-    schema = RecipeHeader.model_json_schema()
-    defs = schema.setdefault("$defs", {})
-    alternatives = []
-    for model in stage_models:
-        sub = model.model_json_schema(ref_template="#/$defs/{model}")
-        defs.update(sub.pop("$defs", {}))
-        defs[model.__name__] = sub
-        alternatives.append({"$ref": f"#/$defs/{model.__name__}"})
-    schema["properties"]["stages"]["items"] = {"oneOf": alternatives}
-    schema["title"] = "compress recipe"
-    return schema

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.errors import RecipeError
-from pipeline.recipe import load_recipe, parse_recipe, recipe_schema
+from pipeline.recipe import load_recipe, parse_recipe
+from pipeline.recipe_schema import recipe_schema
 from pipeline.stages.prune import PruneConfig
 
 
@@ -198,3 +199,78 @@ def test_an_unknown_runtime_is_refused_listing_the_known_ones(tiny_recipe, tmp_p
     tiny_recipe["stages"] = [tiny_recipe["stages"][0]]
     tiny_recipe["devices"] = [str(board)]
     assert "runtimes.0: Input should be 'onnxruntime', 'openvino', 'ncnn' or 'executorch'" in error_of(tiny_recipe)
+
+
+TINY = {"name": "x", "model": {"name": "tiny_cnn"}}
+
+
+def test_stage_entries_that_are_not_one_stage_are_each_named_exactly():
+    from pipeline.stages.base import STAGES
+
+    message = error_of({**TINY, "stages": [{"sparsify": {}}, 5, {"train": {}, "export": {}}, "train"]})
+    one_key = "each stage is a one-key mapping like `- train: {epochs: 5}`"
+    assert message == (
+        "recipe is not a valid recipe:\n"
+        f"  - stages.0: unknown stage 'sparsify'; allowed: {', '.join(STAGES.names())}\n"
+        f"  - stages.1: {one_key}\n"
+        f"  - stages.2: {one_key}"
+    )
+
+
+def test_a_stage_given_by_name_alone_takes_its_defaults():
+    recipe = parse_recipe({**TINY, "stages": ["train", "export"]})
+    assert [e.name for e in recipe.stages] == ["train", "export"] and recipe.stages[0].config.epochs >= 1
+
+
+def test_what_is_not_a_recipe_at_all_is_said_so():
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe([1, 2])
+    assert str(caught.value) == "recipe: a recipe is a YAML mapping with name, model, stages (got list)"
+
+
+def test_header_mistakes_list_the_allowed_fields_and_stages_of_the_wrong_kind_are_not_read_as_stages():
+    message = error_of({**TINY, "stages": ["train"], "epochs": 3})
+    assert "  - epochs: unknown field; allowed: name, seed, accelerator, deterministic, data, model, stages, devices, metric" in message
+    message = error_of({**TINY, "stages": "train"})
+    assert message.startswith("recipe is not a valid recipe:\n  - stages: Input should be a valid list") and "unknown stage" not in message
+    assert "  - stages: required field is missing" in error_of(TINY)
+
+
+def test_load_recipe_names_the_file(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\nmodel: {name: tiny_cnn}\nstages: [sparsify]\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(path)
+    assert str(caught.value).startswith(f"{path} is not a valid recipe:\n  - stages.0: unknown stage 'sparsify'")
+
+
+def test_the_recipe_hash_is_its_content_whatever_the_key_order():
+    import datetime
+
+    one = parse_recipe({**TINY, "stages": ["train"], "seed": 1})
+    same = parse_recipe({"seed": 1, "stages": ["train"], "model": {"name": "tiny_cnn"}, "name": "x"})
+    other = parse_recipe({**TINY, "stages": ["train"], "seed": 2})
+    assert one.sha256 == same.sha256 != other.sha256
+    dated = parse_recipe({**TINY, "stages": ["train"], "model": {"name": "tiny_cnn", "kwargs": {"since": datetime.date(2026, 1, 1)}}})
+    assert len(dated.sha256) == 64, "YAML dates and other non-JSON values are hashed by their text"
+
+
+def test_a_missing_prerequisite_names_the_one_stage_that_makes_it():
+    assert error_of({**TINY, "stages": ["train", "quantize"]}) == (
+        "recipe is not a valid recipe:\n  - stages.1.quantize: needs onnx_fp32, which no earlier stage provides"
+        " (or a later weight-changing stage made stale); put export before it"
+    )
+
+
+def test_a_broken_device_profile_is_indented_under_its_entry(tiny_recipe, tmp_path):
+    bad = tmp_path / "board.yaml"
+    bad.write_text("name: board\ncpu: z80\n")
+    tiny_recipe["devices"] = [str(bad)]
+    from pipeline.core.errors import DeviceProfileError
+    from pipeline.deploy.profiles import load_profile
+
+    with pytest.raises(DeviceProfileError) as profile:
+        load_profile(str(bad))
+    first, *rest = str(profile.value).splitlines()
+    assert len(rest) >= 2
+    assert error_of(tiny_recipe).endswith("\n".join([f"  - devices.0: {first}", *(f"    {line}" for line in rest)]))
