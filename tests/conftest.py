@@ -93,3 +93,17 @@ def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "tiny"
     run_recipe(parse_recipe(finished_run_recipe()), out, quiet=True)
     return out
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only tmpfs (root can mount one; CI runs as root): the one folder root cannot write."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(folder)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)

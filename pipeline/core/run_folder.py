@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from devices.on_device.measure import sha256
 from pipeline.core.errors import IntegrityError, UserError
+from pipeline.core.output_paths import writable_folder
 
 try:
     import fcntl
@@ -146,12 +146,7 @@ class RunFolder:
         return self.path / ref
 
     def ensure_writable(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.path):  # a nameless probe, gone when closed
-                pass
-        except OSError as e:
-            raise UserError(f"cannot write to the output folder {self.path}: {e.strerror or e}. Choose another with --out DIR.") from None
+        writable_folder(self.path, "--out DIR")
 
     def report(self) -> dict:
         if not self.report_file.is_file():

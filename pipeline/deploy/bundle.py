@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from devices.on_device import measure, runtimes, verdicts
 from devices.on_device import validate_on_device as script
 from pipeline.core.errors import UserError
+from pipeline.core.output_paths import writable_file
 from pipeline.core.run_folder import RunFolder
 from pipeline.core.state import deployable
 from pipeline.data import DataConfig, load_data
@@ -53,7 +53,7 @@ or `compress devices calibrate {device} results.json` to turn the timing into a 
 
 def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = None, samples: int | None = None) -> dict:
     """Write the bundle zip for `device` (a profile name or path) from a finished run; returns the manifest."""
-    writable(out)
+    writable_file(out, "-o", "bundle", example="bundle.zip")  # before any work
     run = RunFolder(run_dir)
     report = run.report()
     profile = load_profile(device)
@@ -132,19 +132,6 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
         partial.unlink(missing_ok=True)
         raise
     return manifest
-
-
-def writable(out: Path) -> None:
-    """Refuse, before any work, a bundle path that cannot be written: a folder, a path under a
-    file, a folder without write permission or on a read-only disk."""
-    if out.is_dir():
-        raise UserError(f"bundle: -o {out} is a folder; give the zip's file name, e.g. {out / 'bundle.zip'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".write-probe-"):
-            pass
-    except OSError as e:
-        raise UserError(f"bundle: cannot write {out}: {e.strerror or e}; choose another path with -o") from None
 
 
 def as_pixels(x: np.ndarray, mean: list[float], std: list[float]) -> tuple[dict, np.ndarray] | None:
