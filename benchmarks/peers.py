@@ -2,10 +2,11 @@
 
 The peer is plain PyTorch + Torch-Pruning + onnxruntime, written the way a user would (the
 `peer_*` functions below, ~60 lines, nothing from `pipeline/`): train with AdamW, one-cycle (25 %
-warm-up), batch 128, random flip + 2 px shift, label smoothing 0.05 on all 60 k training images;
+warm-up), batch 128, random flip + a shift of up to 2 px drawn per image, label smoothing 0.05 on all
+60 k training images;
 prune once with Torch-Pruning (`GroupMagnitudeImportance(p=2)`, per layer, the classifier ignored,
 the per-layer ratio that would keep the asked share of MACs); fine-tune with cross-entropy; static
-INT8 with onnxruntime. The pipeline runs `compress run` on a recipe with the same model, optimiser,
+INT8 with onnxruntime at the pipeline's settings (per-channel weight scales, 7-bit weights). The pipeline runs `compress run` on a recipe with the same model, optimiser,
 training learning rate and the same total epochs, pruned to the MACs the peer reached (`keep_macs`);
 how it spends those epochs (where it cuts, its rounds, recovery and learning rate: `CASES`) is its
 own, chosen on the validation split. Then export, static INT8, validate. Both sides' files are
@@ -80,9 +81,11 @@ def peer_data(root: Path):
 def peer_augment(x: torch.Tensor) -> torch.Tensor:
     flip = torch.rand(len(x), device=x.device) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-    padded = F.pad(x, (2, 2, 2, 2), value=-MEAN / STD)
-    dx, dy = np.random.randint(0, 5, 2)
-    return padded[:, :, dy : dy + 28, dx : dx + 28]
+    padded = F.pad(x, (2, 2, 2, 2), value=-MEAN / STD)  # shifted-in pixels are black, as the pipeline's
+    n, steps = len(x), torch.arange(28, device=x.device)
+    dy, dx = torch.randint(0, 5, (2, n, 1), device=x.device)  # one shift per image, up to 2 px each way
+    rows, cols = (dy + steps).view(n, 1, 28, 1), (dx + steps).view(n, 1, 1, 28)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), 0, rows, cols].view(n, 1, 28, 28)
 
 
 def peer_train(model, x, y, epochs: int, lr: float, batch: int = 128) -> None:
@@ -124,7 +127,8 @@ def peer_int8(fp32: Path, out: Path, calibration: torch.Tensor) -> None:
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(str(fp32), str(out), Reader(), weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    quantize_static(str(fp32), str(out), Reader(), weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                    per_channel=True, reduce_range=True)  # the pipeline's defaults: per-channel scales, 7-bit weights
 
 
 def onnx_test_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor) -> float:
