@@ -24,7 +24,7 @@ import onnx
 from pydantic import ValidationError
 
 from devices.on_device import runtimes
-from devices.on_device.measure import sha256
+from devices.on_device.bundle_files import sha256
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import UserError
 from pipeline.core.metrics import resolve

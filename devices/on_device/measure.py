@@ -1,6 +1,6 @@
 """The measuring library of the on-device check, shared by the host and the board, so both measure alike.
 
-File hashes and sizes, peak memory, thread pinning and batch-1 latency, input normalisation and
+File sizes, peak memory, thread pinning and batch-1 latency, input normalisation and
 predictions (what the figures are; `verdicts.py` says what they mean against a budget). The pipeline
 imports it to measure on the host; each bundle ships it beside `validate_on_device.py` (the script)
 and `runtimes.py`. Keep it free of anything but the standard library, numpy and the runtimes' own
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import sys
 import time
@@ -21,14 +20,6 @@ try:  # the pipeline imports this file as part of the `devices` package
     from devices.on_device import runtimes
 except ImportError:  # on the board: runtimes.py stands beside it in the bundle
     import runtimes
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def gzip_size(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), compresslevel=9))

@@ -20,7 +20,6 @@ and prints the verdict.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -30,43 +29,33 @@ import zipfile
 from pathlib import Path
 
 try:  # run from the repository, or by the pipeline's tests
-    from devices.on_device import measure, runtimes, verdicts
+    from devices.on_device import bundle_files, measure, runtimes, verdicts
 except ImportError:
-    try:  # on the device, inside the unpacked bundle: the three files stand beside this script
+    try:  # on the device, inside the unpacked bundle: the shipped modules stand beside this script
+        import bundle_files
         import measure
         import runtimes
         import verdicts
-    except ImportError:  # the script was copied out beside the zip: they are read from the bundle once unpacked
-        measure = runtimes = verdicts = None
+    except ImportError:  # the script was copied out on its own: `shipped_modules` imports them from the bundle
+        bundle_files = measure = runtimes = verdicts = None
 
-SHIPPED_BESIDE = ("runtimes", "verdicts", "measure")  # the modules each bundle carries next to this script, in import order
-
-
-class BundleError(Exception):
-    """The bundle cannot be trusted or read: a path outside its folder, a wrong hash, a missing file."""
+SHIPPED_BESIDE = ("runtimes", "verdicts", "measure", "bundle_files")  # the modules each bundle carries next to this script
 
 
-def inside(folder: Path, relative: str) -> Path:
-    """`folder / relative`, refusing any path that resolves outside `folder` (absolute, `..`, links)."""
-    root = folder.resolve()
-    target = (root / relative).resolve()
-    if target != root and root not in target.parents:
-        raise BundleError(f"refusing path {relative!r}: it points outside the bundle folder {root}")
-    return target
-
-
-def unpack(bundle: Path, into: Path) -> Path:
-    """Extract a zip bundle member by member, refusing any member whose path escapes `into`."""
-    with zipfile.ZipFile(bundle) as archive:
-        for member in archive.infolist():
-            target = inside(into, member.filename)
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(target, "wb") as sink:
-                sink.write(source.read())
-    return into
+def shipped_modules(bundle: Path) -> None:
+    """Where the script was copied out of its bundle alone, import the modules the bundle carries from
+    the bundle itself: a zip is importable as it stands (zipimport), an unpacked folder by its path."""
+    global bundle_files, measure, runtimes, verdicts
+    if measure is not None:
+        return
+    sys.path.insert(0, str(bundle))
+    try:
+        import bundle_files
+        import measure
+        import runtimes
+        import verdicts
+    except ImportError as e:
+        raise ImportError(f"{bundle}: no {e.name}.py beside this script or in the bundle; unpack the whole bundle, or pass the bundle's zip") from None
 
 
 def load_inputs(folder: Path, manifest: dict):
@@ -76,37 +65,14 @@ def load_inputs(folder: Path, manifest: dict):
 
     samples = manifest["samples"]
     if "pixels" in samples:
-        return measure.normalise(np.load(inside(folder, samples["pixels"])), manifest["preprocessing"])
-    return np.load(inside(folder, samples["inputs"]))
+        return measure.normalise(np.load(bundle_files.inside(folder, samples["pixels"])), manifest["preprocessing"])
+    return np.load(bundle_files.inside(folder, samples["inputs"]))
 
 
 def load_bundle(path: Path, workdir: Path):
     """The bundle folder and its manifest; a zip is unpacked safely into `workdir` first."""
-    folder = unpack(path, workdir) if path.is_file() else path
-    manifest_path = inside(folder, "manifest.json")
-    if not manifest_path.is_file():
-        raise BundleError(f"{path}: no manifest.json; is this a bundle made by `compress bundle`?")
-    manifest = json.loads(manifest_path.read_text())
-    bundled_modules(folder)
-    if manifest.get("format") != verdicts.BUNDLE_FORMAT:
-        raise BundleError(f"{path}: manifest format {manifest.get('format')!r}, expected {verdicts.BUNDLE_FORMAT!r}")
-    return folder, manifest
-
-
-def bundled_modules(folder: Path) -> None:
-    """`runtimes`, `verdicts` and `measure`, read from the unpacked bundle where the script was copied out of it alone."""
-    global measure, runtimes, verdicts
-    if measure is not None:
-        return
-    for name in SHIPPED_BESIDE:
-        source = inside(folder, f"{name}.py")
-        if not source.is_file():
-            raise BundleError(f"{folder}: no {name}.py; unpack the whole bundle, or pass the bundle's zip")
-        spec = importlib.util.spec_from_file_location(name, source)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    measure, runtimes, verdicts = (sys.modules[name] for name in ("measure", "runtimes", "verdicts"))
+    folder = bundle_files.unpack(path, workdir) if path.is_file() else path
+    return folder, bundle_files.read_manifest(path, folder, verdicts.BUNDLE_FORMAT)
 
 
 def validate(bundle: Path, threads=None, out=None) -> dict:
@@ -114,15 +80,11 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, manifest = load_bundle(bundle, Path(tmp))
-        model = inside(folder, manifest["model"]["path"])
-        digest = measure.sha256(model)
-        for name, expected_digest in {**manifest["model"].get("files", {}), manifest["model"]["path"]: manifest["model"]["sha256"]}.items():
-            actual = measure.sha256(inside(folder, name))
-            if actual != expected_digest:
-                raise BundleError(f"{name}: SHA-256 {actual} does not match the manifest's {expected_digest}; the bundle was altered or corrupted")
+        model = bundle_files.checked_model(folder, manifest["model"])
+        digest = manifest["model"]["sha256"]
         inputs = load_inputs(folder, manifest)
-        labels = np.load(inside(folder, manifest["samples"]["labels"]))
-        expected = np.load(inside(folder, manifest["samples"]["expected_predictions"]))
+        labels = np.load(bundle_files.inside(folder, manifest["samples"]["labels"]))
+        expected = np.load(bundle_files.inside(folder, manifest["samples"]["expected_predictions"]))
         device = manifest["device"]
         threads = threads or device["threads"]
         runtime = manifest["model"].get("runtime", "onnxruntime")
@@ -217,13 +179,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.bundle is None:
         args.bundle = own_folder()
+    try:
+        shipped_modules(args.bundle)
+    except ImportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2  # cannot judge (verdicts.CANNOT_JUDGE, which is among what could not be imported)
     if args.memory_probe:
         print(json.dumps(measure.memory_probe(args.bundle, args.threads or 1, [int(d) for d in args.shape.split(",")])))
         return verdicts.PASS
     try:
         results = validate(args.bundle, args.threads, args.out)
     except Exception as e:  # noqa: BLE001  what the bundle or its runtime can say: one line, exit 2
-        if not isinstance(e, (BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile)) and type(e).__name__ != "RuntimeMissing":
+        if not isinstance(e, (bundle_files.BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile)) and type(e).__name__ != "RuntimeMissing":
             raise
         print(f"error: {e}", file=sys.stderr)
         return verdicts.CANNOT_JUDGE

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from devices.on_device.measure import sha256
+from devices.on_device.bundle_files import sha256
 from pipeline.core.errors import IntegrityError, UserError
 from pipeline.core.output_paths import writable_folder
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.on_device import measure, runtimes, verdicts
+from devices.on_device import bundle_files, measure, runtimes, verdicts
 from devices.on_device import validate_on_device as script
 from pipeline.core.errors import UserError
 from pipeline.core.output_paths import writable_file
@@ -93,8 +93,8 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": {"recipe": report["recipe"]["name"], "recipe_sha256": report["recipe"]["sha256"]},
         "model": {
-            "path": model_path, "artifact": chosen, "runtime": runtime, "sha256": measure.sha256(model), "size_bytes": sum(f.stat().st_size for f in files.values()),
-            "files": {name: measure.sha256(f) for name, f in files.items()},
+            "path": model_path, "artifact": chosen, "runtime": runtime, "sha256": bundle_files.sha256(model), "size_bytes": sum(f.stat().st_size for f in files.values()),
+            "files": {name: bundle_files.sha256(f) for name, f in files.items()},
         },
         "device": profile.model_dump(),
         "budgets": profile.budgets.model_dump(exclude_none=True),

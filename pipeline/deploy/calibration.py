@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from devices import PROFILES_DIR
-from devices.on_device import measure
+from devices.on_device import bundle_files, measure
 from pipeline.core.errors import UserError
 from pipeline.core.run_folder import RunFolder, read_json
 from pipeline.deploy.gate import is_device_results
@@ -39,11 +39,11 @@ def model_in_run(run_dir: Path, sha256: str) -> Path:
     """The run's file with this hash; results from any other model are refused."""
     files = RunFolder(run_dir).artifacts()
     for path in files.values():
-        if path.is_file() and measure.sha256(path) == sha256:
+        if path.is_file() and bundle_files.sha256(path) == sha256:
             return path
     raise UserError(
         f"the results are from a different model (SHA-256 {sha256[:16]}…) than any file of {run_dir} "
-        f"({', '.join(f'{n} {measure.sha256(p)[:16]}…' for n, p in files.items() if p.is_file())})"
+        f"({', '.join(f'{n} {bundle_files.sha256(p)[:16]}…' for n, p in files.items() if p.is_file())})"
     )
 
 

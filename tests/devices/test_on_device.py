@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from devices.on_device import measure, runtimes, verdicts
+from devices.on_device import bundle_files, measure, runtimes, verdicts
 from devices.on_device import validate_on_device as on_device
 from pipeline.cli import main
 
@@ -57,11 +57,11 @@ def imports(tree: ast.AST) -> set[str]:
     return imported | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
 
 
-@pytest.mark.parametrize("module", [on_device, measure, verdicts], ids=["script", "measure", "verdicts"])
+@pytest.mark.parametrize("module", [on_device, measure, verdicts, bundle_files], ids=["script", "measure", "verdicts", "bundle_files"])
 def test_the_script_and_its_library_are_python_3_8_and_import_nothing_of_torch_or_the_project(module):
     tree = ast.parse(Path(module.__file__).read_text(), feature_version=(3, 8))
     # `devices` only as the package they ship from; on the board the siblings `runtimes` (checked below) and `measure`
-    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes", "measure", "verdicts"}
+    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes", "measure", "verdicts", "bundle_files"}
 
 
 def test_the_runtimes_module_imports_torch_only_for_executorch():
@@ -77,11 +77,11 @@ def test_bundle_holds_model_hash_samples_budgets_and_script(bundle, run_dir):
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
         manifest = json.loads(archive.read("manifest.json"))
-    assert {"manifest.json", "validate_on_device.py", "measure.py", "verdicts.py", "runtimes.py", "README.txt", manifest["model"]["path"]} <= names
+    assert {"manifest.json", "validate_on_device.py", "measure.py", "verdicts.py", "bundle_files.py", "runtimes.py", "README.txt", manifest["model"]["path"]} <= names
     report = json.loads((run_dir / "report.json").read_text())
     shipped = report["devices"]["raspberry-pi-4"]["artifact"]
     assert manifest["model"]["artifact"] == shipped
-    assert manifest["model"]["sha256"] == measure.sha256(run_dir / report["artifacts"][shipped])
+    assert manifest["model"]["sha256"] == bundle_files.sha256(run_dir / report["artifacts"][shipped])
     assert manifest["samples"]["count"] == 100 and manifest["budgets"]["max_latency_p90_ms"] == 2.0
     assert manifest["samples"]["pixels"] in names and "inputs" not in manifest["samples"], "image data travels as uint8 pixels"
     assert len(manifest["preprocessing"]["mean"]) == 1 and manifest["preprocessing"]["scale"] == 1 / 255
