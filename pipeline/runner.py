@@ -267,13 +267,9 @@ def save_stage_state(folder: StageFolder, state: ModelState, metrics: dict, fing
 
 def load_stage_state(folder: StageFolder, model: torch.nn.Module) -> ModelState:
     saved = folder.saved_state()
-    fields = {k: saved[k] for k in ("artifacts", "reference", "compressed", "devices")}
-    fields["head_specs"] = saved.get("head_specs", [])
-    fields["widths"] = saved.get("widths", [])
-    heads = None
-    if fields["head_specs"]:
-        heads = load_model(build_heads([HeadSpec.model_validate(s) for s in fields["head_specs"]]), folder.heads_file)
-    return ModelState(model=load_model(model, folder.model_file), heads=heads, **fields)
+    specs = saved.get("head_specs") or []
+    heads = load_model(build_heads([HeadSpec.model_validate(s) for s in specs]), folder.heads_file) if specs else None
+    return ModelState.from_json(saved, load_model(model, folder.model_file), heads)
 
 
 def pick_device(accelerator: str) -> torch.device:

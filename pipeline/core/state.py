@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from torch import nn
 
@@ -60,8 +60,17 @@ class ModelState:
     devices: dict = field(default_factory=dict)
     widths: list[dict] = field(default_factory=list)  # nested widths: {width, checkpoint, params, macs} of each sliced model, narrowest first
 
+    NOT_JSON = ("model", "heads")  # saved as checkpoints beside the state, not in it
+
     def to_json(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("model", "heads")}
+        """Everything but the networks, as the stage's state.json records it."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_JSON}
+
+    @classmethod
+    def from_json(cls, saved: dict, model: nn.Module, heads: nn.ModuleDict | None = None) -> "ModelState":
+        """The inverse of `to_json`, given the networks loaded from their checkpoints: a new field
+        resumes without touching the runner, and one an older run did not write takes its default."""
+        return cls(model=model, heads=heads, **{f.name: saved[f.name] for f in fields(cls) if f.name not in cls.NOT_JSON and f.name in saved})
 
     def weights_trained(self, metrics: dict, source: str) -> None:
         """After training: until something compresses the model, its figures are the baseline that

@@ -1,3 +1,4 @@
+import json
 
 import pytest
 
@@ -177,3 +178,21 @@ def test_a_run_folder_that_cannot_be_written_names_the_option_to_change(tmp_path
     with pytest.raises(UserError) as caught:
         RunFolder(tmp_path / "file/run").ensure_writable()
     assert str(caught.value).endswith(": Not a directory. Choose another with --out DIR.")
+
+
+def test_a_model_state_round_trips_through_its_json_record():
+    import torch
+
+    from pipeline.core.state import ModelState
+
+    model = torch.nn.Linear(2, 2)
+    state = ModelState(
+        model=model, head_specs=[{"name": "head1"}], artifacts={"onnx_fp32": "02-export/model.onnx"}, reference={"accuracy": 0.9},
+        compressed=True, devices={"pi": {"passed": True}}, widths=[{"width": 0.5, "checkpoint": "w.pt"}],
+    )
+    record = state.to_json()
+    assert set(record) == {"head_specs", "artifacts", "reference", "compressed", "devices", "widths"}
+    again = ModelState.from_json(json.loads(json.dumps(record)), model)
+    assert again == state and again.model is model and again.heads is None
+    older = ModelState.from_json({"artifacts": {}, "reference": {}, "compressed": False, "devices": {}}, model)
+    assert older.widths == [] and older.head_specs == [], "fields an older run did not write take their defaults"
