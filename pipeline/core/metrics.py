@@ -14,13 +14,13 @@ whichever metric computed it; the report records which.
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.core.registry import Registry
+from pipeline.core.user_code import load_function
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 METRICS: Registry[Metric] = Registry("metric")
@@ -42,14 +42,7 @@ def resolve(spec: str) -> Metric:
     """A registered name, or "package.module:function"; an error names what was wrong."""
     if ":" not in spec:
         return METRICS.get(spec)
-    module_name, _, name = spec.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as e:
-        raise UserError(f"metric: cannot load {spec}: {e}") from None
-    if not callable(function):
-        raise UserError(f"metric: {spec} is a {type(function).__name__}, not a function(logits, labels) -> float")
-    return checked(function, spec)
+    return checked(load_function(spec, "metric", expected="a function(logits, labels) -> float"), spec)
 
 
 def checked(function: Metric, spec: str) -> Metric:

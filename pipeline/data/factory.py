@@ -11,12 +11,12 @@ training split and writes them into the exported model, so the device feeds it t
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError, what_failed
+from pipeline.core.user_code import load_function
 from pipeline.data.registry import SOURCES, Streamed
 
 if TYPE_CHECKING:
@@ -28,11 +28,7 @@ def load_user_datasets(cfg: DataConfig) -> Streamed:
     spec = cfg.factory
     if not spec or ":" not in spec:
         raise DataError('data.factory: the dataset source needs "package.module:function" returning {train, test, val?, class_names}')
-    module_name, _, func_name = spec.partition(":")
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as e:
-        raise DataError(f"data.factory: cannot load {spec}: {e}") from None
+    func = load_function(spec, "data.factory", DataError)
     try:
         made = func(**cfg.factory_kwargs)
     except Exception as e:  # noqa: BLE001  user code may raise anything

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import pickle
 from pathlib import Path
 from typing import Any, Callable
@@ -13,6 +12,7 @@ from torch import nn
 
 from pipeline.core.checkpoints import load_model, refusal
 from pipeline.core.errors import CheckpointError, UserError, what_failed
+from pipeline.core.user_code import load_function
 from pipeline.models import zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
 from pipeline.models.registry import ZOO
 
@@ -56,13 +56,7 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int, load_check
 
 
 def _call_factory(spec: str, kwargs: dict[str, Any]) -> nn.Module:
-    module_name, _, func_name = spec.partition(":")
-    if not module_name or not func_name:
-        raise UserError(f'model.factory: "{spec}" must look like "package.module:function"')
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError) as e:
-        raise UserError(f"model.factory: cannot load {spec}: {e}") from None
+    func = load_function(spec, "model.factory")
     model = _built(f"model.factory {spec}", lambda: func(**kwargs), kwargs)
     if not isinstance(model, nn.Module):
         raise UserError(f"model.factory: {spec} returned {type(model).__name__}, not a torch.nn.Module")
