@@ -28,6 +28,7 @@ from torch.utils.data import DistributedSampler
 
 from pipeline.core import distributed
 from pipeline.core.errors import StageError
+from pipeline.core.metrics import Metric, top1
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
 from pipeline.training.augment import Augment, augment, mixed
@@ -64,9 +65,11 @@ def fit(
     quiet: bool = False,
     objective: Objective | None = None,
     log: Callable[[str], None] = lambda _: None,
+    metric: Metric = top1,
 ) -> list[dict]:
     """Train `model` in place; returns one row per epoch with the mean of each loss term, validation
-    accuracy, and the seconds spent training and validating (so a slow epoch shows where it went).
+    accuracy (the recipe's `metric`, which early stopping also reads), and the seconds spent training
+    and validating (so a slow epoch shows where it went).
 
     `objective` defaults to cross-entropy with the config's label smoothing.
     """
@@ -114,7 +117,7 @@ def fit(
                 bar.set_postfix(loss=f"{loss_value:.3f}")
             distributed.same_weights(model)  # rank 0's BatchNorm statistics everywhere, so every rank scores one model
             trained = time.perf_counter()
-            val_acc = accuracy(model, data.val)
+            val_acc = accuracy(model, data.val, metric=metric)
             epoch_loss, terms_mean = _epoch_means(total_loss, term_sums, steps_per_epoch)
             history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5),
                             "train_seconds": round(trained - started, 3), "val_seconds": round(time.perf_counter() - trained, 3)})

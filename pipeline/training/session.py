@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from pipeline.core.metrics import Metric
 from pipeline.data import DataSplits
 from pipeline.training.heads import HeadedModel, head_accuracy
 from pipeline.training.loop import TrainConfig, fit
@@ -28,6 +29,7 @@ class TrainingContext(Protocol):
     generator: torch.Generator
     quiet: bool
     log: logging.Logger
+    metric: Metric  # the recipe's: what each epoch's validation figure (and early stopping) reads
 
 
 @dataclass
@@ -42,7 +44,7 @@ def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: O
     `epoch_log: False` sends the per-epoch lines to debug (prune's one-epoch recovery rounds).
     """
     log = ctx.log.info if epoch_log else ctx.log.debug
-    history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log)
+    history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log, metric=ctx.metric)
     model.cpu()
     heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
     return Trained(history, heads)

@@ -72,3 +72,33 @@ def test_restoring_batchnorm_keeps_its_class_weights_and_statistics():
     _restore_batchnorm(model, originals)
     restored = model.features[0][1]
     assert type(restored) is torch.nn.BatchNorm2d and torch.all(restored.running_mean == 0.5)
+
+
+def test_each_epoch_and_early_stopping_read_the_recipes_metric():
+    """A metric other than top-1 decides the validation figure of every epoch, and so which epoch
+    early stopping keeps: here it prefers the first epoch, whatever top-1 says."""
+    data = small_data()
+    scores = iter([0.9, 0.1, 0.2, 0.3])
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="tiny_cnn"), 1, 10)
+    first_epoch = {}
+
+    def declining(logits, labels):
+        if not first_epoch:
+            first_epoch.update({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    cfg = TrainConfig(epochs=4, lr=0.01, early_stopping_patience=2)
+    history = fit(model, data, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), metric=declining)
+    assert [h["val_accuracy"] for h in history] == [0.9, 0.1, 0.2]
+    assert all(torch.equal(v, first_epoch[k]) for k, v in model.state_dict().items()), "the epoch the metric preferred is kept"
+
+
+def test_a_stage_trains_with_the_recipes_metric(tmp_path):
+    from pipeline.training.session import train
+    from tests.stages.helpers import make_context
+
+    ctx = make_context(tmp_path, train=200, test=100)
+    ctx.metric = lambda logits, labels: 0.375
+    trained = train(build_model(ModelConfig(name="tiny_cnn"), 1, 10), TrainConfig(epochs=1, lr=0.01), ctx)
+    assert [h["val_accuracy"] for h in trained.history] == [0.375]
