@@ -12,15 +12,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # folder of pipeline/ -> the folders of pipeline/ (and top-level packages) it may import
 MAY_IMPORT = {
-    "core": {"devices"},  # the torch-free on-device script's hashing: one SHA-256 for runs, bundles and boards
+    "core": {"devices"},  # the board's file hashing (devices/on_device/bundle_files.py): one SHA-256 for runs, bundles and boards
     "data": {"core"},
     "models": {"core"},
     "training": {"core", "data", "models"},
     "runtime": {"core", "data", "exporters", "devices"},
     "quantization": {"core", "data", "training", "runtime", "exporters", "devices"},
     "deploy": {"core", "data", "runtime", "exporters", "devices"},
-    "pruning": {"core", "data", "training", "runtime", "deploy"},
-    "widths": {"core", "training", "pruning"},
+    "pruning": {"core", "data", "models", "training", "runtime", "deploy"},
+    "widths": {"core", "models", "training", "pruning"},
     "reporting": {"core", "data", "models", "runtime", "deploy", "exporters", "devices"},
     "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices"},
 }

@@ -17,6 +17,7 @@ from torch import nn
 from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.data import DataSplits
+from pipeline.models.classifier import classifier_name, outputs
 from pipeline.pruning.channel_mixing import ChannelMixing
 from pipeline.training.heads import HeadedModel
 
@@ -53,7 +54,7 @@ def build_pruner(
         pruning_ratio=pruning_ratio,
         max_pruning_ratio=max_layer_ratio,
         iterative_steps=increments,
-        ignored_layers=ignored_layers(traced.backbone, ignore, num_classes) + classifiers(traced.heads, num_classes),
+        ignored_layers=ignored_layers(traced.backbone, tuple(example.shape[1:]), ignore, num_classes) + head_classifiers(traced.heads, num_classes),
         round_to=round_to,
     )
 
@@ -129,19 +130,17 @@ def replay(pruner: tp.pruner.MetaPruner, removed: list[Removal]) -> None:
         graph.get_pruning_group(module, fn, idxs).prune()
 
 
-def ignored_layers(model: nn.Module, names: list[str], num_classes: int) -> list[nn.Module]:
-    """The classifier (any layer producing `num_classes` outputs) plus the user's named modules."""
+def ignored_layers(model: nn.Module, input_shape: tuple[int, ...], names: list[str], num_classes: int) -> list[nn.Module]:
+    """The model's classifier (`models/classifier.py`) plus the user's named modules."""
     modules = dict(model.named_modules())
     unknown = [n for n in names if n not in modules]
     if unknown:
         prunable = [n for n, m in modules.items() if isinstance(m, (nn.Conv2d, nn.Linear))]
         raise StageError(f"prune.ignore: no module named {', '.join(unknown)}; conv/linear modules: {', '.join(prunable)}")
-    return classifiers(model, num_classes) + [modules[n] for n in names]
+    own = classifier_name(model, input_shape, num_classes)
+    return ([modules[own]] if own is not None else []) + [modules[n] for n in names]
 
 
-def classifiers(model: nn.Module, num_classes: int) -> list[nn.Module]:
-    """Layers whose outputs are the classes: pruning them would remove classes."""
-    return [
-        m for m in model.modules()
-        if (isinstance(m, nn.Linear) and m.out_features == num_classes) or (isinstance(m, nn.Conv2d) and m.out_channels == num_classes)
-    ]
+def head_classifiers(heads: nn.Module, num_classes: int) -> list[nn.Module]:
+    """Each auxiliary head's final layer (heads are this project's own code: each ends in one `fc`)."""
+    return [m for m in heads.modules() if outputs(m) == num_classes]

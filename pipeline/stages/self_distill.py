@@ -26,12 +26,12 @@ from torch import nn
 from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
+from pipeline.models.classifier import classifier_name
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import kl_divergence
 from pipeline.training.heads import HeadedModel, deep_supervision, headed
 from pipeline.training.label_augmentation import SlaConfig, SlaTerms
 from pipeline.training.loop import TrainConfig
-from pipeline.training.model_trace import classifier_name
 from pipeline.training.objectives import Batch, cross_entropy
 from pipeline.training.session import train
 
@@ -62,13 +62,13 @@ def run(cfg: SelfDistillConfig, state: ModelState, ctx: StageContext) -> ModelSt
     byot = cfg.mode in ("byot", "both")
     if byot and not state.heads:
         raise StageError(f"self_distill: mode {cfg.mode} needs auxiliary heads, and the model has none; add an aux_heads stage before it (or use mode: pskd)")
-    classifier = classifier_name(state.model, ctx.data.num_classes) if byot and cfg.hint_weight > 0 else None
+    classifier = classifier_name(state.model, ctx.data.input_shape, ctx.data.num_classes) if byot and cfg.hint_weight > 0 else None
     if byot and cfg.hint_weight > 0 and classifier is None:
         raise StageError(
             f"self_distill.hint_weight: feature hints read the input of the model's classifier (an nn.Linear with "
             f"{ctx.data.num_classes} outputs), and this model has none; set hint_weight: 0"
         )
-    sla_classifier = classifier_name(state.model, ctx.data.num_classes) if cfg.mode == "sla" else None
+    sla_classifier = classifier_name(state.model, ctx.data.input_shape, ctx.data.num_classes) if cfg.mode == "sla" else None
     if cfg.mode == "sla" and sla_classifier is None:
         raise StageError(f"self_distill.mode sla: the joint head reads the input of the model's classifier (an nn.Linear with {ctx.data.num_classes} outputs), and this model has none")
     with headed(state, classifier=classifier) as view:

@@ -23,13 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.errors import StageError
+from pipeline.models.classifier import classifier_name
 from pipeline.training.heads import HeadedModel, deep_supervision
-from pipeline.training.model_trace import (
-    classifier_name,
-    feature_maps,
-    final_features,
-    trace_outputs,
-)
+from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
 from pipeline.training.objectives import Batch
 
 
@@ -128,7 +124,7 @@ class Distillation:
         self.teacher = Teacher(teacher_model, teacher_layer, device)
         self.student_layer = student_layer
         if cfg.dual_head_weight > 0:
-            view.adapters["dual_head"] = dual_head(view, classes)
+            view.adapters["dual_head"] = dual_head(view, classes, input_shape)
         view.to(device)
         self._heads = deep_supervision(view, label_smoothing)
 
@@ -150,10 +146,10 @@ class Distillation:
         return terms
 
 
-def dual_head(view: HeadedModel, classes: int) -> nn.Linear:
+def dual_head(view: HeadedModel, classes: int, input_shape: tuple[int, ...]) -> nn.Linear:
     """A second classifier on the input of the student's own (tapped on `view`), shaped like it."""
-    name = classifier_name(view.backbone, classes)
-    if name is None:
+    name = classifier_name(view.backbone, input_shape, classes)
+    if name is None or not isinstance(view.backbone.get_submodule(name), nn.Linear):
         raise StageError(
             f"dual_head_weight: Dual-Head KD puts a second classifier beside the student's own (an nn.Linear with {classes} "
             "outputs), and this student has none; set dual_head_weight: 0"

@@ -1,5 +1,5 @@
 """What a model computes, seen from outside: every submodule's output shape in call order, the
-feature maps among them, the last one, and the classifier. Heads, feature distillation and
+feature maps among them and the last one. Heads, feature distillation and
 self-distillation's hints choose their layers from this, so any model works without code edits."""
 
 from __future__ import annotations
@@ -43,13 +43,3 @@ def final_features(trace: list[tuple[str, tuple[int, ...]]]) -> tuple[str, tuple
     if not maps:
         raise StageError("the model computes no 4-D feature map (N, C, H, W); heads and feature matching need one")
     return maps[-1]
-
-
-def classifier_name(model: nn.Module, num_classes: int) -> str | None:
-    """The model's own classifier: the last `nn.Linear` with `num_classes` outputs (its input is the
-    deepest feature vector, the teacher's side of self-distillation's hints)."""
-    found = None
-    for name, m in model.named_modules():
-        if isinstance(m, nn.Linear) and m.out_features == num_classes:
-            found = name
-    return found

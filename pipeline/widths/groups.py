@@ -37,7 +37,7 @@ def channel_groups(model: nn.Module, input_shape: tuple[int, ...], num_classes: 
         )
         model.train(was_training)  # tracing leaves the model in eval mode
         groups = [
-            g for g in graph.get_all_groups(ignored_layers=ignored_layers(model, list(ignore), num_classes), root_module_types=[nn.Conv2d, nn.Linear])
+            g for g in graph.get_all_groups(ignored_layers=ignored_layers(model, input_shape, list(ignore), num_classes), root_module_types=[nn.Conv2d, nn.Linear])
             if not any(_grouped(dep.target.module) for dep, _ in g)
         ]
         yield graph, groups

@@ -213,3 +213,14 @@ def test_a_recovery_longer_than_one_epoch_logs_each_epoch(tmp_path, caplog, epoc
         run(PruneConfig(target={"remove_channels": 0.25}, steps=1, finetune=TrainConfig(epochs=epochs)), state, ctx)
     assert "prune round 1/1" in caplog.text
     assert (f"epoch 1/{epochs}: loss" in caplog.text) == logged
+
+
+def test_a_layer_as_wide_as_the_classes_is_pruned_like_any_other(tmp_path):
+    """Only the classifier keeps its width: a 10-channel conv early in a 10-class model shrinks too."""
+    from pipeline.core.state import ModelState
+    from pipeline.models.zoo import tiny_cnn
+
+    ctx = make_context(tmp_path)
+    state = ModelState(model=tiny_cnn(widths=(10, 16, 32, 32)))
+    state = run(PruneConfig(target={"remove_channels": 0.5}, steps=1, finetune=TrainConfig(epochs=0)), state, ctx)
+    assert conv_widths(state.model) == [5, 8, 16, 16] and state.model.fc.out_features == 10
