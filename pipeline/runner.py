@@ -26,7 +26,7 @@ import torch
 
 from devices.on_device import measure
 from pipeline.core import distributed
-from pipeline.core.checkpoints import load_model, save_model
+from pipeline.core.checkpoints import load_model, save_model, weights_digest
 from pipeline.core.disk_space import disk_full, out_of_space
 from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
@@ -123,10 +123,14 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
             started, widths_before = time.perf_counter(), [w["width"] for w in state.widths]
+            weights_before = weights_digest(state.model) if main else ""
             try:
                 if everyone or main:
                     with stage_peak_memory() as peak, (contextlib.nullcontext() if everyone else distributed.solo()):
                         state = spec.run(entry.config, state, ctx)
+                broken = spec.broken_promises(weights_before, state) if main else []
+                if broken:
+                    raise StageError(f"{entry.name} broke what it declares ({'; '.join(broken)}): a bug in the stage, not in the recipe")
                 if widths_before and not state.widths:
                     log.warning(
                         f"{entry.name} changed the weights after the nested widths {widths_before} were made, so they are dropped and only "

@@ -143,3 +143,24 @@ def test_training_on_validation_is_a_different_run_and_off_keeps_earlier_fingerp
     tiny_recipe["data"]["train_on_validation"] = True
     assert stage_fingerprints(parse_recipe(tiny_recipe), [])[0] != off[0], "trained on other images: nothing may resume"
     assert off[0] == "647ccf5d86b691c4641faf855084fc5781cdf5ec415bf1a3012c608e7b7f64e0", "the one it had before the option existed"
+
+
+def test_a_stage_is_held_to_what_it_declares():
+    """The recipe's order checks trust each stage's declarations; the runner checks them after the stage."""
+    import torch
+
+    from pipeline.core.checkpoints import weights_digest
+    from pipeline.core.state import ModelState
+    from pipeline.stages.base import STAGES
+
+    model = torch.nn.Linear(2, 2)
+    before = weights_digest(model)
+    export, train = STAGES.get("export"), STAGES.get("train")
+    assert export.broken_promises(before, ModelState(model=model, artifacts={"onnx_fp32": "x.onnx"})) == []
+    with torch.no_grad():
+        model.weight.add_(1)
+    assert export.broken_promises(before, ModelState(model=model)) == [
+        "it provides onnx_fp32 but left no such file", "it declares that it leaves the weights alone, but they changed",
+    ]
+    assert train.broken_promises(before, ModelState(model=model)) == [], "train declares that it changes the weights"
+    assert weights_digest(torch.nn.Linear(2, 2)) != weights_digest(torch.nn.Linear(2, 3))

@@ -9,6 +9,7 @@ attributes, resizes parameters to the saved tensors and then loads strictly.
 from __future__ import annotations
 
 import copy
+import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -72,3 +73,13 @@ def width_model(model: nn.Module, widths: list[dict], width: float, resolve) -> 
         return model.eval()
     entry = next(w for w in widths if w["width"] == width)
     return load_model(copy.deepcopy(model), resolve(entry["checkpoint"])).eval()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, with its name and shape: equal digests, equal weights
+    (how the runner holds a stage that declares it leaves the weights alone to its word)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

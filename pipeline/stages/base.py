@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from pydantic import BaseModel
 
+from pipeline.core.checkpoints import weights_digest
 from pipeline.core.metrics import Metric, top1
 from pipeline.core.progress import progress
 from pipeline.core.registry import Registry
@@ -125,6 +126,15 @@ class Stage:
     @property
     def summary(self) -> str:
         return (self.run.__doc__ or "").strip().splitlines()[0] if self.run.__doc__ else ""
+
+    def broken_promises(self, weights_before: str, state: ModelState) -> list[str]:
+        """What the stage declared and its result contradicts: a file it provides that is not among the
+        artifacts, or weights changed by a stage that declares it leaves them alone. The recipe's
+        order checks trust these declarations, so the runner holds every stage to them."""
+        problems = [f"it provides {name} but left no such file" for name in self.provides if name not in state.artifacts]
+        if not self.changes_model and weights_digest(state.model) != weights_before:
+            problems.append("it declares that it leaves the weights alone, but they changed")
+        return problems
 
 
 STAGES: Registry[Stage] = Registry("stage")
