@@ -95,15 +95,28 @@ def finished_run(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """A read-only tmpfs (root can mount one; CI runs as root): the one folder root cannot write."""
+def mounted_tmpfs(folder: Path, options: str, what: str):
+    """A tmpfs of its own at `folder` (root can mount one; CI runs as root), unmounted afterwards; the
+    test is skipped where mounting is refused."""
     import subprocess
 
-    folder = tmp_path / "read-only"
     folder.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(folder)], capture_output=True, text=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
     if made.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.strip()}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+        pytest.skip(f"cannot mount {what} here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only tmpfs: the one folder root cannot write."""
+    yield from mounted_tmpfs(tmp_path / "read-only", "ro,size=1M", "a read-only tmpfs")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs: a disk that fills."""
+    yield from mounted_tmpfs(tmp_path / "small", "size=3M", "a small tmpfs")

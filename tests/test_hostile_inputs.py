@@ -79,20 +79,6 @@ def test_macos_companion_files_are_passed_over(tmp_path, tiny_recipe, write_reci
     assert result.exit_code == 0, result.output
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 3 MB tmpfs of its own (root can mount one; CI runs as root), unmounted afterwards."""
-    import subprocess
-
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
-
-
 def test_a_full_disk_mid_stage_is_one_paragraph_keeps_finished_stages_and_resumes(small_disk, tiny_recipe, write_recipe):
     import shutil
 
