@@ -32,6 +32,7 @@ def test_unpack_writes_members_and_folders_and_refuses_an_escaping_member(tmp_pa
         archive.writestr("samples/", "")
         archive.writestr("samples/x.npy", b"x")
         archive.writestr("deep/er/y.txt", b"y")
+        archive.writestr("deep/", "")  # a folder entry after its files (zip tools write either order)
     into = tmp_path / "into"
     assert unpack(bundle, into) == into
     assert (into / "samples").is_dir() and (into / "samples/x.npy").read_bytes() == b"x" and (into / "deep/er/y.txt").read_bytes() == b"y"
