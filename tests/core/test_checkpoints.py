@@ -133,3 +133,26 @@ def test_a_checkpoint_written_on_a_gpu_machine_loads_on_the_cpu(tmp_path, monkey
         save_model(model, path)
     restored = load_model(torch.nn.Sequential(torch.nn.Linear(4, 2)), path)
     assert torch.equal(restored[0].weight, model[0].weight)
+
+
+class Held(torch.nn.Module):
+    """A module holding one buffer, to vary its name, shape and dtype alone."""
+
+    def __init__(self, name: str, tensor: torch.Tensor):
+        super().__init__()
+        self.register_buffer(name, tensor)
+
+
+def test_the_weights_digest_changes_with_any_value_name_shape_or_dtype():
+    from pipeline.core.checkpoints import weights_digest
+
+    base = weights_digest(Held("a", torch.zeros(2, 3)))
+    assert weights_digest(Held("a", torch.zeros(2, 3))) == base, "equal weights, equal digests"
+    changed = torch.zeros(2, 3)
+    changed[1, 2] = 1e-6
+    for other in (Held("a", changed), Held("b", torch.zeros(2, 3)), Held("a", torch.zeros(3, 2)), Held("a", torch.zeros(2, 3, dtype=torch.int32))):
+        assert weights_digest(other) != base
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    before = weights_digest(model)
+    model[1].running_mean.add_(1)
+    assert weights_digest(model) != before, "buffers count as weights"
