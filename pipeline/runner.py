@@ -123,7 +123,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
             started, widths_before = time.perf_counter(), [w["width"] for w in state.widths]
-            weights_before = weights_digest(state.model) if main else ""
+            weights_before = weights_digest(state.model) if main and not spec.changes_model else ""  # only what is checked
             try:
                 if everyone or main:
                     with stage_peak_memory() as peak, (contextlib.nullcontext() if everyone else distributed.solo()):

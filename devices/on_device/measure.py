@@ -21,6 +21,7 @@ try:  # the pipeline imports this file as part of the `devices` package
 except ImportError:  # on the board: runtimes.py stands beside it in the bundle
     import runtimes
 
+
 def gzip_size(path: Path) -> int:
     return len(gzip.compress(path.read_bytes(), compresslevel=9))
 

@@ -11,10 +11,10 @@ device's budgets, writes results.json and prints a verdict. Exit codes, as `comp
 budget met, 1 a budget broken, 2 cannot judge (a bad bundle, a wrong hash, a figure not measured).
 Copy results.json back and run `compress gate results.json`, or `compress devices calibrate`.
 
-The measuring lives in `measure.py`, the budget rules and verdicts in `verdicts.py` and the runtimes in
-`runtimes.py`, all shipped beside this script; the pipeline imports the same files, so the host
-measures and judges the way the device does. This script reads the bundle safely, runs the check
-and prints the verdict.
+The measuring lives in `measure.py`, the budget rules and verdicts in `verdicts.py`, the safe reading
+of the bundle (paths, manifest, hashes) in `bundle_files.py` and the runtimes in `runtimes.py`, all
+shipped beside this script; the pipeline imports the same files, so the host measures and judges the
+way the device does. This script only runs the check and prints the verdict.
 """
 
 from __future__ import annotations
