@@ -20,6 +20,7 @@ from torch import nn
 
 from devices.on_device.runtimes import open_runner, require
 from exporters.parity import ExportResult, ExportUnsupported, check_parity, first_line, torch_outputs, write_sidecar
+from exporters.runtime_exporter import RuntimeExporter
 
 
 def export_executorch(
@@ -92,3 +93,13 @@ def quantize_pt2e(graph_module: nn.Module, calibration: torch.Tensor, batch: int
             for sample in calibration[i : i + batch]:  # exported at batch 1
                 prepared(sample.unsqueeze(0))
     return convert_pt2e(prepared)
+
+
+def export_file(module: nn.Module, onnx_file: Path, path: Path, parity_inputs: torch.Tensor, metadata: dict[str, str], **settings) -> ExportResult:
+    """The pipeline's call: ExecuTorch is made from the module itself, not from the ONNX file."""
+    return export_executorch(module, path, parity_inputs, metadata, **settings)
+
+
+EXPORTER = RuntimeExporter(
+    "executorch", export_file, int8="PT2E with ExecuTorch's XNNPACK quantizer, calibrated on the quantize stage's samples",
+)

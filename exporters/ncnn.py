@@ -21,6 +21,7 @@ from torch import nn
 
 from devices.on_device.runtimes import open_runner, require
 from exporters.parity import ExportResult, ExportUnsupported, check_parity, first_line, reject, torch_outputs, write_sidecar
+from exporters.runtime_exporter import RuntimeExporter
 
 
 def export_ncnn(
@@ -67,3 +68,14 @@ def unconverted_layers(param: Path) -> list[str]:
     types = [line.split()[0] for line in param.read_text().splitlines()[2:] if line.strip()]
     foreign = {t for t in types if re.search(r"[.:]", t)}  # aten::sort, F.grid_sample, torch.xxx, pnnx.Expression
     return sorted(foreign, key=lambda t: (t == "pnnx.Expression", t))  # the operator first, its leftover arguments after
+
+
+def export_file(module: nn.Module, onnx_file: Path, path: Path, parity_inputs: torch.Tensor, metadata: dict[str, str], *, int8_calibration=None, **settings) -> ExportResult:
+    """The pipeline's call: ncnn is traced from the module itself (FP32 only: `RuntimeExporter.make` refuses INT8)."""
+    return export_ncnn(module, path, parity_inputs, metadata, **settings)
+
+
+EXPORTER = RuntimeExporter(
+    "ncnn", export_file, int8="", name_mark=".ncnn",
+    no_int8="the pip packages of ncnn and pnnx ship no INT8 calibration tool (ncnn2table / ncnn2int8 need a source build)",
+)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from exporters.parity import ExportResult, check_parity, torch_outputs
+from exporters.runtime_exporter import RuntimeExporter
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
@@ -97,3 +98,6 @@ def extract_segment(path: Path, out: Path, inputs: list[str], outputs: list[str]
     except Exception as e:  # onnx raises checker and key errors alike for a graph that does not close
         raise ValueError(f"cannot cut {path.name} between {inputs} and {outputs}: {str(e).splitlines()[0]}") from None
     return out
+
+
+EXPORTER = RuntimeExporter("onnxruntime", None, int8="the quantize stage's route")  # the export stage makes its file with export_onnx

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from devices.on_device.runtimes import open_runner, openvino_core, require
-from exporters.parity import ExportResult, ExportUnsupported, check_parity, first_line, write_sidecar
+from exporters.onnx import onnx_outputs
+from exporters.parity import ExportResult, ExportUnsupported, check_parity, first_line, torch_outputs, write_sidecar
+from exporters.runtime_exporter import RuntimeExporter
 
 
 def export_openvino(
@@ -42,3 +44,16 @@ def export_openvino(
     write_sidecar(path, metadata)
     runner = open_runner(path, "openvino", threads=1)
     return check_parity(expected, runner(np.ascontiguousarray(parity_inputs, dtype=np.float32)), path, "openvino", max_abs_diff, min_top1_agreement)
+
+
+def export_file(module, onnx_file: Path, path: Path, parity_inputs, metadata: dict[str, str], *, int8_calibration=None, **settings) -> ExportResult:
+    """The pipeline's call: the IR is read from `onnx_file`; for INT8 that is the QDQ file, and parity
+    is against it in onnxruntime (the calibration is the QDQ file's own)."""
+    x = parity_inputs.numpy()
+    expected = onnx_outputs(onnx_file, x) if int8_calibration is not None else torch_outputs(module.eval().cpu(), parity_inputs)
+    return export_openvino(onnx_file, path, x, expected, metadata, **settings)
+
+
+EXPORTER = RuntimeExporter(
+    "openvino", export_file, int8="OpenVINO reads the quantize stage's QDQ ONNX file and runs its convolutions in INT8", int8_from_qdq=True,
+)

@@ -10,6 +10,12 @@ runtime's package is imported when a file of that runtime is opened, and a missi
 ExecuTorch is the exception to "no torch": its Python runtime (`executorch.extension.pybindings`)
 links against libtorch and imports torch to load it. On a phone the app uses ExecuTorch's C++ or
 Java runtime; in Python there is no torch-free way to run a `.pte`.
+
+Each runner class is also its runtime's description for the device: the runtime's name, the pip
+package that provides it, the suffix that identifies its files, whether the weights sit in a `.bin`
+beside the graph, and the word artifact names use for its format (`onnx_fp32`, `ncnn_int8`).
+`@runner` registers it; every table of runtimes elsewhere is read from `RUNNERS`. The host's side of
+a runtime (how its file is made, its INT8 path) is its exporter's `RuntimeExporter`.
 """
 
 from __future__ import annotations
@@ -19,58 +25,82 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-# runtime -> the pip package that provides it (and that a bundle's script needs on the device)
-PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "ncnn": "ncnn", "executorch": "executorch"}
+RUNNERS: dict[str, type] = {}  # runtime -> its runner class, in the order they are defined (ONNX Runtime first)
+
+
+def runner(cls: type) -> type:
+    """Register a runner class under its `runtime` name."""
+    if cls.runtime in RUNNERS:
+        raise ValueError(f"runtime {cls.runtime!r} is registered twice")
+    RUNNERS[cls.runtime] = cls
+    return cls
 
 
 class RuntimeMissing(Exception):
     """The runtime a file or profile needs is not installed here."""
 
 
+class Runner:
+    """What the device needs to know of a runtime; a subclass opens a file (`__init__(path, threads)`)
+    and runs a float32 NCHW batch (`__call__(x)` -> the outputs, batch first)."""
+
+    runtime: str  # the name recipes and profiles use
+    package: str  # the pip package that provides it (what a bundle's script needs on the device)
+    suffix: str  # the suffix of its model file
+    weights_beside = False  # the weights sit in a .bin beside the graph file
+    artifact_format: str  # the word artifact names use: onnx_fp32, ncnn_int8
+    torch_note = ""  # why its Python runtime needs torch on the device, if it does
+
+
 def require(runtime: str):
     """The runtime's Python package, or a `RuntimeMissing` naming the pip command."""
-    if runtime not in PACKAGES:
-        raise RuntimeMissing(f"unknown runtime {runtime!r}; known: {', '.join(PACKAGES)}")
+    if runtime not in RUNNERS:
+        raise RuntimeMissing(f"unknown runtime {runtime!r}; known: {', '.join(RUNNERS)}")
+    package = RUNNERS[runtime].package
     try:
-        return importlib.import_module(PACKAGES[runtime])
+        return importlib.import_module(package)
     except ImportError:
         raise RuntimeMissing(
-            f"runtime {runtime} is not installed here: pip install {PACKAGES[runtime]} "
+            f"runtime {runtime} is not installed here: pip install {package} "
             f"(or, in the edge-compress checkout, pip install -e '.[{runtime}]')"
         ) from None
 
 
 def installed(runtime: str) -> bool:
-    return importlib.util.find_spec(PACKAGES[runtime]) is not None
+    return importlib.util.find_spec(RUNNERS[runtime].package) is not None
 
 
 def runtime_of(path: Path) -> str:
-    """Which runtime a model file is for, from its name: .pte ExecuTorch, .param ncnn, .xml OpenVINO, .onnx ONNX Runtime."""
+    """Which runtime a model file is for, from its suffix (.onnx ONNX Runtime, .xml OpenVINO, .param ncnn, .pte ExecuTorch)."""
     suffix = Path(path).suffix
-    for runtime, suffixes in {"executorch": (".pte",), "ncnn": (".param",), "openvino": (".xml",), "onnxruntime": (".onnx",)}.items():
-        if suffix in suffixes:
+    for runtime, cls in RUNNERS.items():
+        if suffix == cls.suffix:
             return runtime
-    raise ValueError(f"{path}: not a model file of a known runtime (.onnx, .pte, .param + .bin, .xml + .bin)")
+    known = ", ".join(cls.suffix + (" + .bin" if cls.weights_beside else "") for cls in RUNNERS.values())
+    raise ValueError(f"{path}: not a model file of a known runtime ({known})")
 
 
 def model_files(path: Path) -> list[Path]:
     """Every file the model needs on the device: ncnn and OpenVINO keep the weights in a .bin beside the graph."""
     path = Path(path)
-    if path.suffix in (".param", ".xml"):
+    if any(cls.weights_beside and path.suffix == cls.suffix for cls in RUNNERS.values()):
         return [path, path.with_suffix(".bin")]
     return [path]
 
 
 def open_runner(path: Path, runtime: str | None = None, threads: int = 1):
     """A runner for the file in its runtime (given, or from the file name), on `threads` CPU threads."""
-    runtime = runtime or runtime_of(path)
-    return {"onnxruntime": OnnxRuntime, "openvino": OpenVino, "ncnn": Ncnn, "executorch": ExecuTorch}[runtime](Path(path), threads)
+    return RUNNERS[runtime or runtime_of(path)](Path(path), threads)
 
 
-class OnnxRuntime:
+@runner
+class OnnxRuntime(Runner):
     """Sequential execution, `threads` intra-op threads, all graph optimisations (what the device runs)."""
 
     runtime = "onnxruntime"
+    package = "onnxruntime"
+    suffix = ".onnx"
+    artifact_format = "onnx"
 
     def __init__(self, path: Path, threads: int, optimized_copy: Path | None = None):
         ort = require("onnxruntime")
@@ -111,12 +141,17 @@ def openvino_core():
     return _OPENVINO_CORE
 
 
-class OpenVino:
+@runner
+class OpenVino(Runner):
     """OpenVINO's CPU plugin on an IR (.xml + .bin) or an ONNX file, latency mode, `threads` threads,
     f32 inference precision (OpenVINO's default hint on CPUs with bf16/fp16 units computes in reduced
     precision, which moved logits by 1e-3 here: parity and accuracy are judged on what f32 gives)."""
 
     runtime = "openvino"
+    package = "openvino"
+    suffix = ".xml"
+    weights_beside = True
+    artifact_format = "openvino"
 
     def __init__(self, path: Path, threads: int):
         ov = require("openvino")
@@ -134,7 +169,8 @@ class OpenVino:
         return [result[output].copy() for output in self.outputs]
 
 
-class Ncnn:
+@runner
+class Ncnn(Runner):
     """ncnn on its .param + .bin, CPU only, `threads` threads, FP32 storage and arithmetic. ncnn's
     default stores activations in FP16 wherever the CPU converts them (x86 F16C, Armv8.2), which
     moved a trained CNN's logits by 6e-4 here against 3e-6 in FP32: parity, accuracy and latency are
@@ -142,6 +178,10 @@ class Ncnn:
     time (a Mat is C×H×W), so a batch is run sample by sample and stacked."""
 
     runtime = "ncnn"
+    package = "ncnn"
+    suffix = ".param"
+    weights_beside = True
+    artifact_format = "ncnn"
 
     def __init__(self, path: Path, threads: int):
         ncnn = require("ncnn")
@@ -168,12 +208,17 @@ class Ncnn:
         return [np.stack([outputs[k] for outputs in per_sample]) for k in range(len(self.outputs))]
 
 
-class ExecuTorch:
+@runner
+class ExecuTorch(Runner):
     """ExecuTorch's runtime on a .pte (XNNPACK-delegated where the exporter lowered it), `threads`
     threads in XNNPACK's pool, which is one per process: runners alive at the same time must use
     the same thread count. Programs are exported at batch 1, so a batch runs sample by sample."""
 
     runtime = "executorch"
+    package = "executorch"
+    suffix = ".pte"
+    artifact_format = "executorch"
+    torch_note = "whose Python runtime loads libtorch, so pip pulls torch; an app uses the C++/Java runtime"
 
     def __init__(self, path: Path, threads: int):
         require("executorch")

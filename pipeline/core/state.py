@@ -6,8 +6,10 @@ from dataclasses import dataclass, field, fields
 
 from torch import nn
 
+from devices.on_device.runtimes import RUNNERS
+
 # artifact kinds a device can be given: {format}_{precision}; the format names the runtime that runs it
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "executorch": "executorch", "ncnn": "ncnn", "openvino": "openvino"}
+RUNTIME_OF_FORMAT = {runner.artifact_format: runtime for runtime, runner in RUNNERS.items()}
 FORMAT_OF_RUNTIME = {runtime: fmt for fmt, runtime in RUNTIME_OF_FORMAT.items()}
 DEPLOYABLE = tuple(f"{fmt}_{precision}" for fmt in RUNTIME_OF_FORMAT for precision in ("fp32", "int8"))
 WIDTH_MARK = "@w"  # a nested width's file: onnx_fp32@w0.5 is the FP32 file of the network at half width

@@ -35,7 +35,6 @@ from pipeline.deploy.profiles import load_profile
 MAX_SAMPLE_BYTES = 2 * 1024 * 1024  # inputs as float32; keeps a bundle of a small model under ~3 MB
 MAX_SAMPLES = 1000
 log = logging.getLogger("compress")
-TORCH_NOTE = {"executorch": " (whose Python runtime loads libtorch, so pip pulls torch; an app uses the C++/Java runtime)"}
 README = """edge-compress bundle for {device}
 
 On the device (Python 3.8+, numpy and {package}{torch}; no project install):
@@ -49,6 +48,12 @@ It verifies the model's SHA-256, measures accuracy on {count} test samples and b
 Copy results.json back and run `compress gate results.json` (same exit codes as for a run folder)
 or `compress devices calibrate {device} results.json` to turn the timing into a calibrated profile.
 """
+
+
+def torch_note(runtime: str) -> str:
+    """The README's word on torch: none, or why this runtime's Python runtime pulls it."""
+    note = runtimes.RUNNERS[runtime].torch_note
+    return f" ({note})" if note else "; no torch"
 
 
 def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = None, samples: int | None = None) -> dict:
@@ -126,7 +131,7 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
                 archive.writestr(manifest["samples"][key], buffer.getvalue())
             for module in (script, *(importlib.import_module(f"devices.on_device.{name}") for name in script.SHIPPED_BESIDE)):
                 archive.write(module.__file__, Path(module.__file__).name)
-            archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.PACKAGES[runtime], torch=TORCH_NOTE.get(runtime, "; no torch")))
+            archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.RUNNERS[runtime].package, torch=torch_note(runtime)))
         os.replace(partial, out)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -20,13 +20,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from devices import PROFILES_DIR
-from devices.on_device.runtimes import PACKAGES
+from devices.on_device.runtimes import RUNNERS
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import DeviceProfileError
 from pipeline.deploy.variant_choice import PREFERENCES
 
 CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
-RUNTIMES = tuple(PACKAGES)  # onnxruntime, openvino, ncnn, executorch
+RUNTIMES = tuple(RUNNERS)  # onnxruntime, openvino, ncnn, executorch
 
 
 class Budgets(BaseModel):

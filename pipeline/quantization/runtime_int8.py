@@ -4,7 +4,7 @@
   samples as the ONNX Runtime file, lowered to XNNPACK's INT8 kernels.
 - OpenVINO: the QDQ ONNX file the quantize stage made, read by OpenVINO, which runs each Q/DQ-wrapped
   convolution as an INT8 convolution (so its accuracy is the QDQ file's calibration, in OpenVINO).
-- ncnn: none from the pip packages (`runtime_exports.NO_INT8` says why); its FP32 file stays the
+- ncnn: none from the pip packages (its `RuntimeExporter.no_int8` says why); its FP32 file stays the
   only one, and the stage's log says so.
 
 Each file is parity-checked in its runtime by its exporter, then must agree with the same runtime's
@@ -26,7 +26,7 @@ from pipeline.core.checkpoints import width_model
 from pipeline.core.state import ModelState, artifact_runtime, artifact_width, runtime_artifact, width_artifact
 from pipeline.quantization import int8_checks
 from pipeline.runtime.onnx_files import file_accuracy
-from pipeline.runtime.runtime_exports import INT8_PATHS, NO_INT8, export_for_runtime, file_name
+from pipeline.runtime.runtime_exports import export_for_runtime, file_name, int8_from_qdq, int8_path, no_int8_reason
 
 
 def runtime_int8_file(
@@ -43,12 +43,12 @@ def runtime_int8_file(
         out, open_runner(fp32_file)(x)[0], open_runner(out)(x)[0], min_top1_agreement, f"the {runtime} FP32 file {fp32_file.name}",
         f"Try more calibration_samples, or leave {runtime} out of export.runtimes",
     )
-    return {"top1_agreement_with_fp32": agreement, "size_bytes": sum(f.stat().st_size for f in model_files(out)), "int8_path": INT8_PATHS[runtime]}
+    return {"top1_agreement_with_fp32": agreement, "size_bytes": sum(f.stat().st_size for f in model_files(out)), "int8_path": int8_path(runtime)}
 
 
 def has_int8(runtime: str, log: logging.Logger) -> bool:
-    if runtime in NO_INT8:
-        log.info(f"quantize: no INT8 file for {runtime}: {NO_INT8[runtime]}")
+    if not int8_path(runtime):
+        log.info(f"quantize: no INT8 file for {runtime}: {no_int8_reason(runtime)}")
         return False
     return True
 
@@ -61,7 +61,7 @@ def runtime_int8_files(state: ModelState, ctx, fp32_names: list[str], samples: t
     parity_inputs = ctx.data.test.take(parity_samples)[0]
     for name in fp32_names:
         runtime, width = artifact_runtime(name), artifact_width(name)
-        if not has_int8(runtime, ctx.log) or (runtime == "openvino" and not onnx_int8_is_qdq):
+        if not has_int8(runtime, ctx.log) or (int8_from_qdq(runtime) and not onnx_int8_is_qdq):
             continue
         fp32 = ctx.resolve(state.artifacts[name])
         out, ref = ctx.artifact(int8_name(width, runtime))
