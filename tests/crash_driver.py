@@ -34,14 +34,14 @@ def kill_on_call(module, name: str, call: int = 1) -> None:
 
 def arm(point: str) -> None:
     import pipeline.core.run_folder as run_folder
-    import pipeline.stages.export as export
+    import pipeline.stages.base as base
     import pipeline.stages.quantize as quantize
     import pipeline.training.loop as loop
 
     if point == "mid-training":  # end of the first epoch of the first training stage
         kill_on_call(loop, "accuracy")
     elif point == "mid-export":  # model.onnx written, not yet measured
-        kill_on_call(export, "onnx_accuracy")
+        kill_on_call(base, "file_accuracy")  # the first file a run scores is export's
     elif point == "mid-quantize":  # model.int8.onnx written, not yet checked
         kill_on_call(quantize, "optimized_nodes")
     elif point == "before-commit":  # the quantize stage's files and metrics.json written, its state.json not

@@ -5,4 +5,9 @@ with fake quantization (torch.ao FX) and exports the converted INT8 model; `inc_
 neural-compressor's pt2e path; `accuracy_aware` searches, for any back end, the fewest layers to leave
 in FP32 so an accuracy budget holds. Every route ends in one ONNX file that the stage checks the
 same way: agreement with FP32, INT8 op coverage in onnxruntime's optimised graph, accuracy.
+
+Each back end × method is a `Route` (`route.py`), registered by its back end's module below.
 """
+
+from pipeline.quantization import ort_routes  # noqa: F401  (registers onnxruntime's routes first: the default back end)
+from pipeline.quantization import inc_routes  # noqa: F401

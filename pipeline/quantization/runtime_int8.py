@@ -17,15 +17,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from devices.on_device.runtimes import model_files, open_runner
-from pipeline.core.checkpoints import width_model
-from pipeline.core.state import ModelState, artifact_runtime, artifact_width, runtime_artifact, width_artifact
 from pipeline.quantization import int8_checks
-from pipeline.runtime.onnx_files import file_accuracy
 from pipeline.runtime.runtime_exports import export_for_runtime, file_name, int8_from_qdq, int8_path, no_int8_reason
 
 
@@ -46,35 +42,16 @@ def runtime_int8_file(
     return {"top1_agreement_with_fp32": agreement, "size_bytes": sum(f.stat().st_size for f in model_files(out)), "int8_path": int8_path(runtime)}
 
 
-def has_int8(runtime: str, log: logging.Logger) -> bool:
+def has_int8(runtime: str, onnx_int8_is_qdq: bool, log: logging.Logger) -> bool:
+    """Whether the runtime gets an INT8 twin: it has an INT8 path, and the one it reads exists
+    (OpenVINO reads the QDQ ONNX file, which a QOperator route does not write); the log says why not."""
     if not int8_path(runtime):
         log.info(f"quantize: no INT8 file for {runtime}: {no_int8_reason(runtime)}")
         return False
+    if int8_from_qdq(runtime) and not onnx_int8_is_qdq:
+        log.info(f"quantize: no INT8 file for {runtime}: it is read from a QDQ ONNX file, and format is qoperator")
+        return False
     return True
-
-
-def runtime_int8_files(state: ModelState, ctx, fp32_names: list[str], samples: torch.Tensor, parity_samples: int, min_top1_agreement: float, onnx_int8_is_qdq: bool) -> dict:
-    """The INT8 twin of each other runtime's FP32 file `export` built, where the runtime has an INT8 path
-    (above), with its accuracy measured in that runtime. `ctx` is the quantize stage's context;
-    `onnx_int8_is_qdq`: its ONNX INT8 file is QDQ (the format OpenVINO's INT8 is read from)."""
-    rows = {}
-    parity_inputs = ctx.data.test.take(parity_samples)[0]
-    for name in fp32_names:
-        runtime, width = artifact_runtime(name), artifact_width(name)
-        if not has_int8(runtime, ctx.log) or (int8_from_qdq(runtime) and not onnx_int8_is_qdq):
-            continue
-        fp32 = ctx.resolve(state.artifacts[name])
-        out, ref = ctx.artifact(int8_name(width, runtime))
-        qdq_file = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
-        module = width_model(state.model, state.widths, width, ctx.resolve)
-        metadata = {p.key: p.value for p in onnx.load(str(qdq_file)).metadata_props}
-        with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
-            figures = runtime_int8_file(runtime, module, fp32, qdq_file, out, samples, parity_inputs, min_top1_agreement, metadata)
-        int8 = runtime_artifact(runtime, "int8", width)
-        state.artifacts[int8] = ref
-        rows[int8] = {"file": ref, "accuracy": round(file_accuracy(out, ctx.data.test, metric=ctx.metric), 5), **figures}
-        ctx.log.info(f"quantize {runtime}: {ref}, agreement with FP32 {figures['top1_agreement_with_fp32']:.4f}, accuracy {rows[int8]['accuracy']:.4f}")
-    return rows
 
 
 def int8_name(width: float, runtime: str) -> str:

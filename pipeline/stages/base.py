@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from pydantic import BaseModel
@@ -23,7 +23,8 @@ from pipeline.core.registry import Registry
 from pipeline.core.state import ModelState
 from pipeline.data import DataSplits
 from pipeline.deploy.profiles import DeviceProfile
-from pipeline.training.evaluation import model_metrics
+from pipeline.runtime.onnx_files import file_accuracy
+from pipeline.training.evaluation import accuracy, model_metrics
 from pipeline.training.session import Trained
 
 
@@ -58,11 +59,24 @@ class StageContext:
     def progress(self, iterable, total: int | None = None, desc: str = ""):
         return progress(iterable, total=total, desc=desc, quiet=self.quiet)
 
+    def score(self, subject: torch.nn.Module | Path, split: Literal["val", "test"]) -> float:
+        """The recipe's metric of a model, or of a model file run in its own runtime, on a split.
+        Every figure a stage reports or chooses by goes through here, so none can forget the
+        metric; choices use "val", and "test" is the figure reported after them."""
+        data = {"val": self.data.val, "test": self.data.test}[split]
+        if isinstance(subject, torch.nn.Module):
+            return accuracy(subject, data, metric=self.metric)
+        return file_accuracy(Path(subject), data, metric=self.metric)
+
+    def figures(self, model: torch.nn.Module) -> dict:
+        """Test and validation metric, params, MACs and size of a PyTorch model (`model_metrics`)."""
+        return model_metrics(model, self.data, metric=self.metric)
+
     def record_training(self, state: ModelState, trained: Trained, source: str, **details) -> dict:
         """After the stage trained the model: test and validation accuracy, params, MACs, the history and each head's
         accuracy into the metrics. Until something compresses the model, these figures are the
         baseline of accuracy-drop budgets, and earlier exports are stale (`weights_trained`)."""
-        metrics = model_metrics(state.model, self.data, metric=self.metric)
+        metrics = self.figures(state.model)
         self.metrics.update(metrics, **details, history=trained.history)
         if trained.heads_accuracy is not None:
             self.metrics["heads_accuracy"] = trained.heads_accuracy

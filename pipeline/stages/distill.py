@@ -17,7 +17,6 @@ from pipeline.core.state import ModelState
 from pipeline.models import ModelConfig, build_model
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
-from pipeline.training.evaluation import model_metrics
 from pipeline.training.heads import headed
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
@@ -58,7 +57,7 @@ def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
         if not Path(cfg.teacher.checkpoint).is_file():
             raise StageError(f"distill.teacher.checkpoint: {cfg.teacher.checkpoint} does not exist (a path relative to where compress runs)")
         teacher, source = build_model(cfg.teacher, ctx.data.input_shape[0], ctx.data.num_classes), cfg.teacher.checkpoint
-    teacher_metrics = model_metrics(teacher, ctx.data, metric=ctx.metric)
+    teacher_metrics = ctx.figures(teacher)
     ctx.log.info(f"distill: teacher {source}: test acc {teacher_metrics['accuracy']:.4f}, {teacher_metrics['params']:,} params")
     with headed(state) as view:
         kd = Distillation(cfg, teacher, view, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing)

@@ -31,7 +31,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState, runtime_artifact, width_artifact
 from pipeline.deploy.profiles import RUNTIMES, DeviceProfile
 from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
-from pipeline.runtime.onnx_files import file_accuracy, onnx_accuracy, split_outputs
+from pipeline.runtime.onnx_files import split_outputs
 from pipeline.runtime.runtime_exports import export_for_runtime, file_name, missing_runtimes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
@@ -100,8 +100,8 @@ def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     model = state.model.cpu().eval()
     result = checked_export(cfg, model, path, ctx)
     ctx.metrics.update(
-        accuracy=round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
-        val_accuracy=round(onnx_accuracy(path, ctx.data.val, metric=ctx.metric), 5),
+        accuracy=round(ctx.score(path, "test"), 5),
+        val_accuracy=round(ctx.score(path, "val"), 5),
         **{**size_figures(model, ctx.data.input_shape), "size_bytes": path.stat().st_size},
         parity={k: v for k, v in result.to_json().items() if k != "path"},
     )
@@ -141,7 +141,7 @@ def export_runtimes(runtimes: list[str], model: nn.Module, onnx_file, width: flo
         name = runtime_artifact(runtime, "fp32", width)
         state.artifacts[name] = ref
         rows[name] = {
-            "file": ref, "accuracy": round(file_accuracy(path, ctx.data.test, metric=ctx.metric), 5),
+            "file": ref, "accuracy": round(ctx.score(path, "test"), 5),
             "size_bytes": sum(f.stat().st_size for f in model_files(path)), "parity": {k: v for k, v in result.to_json().items() if k != "path"},
         }
         ctx.log.info(f"export {runtime}: {ref}, parity max |diff| {result.max_abs_diff:.2g}, accuracy {rows[name]['accuracy']:.4f}")
@@ -158,7 +158,7 @@ def export_width(cfg: ExportConfig, state: ModelState, entry: dict, ctx: StageCo
     path, ref = ctx.artifact(f"model-w{width:g}.onnx")
     checked_export(cfg, model, path, ctx, {"width": f"{width:g}"})
     state.artifacts[width_artifact("onnx_fp32", width)] = ref
-    return {"width": width, "file": ref, "accuracy": round(onnx_accuracy(path, ctx.data.test, metric=ctx.metric), 5), "params": entry["params"], "size_bytes": path.stat().st_size}
+    return {"width": width, "file": ref, "accuracy": round(ctx.score(path, "test"), 5), "params": entry["params"], "size_bytes": path.stat().st_size}
 
 
 class ExitModel(nn.Module):

@@ -23,7 +23,7 @@ from pipeline.core.checkpoints import save_model
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.stages.base import Earlier, StageContext, stage
-from pipeline.training.evaluation import accuracy, size_figures
+from pipeline.training.evaluation import size_figures
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 from pipeline.widths.groups import channel_groups
@@ -115,6 +115,6 @@ def slice_and_save(cfg: NestedConfig, model: torch.nn.Module, width: float, ctx:
     save_model(sliced, path)
     return {
         "width": width, "checkpoint": ref, **size_figures(sliced, shape),
-        "val_accuracy": round(accuracy(sliced, data.val, metric=ctx.metric), 5),
-        "accuracy": round(accuracy(sliced, data.test, metric=ctx.metric), 5),
+        "val_accuracy": round(ctx.score(sliced, "val"), 5),
+        "accuracy": round(ctx.score(sliced, "test"), 5),
     }

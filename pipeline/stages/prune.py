@@ -31,7 +31,7 @@ from pipeline.pruning.pruner import build_pruner, prune_once
 from pipeline.pruning.targets import TARGETS, PruneTarget, Pruning
 from pipeline.stages.base import StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
-from pipeline.training.evaluation import accuracy, model_metrics, size_figures
+from pipeline.training.evaluation import size_figures
 from pipeline.training.heads import head_accuracy, headed, supervised_objective
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
@@ -66,8 +66,8 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     start = size_figures(state.model, shape)
     if not state.reference:
         state.reference = {
-            "accuracy": round(accuracy(state.model, data.test, metric=ctx.metric), 5),
-            "val_accuracy": round(accuracy(state.model, data.val, metric=ctx.metric), 5),
+            "accuracy": round(ctx.score(state.model, "test"), 5),
+            "val_accuracy": round(ctx.score(state.model, "val"), 5),
             **start, "source": "before prune",
         }
     kind = TARGETS[cfg.target.kind]
@@ -86,7 +86,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
             step=lambda until=None: prune_once(pruner, traced, cfg.importance, data, ctx.device, until, whole_groups=cfg.round_to is not None),
             recover=lambda desc: recover(cfg, state, teacher, ctx, desc),
-            val_accuracy=lambda: accuracy(state.model, data.val, metric=ctx.metric),
+            val_accuracy=lambda: ctx.score(state.model, "val"),
             log=ctx.log,
         ))
         traced.cpu()
@@ -94,7 +94,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             ctx.metrics["heads_accuracy"] = head_accuracy(traced, data.test)
     ctx.metrics.update(outcome.details)
     ctx.metrics.update(
-        model_metrics(state.model, data, metric=ctx.metric), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
+        ctx.figures(state.model), before=start, rounds=outcome.rounds, target_reached=outcome.reached, recovery=cfg.recovery
     )
     state.compressed = True
     state.model_changed()

@@ -1,23 +1,20 @@
-"""`quantize`: INT8 by one of four methods and two back ends, each result checked the way it will run.
+"""`quantize`: INT8 by one of the quantization routes (back end × method), each result checked the way it will run.
 
 Methods: `static` (calibrated post-training), `dynamic` (INT8 Linear weights, no calibration),
 `accuracy_aware` (the fewest FP32 fallbacks that keep a validation-accuracy budget, scored on the
 exported ONNX file in onnxruntime) and `qat` (quantization-aware fine-tuning, optionally distilled
 from the float model). Back ends: `onnxruntime` quantizes the exported FP32 file (or, for qat, exports
-the torch.ao-converted model); `neural-compressor` goes through its pt2e path and `autotune`.
+the torch.ao-converted model); `neural-compressor` goes through its pt2e path and `autotune`. Each
+route is a `Route` in `pipeline/quantization/` (what it takes, how it builds); the config is checked
+against them and the stage runs the chosen one.
 
 Whatever the route, the INT8 file must agree with the FP32 file on real test samples, and the
 compute ops that run in INT8 after onnxruntime's own optimisation are counted: a QDQ file always
 *looks* quantized, and a graph that keeps most compute in FP32 is usually slower than FP32 (warned).
-
-Over 250 lines on purpose: each route is a dozen lines that glue the stage's config and folder to a
-back end in `pipeline/quantization/`, and the `ROUTES` table reads best with all six beside it.
 """
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -28,27 +25,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import onnx_logits, set_metadata
 from pipeline.core.errors import StageError
-from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, width_artifact
-from pipeline.quantization import accuracy_aware, inc_backend, int8_checks, ort_backend, qat
+from pipeline.core.checkpoints import width_model
+from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, runtime_artifact, width_artifact
+from pipeline.quantization import int8_checks, ort_backend
+from pipeline.quantization import route as routes
 from pipeline.quantization.qat import QATConfig
-from pipeline.quantization.runtime_int8 import runtime_int8_files
-from pipeline.runtime.onnx_files import onnx_accuracy, optimized_nodes
+from pipeline.quantization.runtime_int8 import has_int8, int8_name, runtime_int8_file
+from pipeline.runtime.onnx_files import optimized_nodes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 
-Calibration = Literal["minmax", "entropy", "percentile"]
-METHODS = {
-    "onnxruntime": ("static", "dynamic", "accuracy_aware", "qat"),
-    "neural-compressor": ("static", "accuracy_aware"),
-}
-CALIBRATIONS = {"onnxruntime": ("minmax", "entropy", "percentile"), "neural-compressor": ("minmax", "entropy")}
+Calibration = Literal[routes.calibrations()]
+Method = Literal[routes.methods()]
+Backend = Literal[routes.backends()]
+QAT_PARITY_SAMPLES = 256  # test samples the QAT export's own parity check (converted torch model vs its ONNX file) runs on
 
 
 class QuantizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["static", "dynamic", "accuracy_aware", "qat"] = "static"
-    backend: Literal["onnxruntime", "neural-compressor"] = "onnxruntime"
+    method: Method = "static"
+    backend: Backend = "onnxruntime"
     calibration: Calibration = Field("minmax", description="how activation ranges are set from the calibration samples")
     calibration_samples: int = Field(512, ge=32, description="training samples used to calibrate activation ranges")
     per_channel: bool = Field(True, description="one weight scale per output channel (per-tensor loses accuracy on narrow layers)")
@@ -73,36 +70,34 @@ class QuantizeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _backend_supports(self) -> "QuantizeConfig":
-        if self.method not in METHODS[self.backend]:
-            raise ValueError(
-                f"method {self.method!r} is not available with backend {self.backend!r}; "
-                f"it supports: {', '.join(METHODS[self.backend])}"
-            )
+        chosen = self.route()
         for calibration in [self.calibration, *(self.calibrations or [])]:
-            if calibration not in CALIBRATIONS[self.backend]:
-                raise ValueError(f"calibration {calibration!r} is not available with backend {self.backend!r}; it supports: {', '.join(CALIBRATIONS[self.backend])}")
-        if self.backend == "neural-compressor" and self.format != "qdq":
-            raise ValueError("format 'qoperator' is not available with backend 'neural-compressor'; it exports QDQ only")
+            if calibration not in chosen.calibrations:
+                raise ValueError(f"calibration {calibration!r} is not available with backend {self.backend!r}; it supports: {', '.join(chosen.calibrations)}")
+        if self.format not in chosen.formats:
+            raise ValueError(f"format {self.format!r} is not available with backend {self.backend!r}; it exports {', '.join(f.upper() for f in chosen.formats)} only")
         return self
+
+    def route(self) -> routes.Route:
+        return routes.route_for(self.backend, self.method)
 
     def calibrations_to_try(self) -> list[str]:
         if self.calibrations is not None:
             return list(dict.fromkeys(self.calibrations))
-        return list(dict.fromkeys([self.calibration, *CALIBRATIONS[self.backend]]))
+        return list(dict.fromkeys([self.calibration, *self.route().calibrations]))
 
     def settings(self) -> ort_backend.StaticSettings:
         return ort_backend.StaticSettings(self.calibration, self.per_channel, self.format, self.activations, self.reduce_range)
 
 
-WIDTH_ROUTES = {("onnxruntime", "static"), ("onnxruntime", "dynamic"), ("onnxruntime", "accuracy_aware")}  # they quantize an ONNX file
-
-
 def width_route_problem(cfg: QuantizeConfig) -> str | None:
     """Why this route cannot quantize each nested width's file, or None when it can."""
-    if (cfg.backend, cfg.method) in WIDTH_ROUTES:
+    if cfg.route().quantizes_file:
         return None
+    able = [r for r in routes.ROUTES.values() if r.quantizes_file]
+    backends = " or ".join(dict.fromkeys(r.backend for r in able))
     return (f"{cfg.backend} {cfg.method} quantizes the torch model (the full width), not each nested width's file: "
-            "after nested, use backend onnxruntime with method static, dynamic or accuracy_aware")
+            f"after nested, use backend {backends} with method {', '.join(r.method for r in able[:-1])} or {able[-1].method}")
 
 
 def routes_for_widths(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
@@ -110,10 +105,10 @@ def routes_for_widths(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
     return [problem] if problem else []
 
 
-@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.method == "qat", check=routes_for_widths)
+@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.route().trains, check=routes_for_widths)
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
-    if cfg.method != "dynamic" and cfg.calibration_samples > len(ctx.data.train):
+    if cfg.route().calibrated and cfg.calibration_samples > len(ctx.data.train):
         raise StageError(
             f"quantize.calibration_samples: {cfg.calibration_samples} asked, the training split has only {len(ctx.data.train)}"
         )
@@ -136,13 +131,41 @@ def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState
         ctx.metrics["widths"] = rows
     runtime_files = [n for n in state.artifacts if artifact_kind(n).endswith("_fp32") and artifact_runtime(n) != "onnxruntime"]
     if runtime_files:
-        ctx.metrics["runtimes"] = runtime_int8_files(state, ctx, runtime_files, torch.from_numpy(samples), cfg.parity_samples, cfg.min_top1_agreement, cfg.format == "qdq")
+        ctx.metrics["runtimes"] = runtime_twins(cfg, state, ctx, runtime_files, torch.from_numpy(samples))
     return state
+
+
+def runtime_twins(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32_names: list[str], samples: torch.Tensor) -> dict:
+    """The INT8 twin of each other runtime's FP32 file `export` built, where the runtime has an INT8
+    path (`quantization/runtime_int8.py`), with its accuracy measured in that runtime."""
+    rows = {}
+    parity_inputs = ctx.data.test.take(cfg.parity_samples)[0]
+    for name in fp32_names:
+        runtime, width = artifact_runtime(name), artifact_width(name)
+        if not has_int8(runtime, cfg.format == "qdq", ctx.log):
+            continue
+        out, ref = ctx.artifact(int8_name(width, runtime))
+        qdq_file = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
+        module = width_model(state.model, state.widths, width, ctx.resolve)
+        metadata = {p.key: p.value for p in onnx.load(str(qdq_file)).metadata_props}
+        with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
+            figures = runtime_int8_file(runtime, module, ctx.resolve(state.artifacts[name]), qdq_file, out, samples, parity_inputs, cfg.min_top1_agreement, metadata)
+        int8 = runtime_artifact(runtime, "int8", width)
+        state.artifacts[int8] = ref
+        rows[int8] = {"file": ref, "accuracy": round(ctx.score(out, "test"), 5), **figures}
+        ctx.log.info(f"quantize {runtime}: {ref}, agreement with FP32 {figures['top1_agreement_with_fp32']:.4f}, accuracy {rows[int8]['accuracy']:.4f}")
+    return rows
 
 
 def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp32: Path, out: Path, samples: np.ndarray) -> dict:
     """`out`: the INT8 file of `fp32` by the configured route, refused unless it agrees with FP32; its figures."""
-    description, details = ROUTES[(cfg.backend, cfg.method)](cfg, state, ctx, fp32, out, samples)
+    chosen = cfg.route()
+    job = routes.Job(
+        model=state.model, fp32=fp32, out=out, samples=samples, settings=cfg.settings(), calibrations=tuple(cfg.calibrations_to_try()),
+        max_accuracy_drop=cfg.max_accuracy_drop, max_fp32_nodes=cfg.max_fp32_nodes, qat=cfg.qat,
+        parity_inputs=ctx.data.test.take(QAT_PARITY_SAMPLES)[0],
+    )
+    description, details = chosen.build(job, ctx)
     metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     set_metadata(out, {**metadata, "quantization": description})
     x = ctx.data.test.take(cfg.parity_samples)[0].numpy()
@@ -151,137 +174,13 @@ def quantize_file(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp3
         "Try method: accuracy_aware or qat, calibration: entropy or percentile, more calibration_samples, or per_channel: true",
     )
     coverage = int8_checks.coverage(optimized_nodes(out))
-    hint = " (dynamic quantizes Linear layers only; for a conv model use method static)" if cfg.method == "dynamic" else ""
-    warning, note = int8_checks.coverage_note(coverage, hint)
+    warning, note = int8_checks.coverage_note(coverage, chosen.coverage_hint)
     if note:
         (ctx.log.warning if warning else ctx.log.info)(f"quantize: {note}")
     return {
         "quantization": description,
-        "accuracy": round(onnx_accuracy(out, ctx.data.test, metric=ctx.metric), 5),
+        "accuracy": round(ctx.score(out, "test"), 5),
         "top1_agreement_with_fp32": agreement,
         "int8_coverage": coverage,
         **details,
     }
-
-
-def ort_static(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    prepared = ort_backend.prepare(fp32, ctx.stage_dir / "model.prepared.onnx")
-    with ctx.progress(None, total=len(samples), desc="calibrate") as bar:
-        ort_backend.quantize_static_file(prepared, out, samples, cfg.settings(), tick=bar.update)
-    prepared.unlink()
-    return f"int8 static {cfg.settings().describe()} on {len(samples)} samples", {}
-
-
-def ort_dynamic(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    prepared = ort_backend.prepare(fp32, ctx.stage_dir / "model.prepared.onnx")
-    ort_backend.quantize_dynamic_file(prepared, out, cfg.per_channel, cfg.reduce_range)
-    prepared.unlink()
-    return f"int8 dynamic: Linear layers with {'per-channel' if cfg.per_channel else 'per-tensor'} S8 weights, activations quantized at run time", {}
-
-
-def ort_accuracy_aware(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    """Search calibrations, then FP32 fallbacks, each candidate scored on the validation split in onnxruntime."""
-    prepared = ort_backend.prepare(fp32, ctx.stage_dir / "model.prepared.onnx")
-    trials_dir = ctx.stage_dir / "trials"
-    trials_dir.mkdir(exist_ok=True)
-    built = iter(range(10**6))
-
-    def build(calibration: str, excluded: tuple[str, ...]) -> Path:
-        path = trials_dir / f"trial_{next(built)}.onnx"
-        return ort_backend.quantize_static_file(prepared, path, samples, replace(cfg.settings(), calibration=calibration), excluded)
-
-    reference = onnx_accuracy(fp32, ctx.data.val, metric=ctx.metric)
-    result = accuracy_aware.search(
-        build,
-        lambda path: onnx_accuracy(path, ctx.data.val, metric=ctx.metric),
-        cfg.calibrations_to_try(),
-        ort_backend.compute_nodes(prepared),
-        reference,
-        cfg.max_accuracy_drop,
-        cfg.max_fp32_nodes,
-        log=ctx.log.info,
-    )
-    shutil.copyfile(result.best.path, out)
-    shutil.rmtree(trials_dir)
-    prepared.unlink()
-    report_budget(result.budget_met, result.best.row(reference)["drop_points"], cfg, ctx)
-    settings = replace(cfg.settings(), calibration=result.best.calibration)
-    fallbacks = f", {len(result.best.excluded)} node(s) left FP32" if result.best.excluded else ""
-    return f"int8 accuracy-aware {settings.describe()}{fallbacks}", {"accuracy_aware": result.summary()}
-
-
-def report_budget(met: bool, drop: float, cfg: QuantizeConfig, ctx: StageContext) -> None:
-    if met:
-        ctx.log.info(f"quantize accuracy_aware: drop {drop:.2f} points, within the {cfg.max_accuracy_drop} budget")
-    else:
-        ctx.log.warning(
-            f"quantize accuracy_aware: no candidate met the {cfg.max_accuracy_drop}-point budget; keeping the most accurate "
-            f"(drop {drop:.2f} points). Try method qat, a larger max_fp32_nodes, or a looser budget."
-        )
-
-
-def ort_qat(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    """Fake-quantized fine-tuning, then the converted model exported with its learned ranges."""
-    model = qat.prepare(state.model, ctx.data.input_shape, torch.from_numpy(samples))
-    history = qat.finetune(model, state.model, cfg.qat, ctx)
-    exported = qat.export_int8(model, out, ctx.data.test.take(256)[0])  # run() stamps the FP32 file's metadata on it
-    teacher = "distilled from the float model" if cfg.qat.distill else "labels only"
-    return (
-        f"int8 QAT (torch.ao FX, x86 qconfig: per-channel S8 weights, U8 activations), {cfg.qat.train.epochs} epochs, {teacher}",
-        {"qat": {"history": history, "export_parity": exported.to_json() | {"path": out.name}}},
-    )
-
-
-def inc_static(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    config = inc_backend.static_config(cfg.calibration, cfg.per_channel, cfg.activations)
-    graph = inc_backend.exported(state.model, ctx.data.input_shape)
-    with ctx.progress(None, total=len(samples), desc="calibrate") as bar:
-        quantized = inc_backend.quantize(graph, config, inc_backend.calibrate(samples, bar.update))
-    inc_backend.export_folded(quantized, ctx.data.input_shape, out)
-    return f"int8 {inc_backend.describe(config)} on {len(samples)} samples", {}
-
-
-def inc_accuracy_aware(cfg, state, ctx, fp32: Path, out: Path, samples: np.ndarray):
-    """neural-compressor's autotune over calibrations (asymmetric activations first: they fuse with
-    ReLU in onnxruntime), each trial scored on its exported ONNX file on the validation split."""
-    other = "symmetric" if cfg.activations == "asymmetric" else "asymmetric"
-    configs = [
-        inc_backend.static_config(calibration, cfg.per_channel, activations)
-        for activations in (cfg.activations, other)
-        for calibration in cfg.calibrations_to_try()
-    ]
-    reference = onnx_accuracy(fp32, ctx.data.val, metric=ctx.metric)
-    graph = inc_backend.exported(state.model, ctx.data.input_shape)
-    tuned, trials, chosen, met = inc_backend.autotune(
-        graph,
-        configs,
-        inc_backend.calibrate(samples),
-        ctx.data.input_shape,
-        lambda path: onnx_accuracy(path, ctx.data.val, metric=ctx.metric),
-        reference,
-        cfg.max_accuracy_drop,
-    )
-    for row in trials:
-        ctx.log.info(f"neural-compressor autotune: {row['config']}: val acc {row['val_accuracy']:.4f} (drop {row['drop_points']:.2f})")
-    inc_backend.export_folded(tuned, ctx.data.input_shape, out)
-    report_budget(met, trials[chosen]["drop_points"], cfg, ctx)
-    summary = {
-        "budget_points": cfg.max_accuracy_drop,
-        "budget_met": met,
-        "fp32_val_accuracy": round(reference, 5),
-        "chosen": trials[chosen],
-        "fp32_nodes": [],
-        "trials": trials,
-        "note": "neural-compressor's torch back end without IPEX tunes global settings only; no per-node FP32 fallback",
-    }
-    return f"int8 {trials[chosen]['config']} on {len(samples)} samples, chosen by autotune", {"accuracy_aware": summary}
-
-
-ROUTES = {
-    ("onnxruntime", "static"): ort_static,
-    ("onnxruntime", "dynamic"): ort_dynamic,
-    ("onnxruntime", "accuracy_aware"): ort_accuracy_aware,
-    ("onnxruntime", "qat"): ort_qat,
-    ("neural-compressor", "static"): inc_static,
-    ("neural-compressor", "accuracy_aware"): inc_accuracy_aware,
-}

@@ -33,7 +33,6 @@ from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     HOST_THREADS,
-    file_accuracy,
     measure_latency,
     split_outputs,
 )
@@ -62,8 +61,8 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     variants = {}
     for name in names:
         path = ctx.resolve(state.artifacts[name])
-        val = file_accuracy(path, ctx.data.val, metric=ctx.metric)  # what chooses
-        acc = file_accuracy(path, ctx.data.test, metric=ctx.metric)  # what the gate judges, after
+        val = ctx.score(path, "val")  # what chooses
+        acc = ctx.score(path, "test")  # what the gate judges, after
         variants[name] = Variant(name, path, acc, _drop(reference, acc), val, _drop(val_reference, val))
     measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
