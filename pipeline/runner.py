@@ -41,7 +41,7 @@ from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageContext
-from pipeline.training.heads import HeadSpec, build_heads
+from pipeline.models.heads import build_heads, HeadSpec
 
 log = logging.getLogger("compress")
 

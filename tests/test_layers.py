@@ -17,7 +17,7 @@ MAY_IMPORT = {
     "models": {"core"},
     "training": {"core", "data", "models"},
     "runtime": {"core", "data", "exporters", "devices"},
-    "quantization": {"core", "data", "training", "runtime", "exporters", "devices"},
+    "quantization": {"core", "data", "models", "training", "runtime", "exporters", "devices"},
     "deploy": {"core", "data", "runtime", "exporters", "devices"},
     "pruning": {"core", "data", "models", "training", "runtime", "deploy"},
     "widths": {"core", "models", "training", "pruning"},

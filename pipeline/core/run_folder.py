@@ -141,6 +141,14 @@ class RunFolder:
     def stage_folders(self) -> list[StageFolder]:
         return [StageFolder(p) for p in sorted(self.path.glob(self.STAGE_PATTERN)) if p.is_dir()]
 
+    def stage_of(self, name: str) -> StageFolder:
+        """The folder of the recipe's first stage called `name` (`prune` -> 02-prune), as the report lists them."""
+        folders = [s["folder"] for s in self.report().get("stages", []) if s.get("name") == name]
+        if not folders:
+            names = ", ".join(s.get("name", "?") for s in self.report().get("stages", []))
+            raise UserError(f"{self.path}: the run has no {name} stage (its stages: {names or 'none'})")
+        return self.stage_named(folders[0])
+
     def resolve(self, ref: str) -> Path:
         """A path kept in a state or report (relative to the run folder) as a real path."""
         return self.path / ref

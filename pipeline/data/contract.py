@@ -10,12 +10,14 @@ what was expected, so a bad file costs seconds, not a training run.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from pipeline.core.errors import DataError
+from pipeline.data.registry import RawData, Streamed
 
 NUMERIC_KINDS = "biuf"  # bool, signed, unsigned, float
 
@@ -78,6 +80,33 @@ def _kind(a: np.ndarray) -> str:
     return {"U": "strings", "S": "bytes", "O": "Python objects"}.get(a.dtype.kind, f"dtype {a.dtype}")
 
 
+@dataclass
+class CheckedArrays:
+    """A source's arrays after the contract: float32 images [N,C,H,W], int64 labels, the class names."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+
+
+def raw_data(raw: RawData) -> CheckedArrays:
+    """Every rule above on a source's arrays, in one call. A source without class names gets
+    "0".."K-1" for the classes its labels reach, once its labels are known to be whole numbers."""
+    where = raw.description
+    x_train, x_test = images(raw.x_train, "x_train", where), images(raw.x_test, "x_test", where)
+    same_sample_shape(x_train, x_test, where)
+    y_train = labels(raw.y_train, "y_train", where, count=len(x_train))
+    y_test = labels(raw.y_test, "y_test", where, count=len(x_test))
+    class_names = raw.class_names
+    if class_names is None:
+        class_names = [str(i) for i in range(int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1)]
+    for name, y in (("y_train", y_train), ("y_test", y_test)):
+        in_range(y, name, len(class_names), where)
+    return CheckedArrays(x_train, y_train, x_test, y_test, class_names)
+
+
 def channel_stats(mean: list[float], std: list[float], channels: int, where: str) -> tuple[list[float], list[float]]:
     """Given normalisation: one value per channel (or one for all)."""
     if len(mean) == 1:
@@ -137,3 +166,24 @@ class Checked(Dataset):
 
     def __getitem__(self, index: int):
         return item(self.dataset[index], self.name, index, self.classes, self.where, self.shape)
+
+
+@dataclass
+class CheckedStreams:
+    """A streamed source's splits, each item checked as it is read; `val` None when the source has none."""
+
+    train: Checked
+    val: Checked | None
+    test: Checked
+    shape: tuple[int, ...]  # [C,H,W] of every image
+
+
+def streamed(source: Streamed) -> CheckedStreams:
+    """The first items of each split checked now (`sample_dataset`), every item as it is read later (`Checked`)."""
+    where, classes = source.description, len(source.class_names)
+    shape = sample_dataset(source.train, "train", classes, where)
+    sample_dataset(source.test, "test", classes, where, shape)
+    if source.val is not None:
+        sample_dataset(source.val, "val", classes, where, shape)
+    checked = {name: Checked(d, name, classes, where, shape) for name, d in (("train", source.train), ("val", source.val), ("test", source.test)) if d is not None}
+    return CheckedStreams(checked["train"], checked.get("val"), checked["test"], shape)

@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.data.registry import SOURCES, RawData
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 from pipeline.data.fashion_mnist import CLASS_NAMES
 
 ARCHIVE = Path(__file__).parent / "embedded" / "fashion_mnist_mini.npz.xz"

@@ -20,7 +20,7 @@ from pipeline.core.user_code import load_function
 from pipeline.data.registry import SOURCES, Streamed
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 
 
 @SOURCES.register("dataset")

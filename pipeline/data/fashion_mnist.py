@@ -13,7 +13,7 @@ from pipeline.core.errors import DataError
 from pipeline.data.registry import SOURCES, RawData
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")

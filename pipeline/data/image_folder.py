@@ -30,7 +30,7 @@ from pipeline.core.errors import DataError
 from pipeline.data.registry import SOURCES, Streamed
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLIT_SEED = 0  # a one-root folder is split into train/test the same way on every run

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.core.errors import DataError
-from pipeline.data import contract
 from pipeline.data.registry import SOURCES, RawData
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
@@ -33,12 +32,8 @@ def load_npz(cfg: DataConfig) -> RawData:
         raise DataError(f"{path} lacks {', '.join(missing)}; it holds {', '.join(arrays.files)}")
     where = f"npz ({path})"
     x_train, x_test = read(arrays, "x_train", path), read(arrays, "x_test", path)
-    y_train = contract.labels(read(arrays, "y_train", path), "y_train", where)
-    y_test = contract.labels(read(arrays, "y_test", path), "y_test", where)
-    if "class_names" in arrays.files:
-        class_names = [str(c) for c in read(arrays, "class_names", path)]
-    else:  # classes 0..max label seen
-        class_names = [str(i) for i in range(int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1)]
+    y_train, y_test = read(arrays, "y_train", path), read(arrays, "y_test", path)
+    class_names = [str(c) for c in read(arrays, "class_names", path)] if "class_names" in arrays.files else None  # None: the contract names 0..max label
     return RawData(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=class_names, description=where)
 
 

@@ -1,5 +1,5 @@
 """The data-source registry: each source turns a `DataConfig` into raw arrays kept in memory
-(`RawData`) or datasets read lazily (`Streamed`); `pipeline.data.load_data` does the rest the same
+(`RawData`) or datasets read lazily (`Streamed`); `pipeline.data.loading` does the rest the same
 way for all of them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from pipeline.core.registry import Registry
 
 if TYPE_CHECKING:
-    from pipeline.data import DataConfig
+    from pipeline.data.config import DataConfig
 
 
 @dataclass
@@ -24,7 +24,7 @@ class RawData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    class_names: list[str]
+    class_names: list[str] | None  # None: "0".."K-1" for the classes the labels reach (the contract fills them in)
     description: str
 
 

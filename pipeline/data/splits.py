@@ -75,3 +75,24 @@ class Split:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.dataset[0][0].shape)
+
+
+@dataclass
+class DataSplits:
+    """The three splits plus what an exported model must know about its input: the sample shape,
+    the per-channel normalisation and how images are sized (`resize`, for the ONNX metadata)."""
+
+    train: Split
+    val: Split
+    test: Split
+    mean: list[float]
+    std: list[float]
+    class_names: list[str]
+    batch_size: int
+    description: str
+    input_shape: tuple[int, int, int]
+    resize: dict | None = None  # {"shorter_side": s, "center_crop": [h, w]} for image sources; None: used as stored
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)

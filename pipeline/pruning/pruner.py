@@ -19,7 +19,7 @@ from pipeline.core.errors import StageError
 from pipeline.data import DataSplits
 from pipeline.models.classifier import classifier_name, outputs
 from pipeline.pruning.channel_mixing import ChannelMixing
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 
 IMPORTANCE: dict[str, Callable[[], tp.importance.Importance]] = {
     "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=2),

@@ -24,7 +24,7 @@ from pipeline.core.errors import DeviceProfileError
 from pipeline.deploy.profiles import load_profile
 from pipeline.runtime.model_cost import measure_exported
 from pipeline.training.evaluation import size_figures
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 
 FINE_INCREMENTS = 60  # pruner steps available to approach a MACs/params/device target
 

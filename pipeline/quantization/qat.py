@@ -21,7 +21,7 @@ from torch import nn
 from exporters import ExportResult, export_onnx
 from pipeline.core.errors import StageError
 from pipeline.training.distillation import Distillation, KDConfig
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import TrainingContext, train
 

@@ -14,13 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.stages.base import StageContext, stage
-from pipeline.training.heads import (
-    HeadKind,
-    build_heads,
-    headed,
-    make_specs,
-    supervised_objective,
-)
+from pipeline.models.heads import build_heads, headed, HeadKind, make_specs
+from pipeline.training.objectives import supervised_objective
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 

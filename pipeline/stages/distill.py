@@ -17,7 +17,7 @@ from pipeline.core.state import ModelState
 from pipeline.models import ModelConfig, build_model
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
-from pipeline.training.heads import headed
+from pipeline.models.heads import headed
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 

@@ -35,8 +35,8 @@ from pipeline.runtime.onnx_files import split_outputs
 from pipeline.runtime.runtime_exports import export_for_runtime, file_name, missing_runtimes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
-from pipeline.training.heads import HeadedModel, headed
-from pipeline.training.model_trace import trace_outputs
+from pipeline.models.heads import headed, HeadedModel
+from pipeline.models.trace import trace_outputs
 
 
 class ExportConfig(BaseModel):

@@ -32,7 +32,9 @@ from pipeline.pruning.targets import TARGETS, PruneTarget, Pruning
 from pipeline.stages.base import StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
 from pipeline.training.evaluation import size_figures
-from pipeline.training.heads import head_accuracy, headed, supervised_objective
+from pipeline.models.heads import headed
+from pipeline.training.objectives import supervised_objective
+from pipeline.training.evaluation import head_accuracy
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 

@@ -29,7 +29,8 @@ from pipeline.core.state import ModelState
 from pipeline.models.classifier import classifier_name
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.distillation import kl_divergence
-from pipeline.training.heads import HeadedModel, deep_supervision, headed
+from pipeline.models.heads import headed, HeadedModel
+from pipeline.training.objectives import deep_supervision
 from pipeline.training.label_augmentation import SlaConfig, SlaTerms
 from pipeline.training.loop import TrainConfig
 from pipeline.training.objectives import Batch, cross_entropy

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pipeline.core.state import ModelState
 from pipeline.stages.base import StageContext, stage
-from pipeline.training.heads import headed, supervised_objective
+from pipeline.models.heads import headed
+from pipeline.training.objectives import supervised_objective
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
 

@@ -24,8 +24,9 @@ from torch import nn
 
 from pipeline.core.errors import StageError
 from pipeline.models.classifier import classifier_name
-from pipeline.training.heads import HeadedModel, deep_supervision
-from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
+from pipeline.models.heads import HeadedModel
+from pipeline.training.objectives import deep_supervision
+from pipeline.models.trace import feature_maps, final_features, trace_outputs
 from pipeline.training.objectives import Batch
 
 

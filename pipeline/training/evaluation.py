@@ -10,6 +10,7 @@ from torch import nn
 from pipeline.core import distributed
 from pipeline.core.metrics import Metric, top1
 from pipeline.data import DataSplits, Split
+from pipeline.models.heads import HeadedModel
 
 
 @torch.no_grad()
@@ -56,3 +57,21 @@ def model_metrics(model: nn.Module, data: DataSplits, metric: Metric = top1) -> 
         "val_accuracy": round(accuracy(model, data.val, metric=metric), 5),
         **size_figures(model, data.input_shape),
     }
+
+
+@torch.no_grad()
+def head_accuracy(model: HeadedModel, split, batch_size: int = 512) -> dict[str, float]:
+    """Test accuracy of each head (and of the backbone, as `final`); under torchrun, each rank counts
+    its shard and the counts are summed."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    names = [*model.heads, "final"]
+    correct = torch.zeros(len(names), dtype=torch.float64)
+    for x, y, _ in split.batches(batch_size, distributed.shard(len(split))):
+        x, y = x.to(device), y.to(device)
+        outputs = {"final": model(x), **model.head_logits}
+        correct += torch.tensor([(outputs[n].argmax(1) == y).sum().item() for n in names], dtype=torch.float64)
+    model.train(was_training)
+    distributed.all_sum(correct)
+    return {name: round(float(c) / max(1, len(split)), 5) for name, c in zip(names, correct)}

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.errors import StageError
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 from pipeline.training.objectives import Batch
 
 ROTATIONS = 4

@@ -9,6 +9,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from pipeline.models.heads import HeadedModel
+
 
 @dataclass
 class Mix:
@@ -66,3 +68,20 @@ def combine(*objectives: Objective) -> Objective:
         return terms
 
     return total
+
+
+def deep_supervision(model: HeadedModel, label_smoothing: float):
+    """Cross-entropy of every head against the labels, at the head's weight (a training objective)."""
+
+    def terms(batch) -> dict[str, torch.Tensor]:
+        return {
+            f"ce_{name}": model.specs[name].weight * batch.ce(logits, label_smoothing)
+            for name, logits in model.head_logits.items()
+        }
+
+    return terms
+
+
+def supervised_objective(model: HeadedModel, label_smoothing: float):
+    """Cross-entropy on the backbone plus deep supervision of its heads: training without a teacher."""
+    return combine(cross_entropy(label_smoothing), deep_supervision(model, label_smoothing))

@@ -16,7 +16,8 @@ from torch import nn
 
 from pipeline.core.metrics import Metric
 from pipeline.data import DataSplits
-from pipeline.training.heads import HeadedModel, head_accuracy
+from pipeline.models.heads import HeadedModel
+from pipeline.training.evaluation import head_accuracy
 from pipeline.training.loop import TrainConfig, fit
 from pipeline.training.objectives import Objective
 

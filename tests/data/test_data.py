@@ -2,6 +2,7 @@ import gzip
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from pipeline.core.errors import DataError
@@ -113,3 +114,23 @@ def test_npz_missing_arrays(tmp_path):
     np.savez(path, x_train=np.zeros((4, 8, 8)))
     with pytest.raises(DataError, match="lacks y_train, x_test, y_test"):
         load_data(DataConfig(source="npz", path=str(path)), seed=0)
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"train_subset": 50, "test_subset": 20},
+    {"train_on_validation": True, "validation_kept": 5},
+])
+def test_arrays_and_streamed_datasets_split_the_same_samples_for_a_seed(tmp_path, settings):
+    """One plan of indices for both ways of reading: the same images land in train, val and test."""
+    from tests.data.user_datasets import numbered_arrays
+
+    np.savez(tmp_path / "numbered.npz", **numbered_arrays())
+    common = {"mean": [0.0], "std": [1.0], "val_fraction": 0.2, "workers": 0, **settings}
+    arrays = load_data(DataConfig(source="npz", path=str(tmp_path / "numbered.npz"), **common), seed=3)
+    streamed = load_data(DataConfig(source="dataset", factory="tests.data.user_datasets:numbered", **common), seed=3)
+    for name in ("train", "val", "test"):
+        a, b = getattr(arrays, name).take(), getattr(streamed, name).take()
+        assert sorted(a[0][:, 0, 0, 0].tolist()) == sorted(b[0][:, 0, 0, 0].tolist()), name
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), f"{name}: same samples in the same order"
+    assert len(arrays.val) == (5 if settings.get("train_on_validation") else len(arrays.val))

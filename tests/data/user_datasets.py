@@ -93,3 +93,23 @@ class LateNaN(LateBadLabel):
 
 def nan_pixels_late(train: int = 200):
     return {"train": LateNaN(train, train - 3, 1), "test": Counting(30, seed=1), "class_names": ["a", "b", "c"]}
+
+
+def numbered_arrays(train: int = 200, test: int = 60) -> dict:
+    """Grey 4x4 images whose every pixel is the image's own number (train 0.., test 1000..), labels
+    number % 4: the same samples as arrays (for an .npz) and as datasets (`numbered`)."""
+    import numpy as np
+
+    x_train = np.repeat(np.arange(train, dtype=np.float32), 16).reshape(train, 1, 4, 4)
+    x_test = np.repeat(np.arange(1000, 1000 + test, dtype=np.float32), 16).reshape(test, 1, 4, 4)
+    return {"x_train": x_train, "y_train": np.arange(train) % 4, "x_test": x_test, "y_test": np.arange(test) % 4, "class_names": np.array(list("abcd"))}
+
+
+def numbered(train: int = 200, test: int = 60) -> dict:
+    from torch.utils.data import TensorDataset
+
+    a = numbered_arrays(train, test)
+    return {
+        "train": TensorDataset(torch.from_numpy(a["x_train"]), torch.from_numpy(a["y_train"])),
+        "test": TensorDataset(torch.from_numpy(a["x_test"]), torch.from_numpy(a["y_test"])), "class_names": list("abcd"),
+    }

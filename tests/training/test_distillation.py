@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pipeline.training.distillation import Distillation, KDConfig, binary_kl_norm
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 from pipeline.training.objectives import Batch
 from tests.stages.helpers import make_context, trained_state
 

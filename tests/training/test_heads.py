@@ -3,13 +3,8 @@ import torch
 
 from pipeline.core.errors import StageError
 from pipeline.models.zoo import mobilenetv2, resnet20, tiny_cnn
-from pipeline.training.heads import (
-    HeadedModel,
-    auto_attach,
-    build_heads,
-    make_specs,
-)
-from pipeline.training.model_trace import trace_outputs
+from pipeline.models.heads import auto_attach, build_heads, HeadedModel, make_specs
+from pipeline.models.trace import trace_outputs
 
 
 @pytest.mark.parametrize(

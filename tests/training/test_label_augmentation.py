@@ -7,7 +7,7 @@ import torch
 from exporters import export_onnx
 from pipeline.core.errors import StageError
 from pipeline.stages.self_distill import SelfDistillConfig, run
-from pipeline.training.heads import HeadedModel
+from pipeline.models.heads import HeadedModel
 from pipeline.training.label_augmentation import ROTATIONS, SlaConfig, SlaTerms, aggregate, rotations
 from pipeline.training.loop import TrainConfig
 from pipeline.training.objectives import Batch

@@ -1,4 +1,4 @@
-"""Auxiliary classifier heads on any model, without editing the model's code.
+"""Auxiliary classifier heads on any model, without editing the model's code: a model part.
 
 Forward hooks on the backbone record the outputs of the attach points; the heads read them after the
 backbone's forward. Heads live beside the backbone (`ModelState.heads`), never inside it, so exporting
@@ -9,6 +9,9 @@ the backbone strips them by construction. `HeadedModel` joins the two:
   loss terms;
 - for tracing, `forward_all` returns every output, so torch-pruning's dependency graph sees the heads
   and removes their input channels together with the backbone's.
+
+What heads are trained for lives with the other objectives (`training/objectives.py`: deep
+supervision), and how they score with the other figures (`training/evaluation.py`).
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pipeline.core import distributed
 from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.models.zoo import conv_bn_relu
-from pipeline.training.model_trace import feature_maps, final_features, trace_outputs
-from pipeline.training.objectives import combine, cross_entropy
+from pipeline.models.trace import feature_maps, final_features, trace_outputs
 
 HeadKind = Literal["linear", "bottleneck"]
 
@@ -209,38 +210,3 @@ def headed(state: ModelState, taps: list[str] = (), classifier: str | None = Non
     """The state's backbone with its heads (if any) for training or tracing; close it after use."""
     specs = [HeadSpec.model_validate(s) for s in state.head_specs]
     return HeadedModel(state.model, state.heads, specs, taps=taps, classifier=classifier)
-
-
-def deep_supervision(model: HeadedModel, label_smoothing: float):
-    """Cross-entropy of every head against the labels, at the head's weight (a training objective)."""
-
-    def terms(batch) -> dict[str, torch.Tensor]:
-        return {
-            f"ce_{name}": model.specs[name].weight * batch.ce(logits, label_smoothing)
-            for name, logits in model.head_logits.items()
-        }
-
-    return terms
-
-
-@torch.no_grad()
-def head_accuracy(model: HeadedModel, split, batch_size: int = 512) -> dict[str, float]:
-    """Test accuracy of each head (and of the backbone, as `final`); under torchrun, each rank counts
-    its shard and the counts are summed."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    names = [*model.heads, "final"]
-    correct = torch.zeros(len(names), dtype=torch.float64)
-    for x, y, _ in split.batches(batch_size, distributed.shard(len(split))):
-        x, y = x.to(device), y.to(device)
-        outputs = {"final": model(x), **model.head_logits}
-        correct += torch.tensor([(outputs[n].argmax(1) == y).sum().item() for n in names], dtype=torch.float64)
-    model.train(was_training)
-    distributed.all_sum(correct)
-    return {name: round(float(c) / max(1, len(split)), 5) for name, c in zip(names, correct)}
-
-
-def supervised_objective(model: HeadedModel, label_smoothing: float):
-    """Cross-entropy on the backbone plus deep supervision of its heads: training without a teacher."""
-    return combine(cross_entropy(label_smoothing), deep_supervision(model, label_smoothing))
