@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import yaml
+
+import runs  # benchmarks/runs.py, beside this script
 
 
 def structure(model_file: Path) -> list[int]:
@@ -31,18 +31,9 @@ def structure(model_file: Path) -> list[int]:
 
 
 def run_once(recipe: dict, seed: int, nproc: int, work: Path) -> dict:
-    path = work / f"seed{seed}-n{nproc}.yaml"
-    path.write_text(yaml.safe_dump({**recipe, "seed": seed}, sort_keys=False))
-    out = work / f"run-seed{seed}-n{nproc}"
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--out", str(out), "--quiet", "--nproc", str(nproc)], capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"seed {seed}, {nproc} process(es) failed:\n{done.stderr[-3000:]}")
-    variants = json.loads(next(out.glob("*-validate")).joinpath("metrics.json").read_text())["variants"]
-    prune_folder = next(out.glob("*-prune"))
-    accuracy = {name: round(v["accuracy"], 4) for name, v in sorted(variants.items())}
-    return {"seed": seed, "nproc": nproc, "seconds": round(seconds, 1), "structure": structure(prune_folder / "model.pt"), **accuracy}
+    done = runs.run({**recipe, "seed": seed}, work / f"run-seed{seed}-n{nproc}", nproc=nproc)
+    accuracy = {name: round(v["accuracy"], 4) for name, v in sorted(done.metrics("validate")["variants"].items())}
+    return {"seed": seed, "nproc": nproc, "seconds": round(done.seconds, 1), "structure": structure(done.file("prune", "model.pt")), **accuracy}
 
 
 def main() -> None:

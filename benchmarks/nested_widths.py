@@ -21,16 +21,15 @@ marked as chosen: nothing is chosen on the test split.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
 from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies
 from pipeline.widths.groups import kept
+
+import runs  # benchmarks/runs.py, beside this script
 
 BASE_WIDTHS = {"tiny_cnn": [8, 16, 32, 32], "resnet20": [16, 32, 64]}  # the zoo's defaults (the `widths` argument)
 CASES = {  # learning rate and pruning recovery per model, each chosen on the validation split (docs/benchmarks.md)
@@ -39,17 +38,11 @@ CASES = {  # learning rate and pruning recovery per model, each chosen on the va
 }
 
 
-def run(name: str, model: dict, stages: list[dict], args, out: Path, devices: list[str] = ("host",)) -> tuple[dict, float, Path]:
+def run(name: str, model: dict, stages: list[dict], args, out: Path, devices: list[str] = ("host",)) -> tuple[dict, float, runs.Run]:
     data = {"source": args.source, **({"path": str(args.data_path)} if args.data_path else {}), **({"input_size": args.input_size} if args.input_size else {})}
     spec = {"name": name, "seed": args.seed, "data": data, "model": model, "stages": stages, "devices": list(devices)}
-    report = run_recipe(parse_recipe(spec), out / name, quiet=True)
-    # the stages' own seconds (report.json keeps them across a resume, so a rerun that resumes
-    # finished runs reports what they took, not the instant of skipping them)
-    return report, sum(stage["seconds"] for stage in report["stages"]), out / name
-
-
-def stage_metrics(folder: Path, stage: str) -> dict:
-    return json.loads(next(folder.glob(f"*-{stage}/metrics.json")).read_text())
+    done = runs.run(spec, out / name)
+    return done.report(), done.stage_seconds(), done
 
 
 def main() -> None:
@@ -87,23 +80,23 @@ def main() -> None:
         return f"nested (one training, distill {weight:g}, sampled {sampled})"
 
     for setting in settings:
-        _, seconds, folder = run(nested_name(setting), {"name": args.model}, nested_stages(setting), args, args.out)
-        nested = {r["width"]: r for r in stage_metrics(folder, "nested")["widths"]}
+        _, seconds, done = run(nested_name(setting), {"name": args.model}, nested_stages(setting), args, args.out)
+        nested = {r["width"]: r for r in done.metrics("nested")["widths"]}
         validation[setting] = {w: r["val_accuracy"] for w, r in nested.items()}
-        for r in stage_metrics(folder, "export")["widths"]:
+        for r in done.metrics("export")["widths"]:
             rows.append({"how": nested_how(setting), "width": r["width"], "accuracy": r["accuracy"], "params": r["params"],
-                         "macs": nested[r["width"]]["macs"], "file": folder / r["file"], "seconds": seconds if r["width"] == max(args.widths) else None})
+                         "macs": nested[r["width"]]["macs"], "file": done.folder.resolve(r["file"]), "seconds": seconds if r["width"] == max(args.widths) else None})
     chosen = max(validation, key=lambda setting: np.mean(list(validation[setting].values())))
 
     full_checkpoint = None
     for width in sorted(args.widths, reverse=True):
         channels = [kept(c, width) for c in BASE_WIDTHS[args.model]]
-        _, seconds, folder = run(f"separate-w{width:g}", {"name": args.model, "kwargs": {"widths": channels}}, [{"train": train}, {"export": {}}], args, args.out)
-        exported = stage_metrics(folder, "export")
+        _, seconds, done = run(f"separate-w{width:g}", {"name": args.model, "kwargs": {"widths": channels}}, [{"train": train}, {"export": {}}], args, args.out)
+        exported = done.metrics("export")
         rows.append({"how": "separately trained", "width": width, "accuracy": exported["accuracy"], "params": exported["params"],
-                     "macs": exported["macs"], "file": next(folder.glob("*-export/model.onnx")), "seconds": seconds})
+                     "macs": exported["macs"], "file": done.file("export", "model.onnx"), "seconds": seconds})
         if width == 1:
-            full_checkpoint, full_macs = str(next(folder.glob("*-train/model.pt"))), exported["macs"]
+            full_checkpoint, full_macs = str(done.file("train", "model.pt")), exported["macs"]
 
     if full_checkpoint:
         for width in sorted(w for w in args.widths if w < 1):
@@ -111,10 +104,10 @@ def main() -> None:
             how = case["prune"]
             prune = {"target": {"keep_macs": separate["macs"] / full_macs}, "steps": how["steps"], "recovery": how["recovery"],
                      "finetune": {"epochs": how["epochs"](args.epochs), "lr": how["lr"]}, **({"schedule": how["schedule"]} if "schedule" in how else {})}
-            _, seconds, folder = run(f"pruned-w{width:g}", {"name": args.model, "checkpoint": full_checkpoint}, [{"prune": prune}, {"export": {}}], args, args.out)
-            exported = stage_metrics(folder, "export")
+            _, seconds, done = run(f"pruned-w{width:g}", {"name": args.model, "checkpoint": full_checkpoint}, [{"prune": prune}, {"export": {}}], args, args.out)
+            exported = done.metrics("export")
             rows.append({"how": "full width pruned", "width": width, "accuracy": exported["accuracy"], "params": exported["params"],
-                         "macs": exported["macs"], "file": next(folder.glob("*-export/model.onnx")), "seconds": seconds})
+                         "macs": exported["macs"], "file": done.file("export", "model.onnx"), "seconds": seconds})
 
     sample_file = rows[0]["file"]
 

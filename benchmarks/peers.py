@@ -27,8 +27,6 @@ import gzip
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,7 +37,6 @@ import onnxruntime as ort
 import torch
 import torch.nn.functional as F
 import torch_pruning as tp
-import yaml
 from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
 
 from pipeline.models import (  # the same architecture on both sides
@@ -47,6 +44,8 @@ from pipeline.models import (  # the same architecture on both sides
     build_model,
 )
 from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies
+
+import runs  # benchmarks/runs.py, beside this script
 
 MEAN, STD = 0.2860, 0.3530
 
@@ -189,26 +188,21 @@ def run_pipeline(args, case: dict, keep_macs: float, work: Path) -> list[dict]:
         ],
         "devices": ["host"],
     }
-    path, out = work / "recipe.yaml", work / "run"
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(done.stderr[-3000:])
-    stage = {s["name"]: s for s in json.loads((out / "report.json").read_text())["stages"]}
+    done = runs.run(recipe, work / "run")
     _, _, x_test, y_test = peer_data(Path(args.data))
-    meta = {p.key: p.value for p in onnx.load(str(out / "03-export" / "model.onnx")).metadata_props}
+    meta = {p.key: p.value for p in onnx.load(str(done.file("export", "model.onnx"))).metadata_props}
     norm = json.loads(meta["preprocessing"])  # the pipeline normalises with its training split's own mean and std
     x_test = (x_test * STD + MEAN - norm["mean"][0]) / norm["std"][0]
-    trained = load_model(build_model(ModelConfig(name=args.case), 1, 10), out / "01-train" / "model.pt")
-    pruned = load_model(build_model(ModelConfig(name=args.case), 1, 10), out / "02-prune" / "model.pt")
+    trained = load_model(build_model(ModelConfig(name=args.case), 1, 10), done.file("train", "model.pt"))
+    pruned = load_model(build_model(ModelConfig(name=args.case), 1, 10), done.file("prune", "model.pt"))
     peer_export(trained, work / "pipeline-trained.onnx")  # the stage exports only the final model; same exporter as the peer's
-    history = json.loads((out / "01-train" / "metrics.json").read_text())["history"]
+    history = done.metrics("train")["history"]
     loop = {"epoch_s": np.mean([h["train_seconds"] for h in history]), "val_s": np.mean([h["val_seconds"] for h in history])}
     return [
-        {"who": "pipeline", "file": "trained, FP32", "seconds": stage["train"]["seconds"], **loop, **figures(work / "pipeline-trained.onnx", trained, x_test, y_test)},
-        {"who": "pipeline", "file": "pruned, FP32", "seconds": stage["prune"]["seconds"] + stage["export"]["seconds"] + stage["quantize"]["seconds"],
-         **figures(out / "03-export" / "model.onnx", pruned, x_test, y_test)},
-        {"who": "pipeline", "file": "pruned, INT8", "seconds": None, **figures(out / "04-quantize" / "model.int8.onnx", pruned, x_test, y_test)},
+        {"who": "pipeline", "file": "trained, FP32", "seconds": done.stage_seconds("train"), **loop, **figures(work / "pipeline-trained.onnx", trained, x_test, y_test)},
+        {"who": "pipeline", "file": "pruned, FP32", "seconds": done.stage_seconds("prune", "export", "quantize"),
+         **figures(done.file("export", "model.onnx"), pruned, x_test, y_test)},
+        {"who": "pipeline", "file": "pruned, INT8", "seconds": None, **figures(done.file("quantize", "model.int8.onnx"), pruned, x_test, y_test)},
     ]
 
 

@@ -11,13 +11,11 @@ reads each run's `rounds[-1].val_accuracy` only; the test figure comes after, fr
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
+
+import runs  # benchmarks/runs.py, beside this script
 
 BASE = {"name": "r20", "seed": 0, "data": {"source": "fashion-mnist"}, "model": {"name": "resnet20"},
         "stages": [{"train": {"epochs": 10, "lr": 4e-3}}], "devices": ["host"]}
@@ -34,11 +32,10 @@ VARIANTS = {
 
 
 def run(recipe: dict, out: Path) -> None:
-    path = out.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--out", str(out), "--quiet"], capture_output=True, text=True)
-    if done.returncode:
-        print(done.stderr[-2000:], flush=True)
+    try:
+        runs.run(recipe, out)
+    except runs.RunFailed as e:  # a variant that fails is a result too
+        print(e, flush=True)
 
 
 def main() -> None:
@@ -46,14 +43,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/r20"))
     args = parser.parse_args()
     base = args.out / "base"
-    if not (base / "01-train" / "model.pt").exists():
+    if runs.finished(base) is None:
         run(BASE, base)
     for name, prune in VARIANTS.items():
         folder = args.out / name
-        if not (folder / "report.json").exists() or not (folder / "02-prune" / "metrics.json").exists():
-            shutil.copytree(base, folder, dirs_exist_ok=True)
+        done = runs.finished(folder)
+        if done is None or "prune" not in [s["name"] for s in done.report()["stages"]]:
+            shutil.copytree(base, folder, dirs_exist_ok=True)  # the trained base is reused: only prune runs
             run({**BASE, "stages": BASE["stages"] + [{"prune": {"target": {"keep_macs": 0.2001}, **prune}}]}, folder)
-        metrics = json.loads((folder / "02-prune" / "metrics.json").read_text())
+            done = runs.finished(folder)
+        metrics = done.metrics("prune")
         print(f"{name}: val {metrics['rounds'][-1]['val_accuracy']:.4f}, {metrics['macs'] / 1e6:.2f} M MACs, {metrics['params']:,} params", flush=True)
 
 

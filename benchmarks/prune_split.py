@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+import runs  # benchmarks/runs.py, beside this script
 
 TOTAL_EPOCHS, TRAIN_LR, FINETUNE_LR = 15, 4e-3, 2e-3  # peers.py's ResNet-20 case
 SCRIPT_KEEP_MACS = 6.8 / 31.48  # what the script asks for; its per-layer ratio 1 - sqrt(keep) lands at 6.30 M MACs
@@ -47,15 +48,12 @@ def pipeline_run(split: int, seed: int, accelerator: str, out: Path, subset: int
         ],
         "devices": ["host"],
     }
-    path = folder.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipeline", "run", str(path), "--out", str(folder), "--quiet"], capture_output=True, text=True)
-    if done.returncode:
-        return {"name": folder.name, "error": done.stderr[-1500:]}
-    trained = json.loads((folder / "01-train" / "metrics.json").read_text())
-    pruned = json.loads((folder / "02-prune" / "metrics.json").read_text())
-    return {"name": folder.name, "side": "pipeline", "split": split, "seed": seed, "seconds": time.perf_counter() - started,
+    try:
+        done = runs.run(recipe, folder)
+    except runs.RunFailed as e:
+        return {"name": folder.name, "error": str(e)[-1500:]}
+    trained, pruned = done.metrics("train"), done.metrics("prune")
+    return {"name": folder.name, "side": "pipeline", "split": split, "seed": seed, "seconds": done.seconds,
             "trained_test": trained["accuracy"], "val": pruned["rounds"][-1]["val_accuracy"], "test": pruned["accuracy"],
             "macs": pruned["macs"], "params": pruned["params"]}
 
@@ -128,7 +126,7 @@ def main() -> None:
 
 
 def child_peer(split: int, seed: int, args) -> dict:
-    code = (f"import json, sys; from pathlib import Path; sys.path.insert(0, '.'); from benchmarks.prune_split import peer_run; "
+    code = (f"import json, sys; from pathlib import Path; sys.path.insert(0, 'benchmarks'); from prune_split import peer_run; "
             f"print(json.dumps(peer_run({split}, {seed}, {args.accelerator!r}, Path({str(args.data)!r}), {args.train_subset})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode:

@@ -15,13 +15,12 @@ Needs the trained models: `bash benchmarks/run_recipes.sh fashion-mnist fashion-
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
+
+import runs  # benchmarks/runs.py, beside this script
 
 RUNS = Path("runs")
 DS_CNN_16K = {"stem": 16, "widths": [32, 48, 64, 112], "strides": [2, 1, 2, 1]}
@@ -82,11 +81,6 @@ def recipe(name: str, model: str, kwargs: dict, checkpoint: Path, quantize: dict
     }
 
 
-def metrics(out: Path, report: dict, stage: str) -> dict:
-    folder = next(s["folder"] for s in report["stages"] if s["name"] == stage)
-    return json.loads((out / folder / "metrics.json").read_text())
-
-
 def row(model: str, variant: str, figures: dict, coverage: str, shipped: str, seconds: float | str) -> str:
     latency = figures["host_latency_ms"]["1"] if "1" in figures["host_latency_ms"] else figures["host_latency_ms"][1]
     seconds = seconds if isinstance(seconds, str) else f"{seconds:.0f}"
@@ -118,12 +112,13 @@ def main() -> None:
             name = f"{short}-{variant.split(' (')[0].replace(' ', '-').replace(',', '').replace('+', 'and')}"
             out = args.out / name
             try:
-                report = run_recipe(parse_recipe(recipe(name, zoo, kwargs, checkpoint, settings)), out, quiet=True)
-            except Exception as e:  # a route that fails is a result too
-                print(f"| {short} | {variant} | failed: {type(e).__name__}: {str(e).splitlines()[0][:120]} | | | | | | |", flush=True)
+                done = runs.run(recipe(name, zoo, kwargs, checkpoint, settings), out)
+            except runs.RunFailed as e:  # a route that fails is a result too
+                print(f"| {short} | {variant} | failed: {str(e).strip().splitlines()[-1][:120]} | | | | | | |", flush=True)
                 continue
-            quantized, validated = metrics(out, report, "quantize"), metrics(out, report, "validate")
-            seconds = next(s["seconds"] for s in report["stages"] if s["name"] == "quantize")
+            report = done.report()
+            quantized, validated = done.metrics("quantize"), done.metrics("validate")
+            seconds = done.stage_seconds("quantize")
             shipped = report["devices"]["host"]["artifact"].removeprefix("onnx_")
             if first:
                 print(row(short, "FP32", validated["variants"]["onnx_fp32"], "–", "", "–"), flush=True)

@@ -22,15 +22,13 @@ Run it alone on the machine: two cores are easily oversubscribed, and latency is
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
 from pathlib import Path
 
 import yaml
 
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
+
+import runs  # benchmarks/runs.py, beside this script
 
 DEVICES = ["host", "raspberry-pi-4", "cortex-a76-phone", "intel-n100"]
 
@@ -66,13 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("compress").setLevel(logging.WARNING)
     rows, choices = [], []
-    runs = [(model, recipe(model, args.epochs)) for model in args.models] + [(path.stem, through_every_runtime(path)) for path in args.recipes]
-    for model, raw in runs:
-        out = args.out / model
-        started = time.perf_counter()
-        run_recipe(parse_recipe(raw), out, quiet=True)
-        report = json.loads((out / "report.json").read_text())
-        stages = {s["name"]: json.loads((out / s["folder"] / "metrics.json").read_text()) for s in report["stages"]}
+    cases = [(model, recipe(model, args.epochs)) for model in args.models] + [(path.stem, through_every_runtime(path)) for path in args.recipes]
+    for model, raw in cases:
+        done = runs.run(raw, args.out / model)
+        report = done.report()
+        stages = {s["name"]: done.metrics(s["name"]) for s in report["stages"]}
         variants = stages["validate"]["variants"]
         base = variants["onnx_fp32"]["host_latency_ms"]["p50"]
         parity = {name: row["parity"] for name, row in stages["export"].get("runtimes", {}).items()}
@@ -89,7 +85,7 @@ def main() -> None:
             others = {n: c for n, c in entry["choice"]["candidates"].items() if n != entry["artifact"]}
             faster = sorted(n for n, c in others.items() if c["latency_ms"]["p50"] < entry["latency_ms"]["p50"])
             choices.append(f"| {model} | {device} | {entry['artifact']} | {', '.join(broken) or 'none'} | {', '.join(faster) or 'none'} |")
-        print(f"{model}: {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"{model}: {done.seconds:.0f} s", flush=True)
     print("| model | file | test accuracy (the run's data) | check | KiB | gzip KiB | p50 ms | p90 ms | p50 vs ONNX Runtime FP32 |")
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))

@@ -15,7 +15,6 @@ Prints markdown tables (docs/benchmarks.md holds the last output and its command
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import resource
 import subprocess
@@ -24,8 +23,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
+
+import runs  # benchmarks/runs.py, beside this script
 
 BASELINE = textwrap.dedent(
     """
@@ -75,12 +74,10 @@ def pipeline_run(model: str, epochs: int, out: Path) -> list[dict]:
         ],
         "devices": ["host"],
     }
-    run_dir = out / recipe["name"]
-    report = run_recipe(parse_recipe(recipe), run_dir, fresh=True, quiet=True)
+    done = runs.run(recipe, out / recipe["name"], fresh=True)
     rows = []
-    for stage in report["stages"]:
-        details = json.loads((run_dir / stage["details"]).read_text())
-        rows.append({"model": model, "stage": stage["folder"], "seconds": stage["seconds"], **stage["metrics"], "peak_rss_mb": details.get("peak_rss_mb")})
+    for stage in done.report()["stages"]:
+        rows.append({"model": model, "stage": stage["folder"], "seconds": stage["seconds"], **stage["metrics"], "peak_rss_mb": done.metrics(stage["name"]).get("peak_rss_mb")})
     return rows
 
 

@@ -17,18 +17,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -36,6 +31,8 @@ from pipeline.data import DataConfig, load_data
 from pipeline.models import ModelConfig, build_model
 from pipeline.training.augment import Augment, augment
 from pipeline.training.loop import TrainConfig, fit
+
+import runs  # benchmarks/runs.py, beside this script
 
 
 class PlainFolder(Dataset):
@@ -87,19 +84,10 @@ def run_recipe_measured(data: dict, epochs: int, out: Path, seed: int = 0) -> di
         "name": "streaming-bench", "seed": seed, "data": data, "model": {"name": "tiny_cnn"},
         "stages": [{"train": {"epochs": epochs, "lr": 0.01}}, {"export": {}}, {"validate": {"runs": 100}}], "devices": ["host"],
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "recipe.yaml"
-        path.write_text(yaml.safe_dump(recipe))
-        started = time.perf_counter()
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "pipeline", "run", str(path), "--out", str(out), "--quiet", "--fresh"],
-                              capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr[-2000:])
-    report = json.loads((out / "report.json").read_text())
-    train = json.loads((out / "01-train/metrics.json").read_text())
+    done = runs.run(recipe, out, fresh=True, peak_rss=True)
     return {
-        "seconds": round(time.perf_counter() - started, 1), "peak_mb": int(done.stderr.strip().splitlines()[-1]) // 1024,
-        "train_peak_mb": train.get("peak_rss_mb"), "accuracy": report["devices"]["host"]["accuracy"],
+        "seconds": round(done.seconds, 1), "peak_mb": int(done.peak_rss_mb),
+        "train_peak_mb": done.metrics("train").get("peak_rss_mb"), "accuracy": done.report()["devices"]["host"]["accuracy"],
     }
 
 

@@ -16,13 +16,12 @@ Prints markdown tables (docs/benchmarks.md holds the last output and its command
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 from pathlib import Path
 
-from pipeline.recipe import parse_recipe
-from pipeline.runner import run_recipe
+
+import runs  # benchmarks/runs.py, beside this script
 
 
 def recipe(name: str, seed: int, model: dict, stages: list[dict]) -> dict:
@@ -33,14 +32,9 @@ def train(epochs: int) -> dict:
     return {"epochs": epochs, "lr": 0.01}
 
 
-def run(spec: dict, out: Path) -> tuple[dict, float]:
-    report = run_recipe(parse_recipe(spec), out / spec["name"], quiet=True)
-    return report, sum(stage["seconds"] for stage in report["stages"])  # the stages' own seconds: a resumed rerun reports the same
-
-
-def metrics_of(report: dict, out: Path, name: str, stage: str) -> dict:
-    folder = next(s["folder"] for s in report["stages"] if s["name"] == stage)
-    return json.loads((out / name / folder / "metrics.json").read_text())
+def run(spec: dict, out: Path) -> tuple[runs.Run, float]:
+    done = runs.run(spec, out / spec["name"])
+    return done, done.stage_seconds()  # the stages' own seconds: a resumed rerun reports the same
 
 
 def main() -> None:
@@ -72,11 +66,11 @@ def main() -> None:
         accs, seconds = [], []
         for seed in args.seeds:
             name = f"{short}-s{seed}"
-            report, wall = run(recipe(name, seed, model, stages()), args.out)
-            accs.append(metrics_of(report, args.out, name, "export")["accuracy"])
+            done, wall = run(recipe(name, seed, model, stages()), args.out)
+            accs.append(done.metrics("export")["accuracy"])
             seconds.append(wall)
             if short == "byot":
-                byot_reports.append((name, report))
+                byot_reports.append((name, done))
         spread = statistics.stdev(accs) if len(accs) > 1 else 0.0
         rows.append((method, accs, statistics.mean(accs), spread, statistics.mean(seconds)))
 
@@ -86,7 +80,7 @@ def main() -> None:
     for method, accs, mean, spread, wall in rows:
         print(f"| {method} | {', '.join(f'{a:.4f}' for a in accs)} | {mean:.4f} | {spread:.4f} | {wall:.0f} |")
 
-    base = args.out / f"plain-s{args.seeds[0]}" / "01-train" / "model.pt"
+    base = runs.finished(args.out / f"plain-s{args.seeds[0]}").file("train", "model.pt")
     print("\n### 2. Pruning recovery: fine-tuning vs distillation from the unpruned model\n")
     print("| recovery | MACs kept | params | test accuracy (ONNX) | wall s |")
     print("|---|---|---|---|---|")
@@ -95,9 +89,9 @@ def main() -> None:
         prune = {"target": {"keep_macs": 0.5}, "steps": 3, "recovery": "finetune" if recovery == "finetune" else "distill", "finetune": {"epochs": 2, "lr": 0.003}}
         if recovery == "dual_head":
             prune["distill"] = {"dual_head_weight": 1.0}
-        report, wall = run(recipe(name, args.seeds[0], {**model, "checkpoint": str(base)}, [{"prune": prune}, {"export": {}}]), args.out)
-        pruned = metrics_of(report, args.out, name, "prune")
-        acc = metrics_of(report, args.out, name, "export")["accuracy"]
+        done, wall = run(recipe(name, args.seeds[0], {**model, "checkpoint": str(base)}, [{"prune": prune}, {"export": {}}]), args.out)
+        pruned = done.metrics("prune")
+        acc = done.metrics("export")["accuracy"]
         print(f"| {recovery} | {pruned['macs'] / pruned['before']['macs']:.1%} | {pruned['params']:,} | {acc:.4f} | {wall:.0f} |")
 
     if not byot_reports:
@@ -105,8 +99,8 @@ def main() -> None:
     print("\n### 3. Early exit (BYOT models, thresholds chosen on the validation split within 0.5 points)\n")
     print("| run | exits: share leaving (accuracy there) | cascade accuracy | full model | expected p50 µs | full model p50 µs |")
     print("|---|---|---|---|---|---|")
-    for name, report in byot_reports:
-        early = metrics_of(report, args.out, name, "validate")["early_exit"]
+    for name, done in byot_reports:
+        early = done.metrics("validate")["early_exit"]
         host = early["host_latency_ms"]
         shares = ", ".join(
             f"{r['exit']} {r['fraction']:.1%} ({r['accuracy']:.3f})" if r["accuracy"] is not None else f"{r['exit']} 0%" for r in early["exits"]
