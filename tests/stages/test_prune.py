@@ -6,8 +6,8 @@ import torch
 from pipeline.core.errors import StageError
 from pipeline.stages import prune
 from pipeline.stages.prune import PruneConfig, run
-from pipeline.training.evaluation import size_figures
 from pipeline.models.heads import headed
+from pipeline.training.evaluation import size_figures
 from pipeline.training.loop import TrainConfig
 from tests.stages.helpers import make_context, trained_state
 
