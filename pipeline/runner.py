@@ -33,15 +33,15 @@ from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
 from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.state import ModelState
-from pipeline.data import load_data
+from pipeline.data.loading import load_data
 from pipeline.deploy.profiles import load_profile
-from pipeline.models import build_model
+from pipeline.models.building import build_model
 from pipeline.models.contract import check_model
 from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageContext
-from pipeline.models.heads import build_heads, HeadSpec
+from pipeline.models.heads import HeadSpec, build_heads
 
 log = logging.getLogger("compress")
 

@@ -1,4 +1,8 @@
-"""A recipe's `data:` section: where the data comes from, how it is split and normalised."""
+"""A recipe's `data:` section: where the data comes from, how it is split and normalised.
+
+The sources are registered before this module runs: importing it imports the package first, whose
+face imports every source.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-import pipeline.data.embedded  # noqa: F401  (each source registers itself: before DataConfig lists them)
-import pipeline.data.factory  # noqa: F401
-import pipeline.data.fashion_mnist  # noqa: F401
-import pipeline.data.image_folder  # noqa: F401
-import pipeline.data.npz  # noqa: F401
 from pipeline.data.registry import SOURCES
 
 

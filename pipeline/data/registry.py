@@ -5,15 +5,12 @@ way for all of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Union
+from typing import Callable, Union
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from pipeline.core.registry import Registry
-
-if TYPE_CHECKING:
-    from pipeline.data.config import DataConfig
 
 
 @dataclass
@@ -42,4 +39,4 @@ class Streamed:
     resize: dict | None = None
 
 
-SOURCES: Registry[Callable[["DataConfig"], Union[RawData, Streamed]]] = Registry("data source")
+SOURCES: Registry[Callable[..., Union[RawData, Streamed]]] = Registry("data source")  # each takes the recipe's DataConfig
