@@ -63,10 +63,11 @@ def main() -> None:
 @click.option("--fresh", is_flag=True, help="ignore finished stages and run everything again")
 @click.option("--quiet", is_flag=True, help="warnings and the final table only; no progress bars")
 @click.option("--nproc", type=click.IntRange(1, 1024), default=1, show_default=True, help="train in N processes on this machine (torchrun, DDP)")
+@click.option("--gate", "gating", is_flag=True, help="exit like `compress gate` on the result: 1 when a device breaks a budget, 2 when one cannot be judged")
 @click.option("--debug", is_flag=True, help="verbose logs and full tracebacks")
 @friendly_errors
-def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, debug: bool) -> None:
-    """Run RECIPE (YAML); resumes after the last finished stage."""
+def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, gating: bool, debug: bool) -> None:
+    """Run RECIPE (YAML); resumes after the last finished stage. The last line is the gate's verdict."""
     from pipeline.core.distributed import launched
     from pipeline.recipe import load_recipe
     from pipeline.runner import run_recipe
@@ -77,7 +78,10 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
         from pipeline.launcher import launch, run_arguments
 
         out = Path(out_dir) if out_dir else Path("runs") / parsed.name
-        return launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug), out)  # rank 0 prints the table
+        launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug), out)  # rank 0 prints the table
+        from pipeline.core.run_folder import RunFolder
+
+        return print_verdict(RunFolder(out).report(), gating)
     if launched() and os.environ.get("RANK") != "0":
         log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
     report = run_recipe(parsed, out_dir, fresh=fresh, quiet=quiet or debug)
@@ -85,6 +89,21 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
         return
     click.echo(summary_table(report))
     click.echo(f"\nreport: {Path(out_dir or Path('runs') / parsed.name) / 'report.json'}")
+    if not launched():  # under --nproc the launching process prints it, once all ranks are done
+        print_verdict(report, gating)
+
+
+def print_verdict(report: dict, gating: bool) -> None:
+    """The gate's verdict as the run's last line; with `gating`, its exit code too."""
+    if not report["devices"]:
+        return
+    from pipeline.deploy.gate import judge_report
+    from pipeline.reporting.summary import verdict_line
+
+    result = judge_report(report)
+    click.echo(verdict_line(result, gating))
+    if gating:
+        sys.exit(result.exit_code)
 
 
 @main.group()
@@ -94,13 +113,23 @@ def recipe() -> None:
 
 @recipe.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--install", is_flag=True, help="pip-install the optional parts (runtimes, neural-compressor) the recipe asks for and lacks")
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def recipe_check(file: str, debug: bool) -> None:
+def recipe_check(file: str, install: bool, debug: bool) -> None:
     """Validate FILE without running it."""
+    from pipeline.core.errors import RecipeError
     from pipeline.recipe import load_recipe
 
-    parsed = load_recipe(file)
+    try:
+        parsed = load_recipe(file)
+    except RecipeError as e:
+        if not (install and e.only_missing_extras):
+            raise
+        from pipeline.core import extras
+
+        extras.install(e.missing_extras, Path(__file__).resolve().parents[1])
+        parsed = load_recipe(file)
     click.echo(f"{file}: valid recipe '{parsed.name}' with stages {' -> '.join(e.name for e in parsed.stages)}")
 
 

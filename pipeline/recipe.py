@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.core.config_errors import format_error_lines
 from pipeline.core.errors import DeviceProfileError, RecipeError, UserError
+from pipeline.core.extras import MissingExtra
 from pipeline.core.metrics import resolve
 from pipeline.data import DataConfig
 from pipeline.deploy.profiles import load_profile
@@ -93,7 +94,8 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raise _invalid(source, errors)
     errors = _check_stage_order(entries, runtimes)
     if errors:
-        raise _invalid(source, errors)
+        needed = list(dict.fromkeys(e.extra for e in errors if isinstance(e, MissingExtra)))
+        raise _invalid(source, errors, needed, only_missing_extras=all(isinstance(e, MissingExtra) for e in errors))
     canonical = json.dumps(raw, sort_keys=True, default=str).encode()
     return Recipe(header=header, stages=entries, sha256=hashlib.sha256(canonical).hexdigest())
 
@@ -106,8 +108,8 @@ def _header(raw: dict) -> tuple[RecipeHeader | None, list[str]]:
         return None, format_error_lines(e, RecipeHeader)
 
 
-def _invalid(source: str, errors: list[str]) -> RecipeError:
-    return RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors))
+def _invalid(source: str, errors: list[str], missing_extras: list[str] = (), only_missing_extras: bool = False) -> RecipeError:
+    return RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors), missing_extras, only_missing_extras)
 
 
 def _check_devices(devices: list[str], runtimes: list[str]) -> list[str]:
@@ -166,12 +168,18 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) ->
                 )
         if spec.check is not None:
             earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
-            errors += [f"  - stages.{i}.{entry.name}: {problem}" for problem in spec.check(entry.config, earlier)]
+            errors += [located(f"  - stages.{i}.{entry.name}: ", problem) for problem in spec.check(entry.config, earlier)]
         if spec.changes_model:
             available.clear()
         available.update(spec.provides)
         capabilities.update(spec.adds)
     return errors + _changed_after_last_file(entries)
+
+
+def located(where: str, problem: str) -> str:
+    """The problem as a line of the error, keeping which extra it is about (`MissingExtra`)."""
+    line = where + problem
+    return MissingExtra(problem.extra, line) if isinstance(problem, MissingExtra) else line
 
 
 def _changed_after_last_file(entries: list[StageEntry]) -> list[str]:

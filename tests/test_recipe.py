@@ -177,15 +177,16 @@ def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):
 
 
 @pytest.mark.parametrize("runtimes, devices, message", [
-    (["ncnn"], ["host"], r"stages\.1\.export: runtime ncnn is asked for but not installed: pip install -e '\.\[ncnn\]' \(or pip install ncnn\)$"),
+    (["ncnn"], ["host"], r"stages\.1\.export: runtime ncnn is asked for but not installed: pip install -e '\.\[ncnn\]' \(or: compress recipe check RECIPE --install\)$"),
     ("auto", ["raspberry-pi-zero-2w"], r"runtime ncnn is asked for but not installed: .*\(runtimes: auto, and a device of the recipe runs it\)"),
 ])
 def test_a_runtime_that_is_not_installed_is_refused_before_anything_runs(tiny_recipe, monkeypatch, runtimes, devices, message):
-    monkeypatch.setattr("pipeline.runtime.runtime_exports.installed", lambda runtime: runtime != "ncnn")
+    monkeypatch.setattr("pipeline.core.extras.installed", lambda extra: extra != "ncnn")
     tiny_recipe["stages"] = [tiny_recipe["stages"][0], {"export": {"runtimes": runtimes}}]
     tiny_recipe["devices"] = devices
-    with pytest.raises(RecipeError, match=message):
+    with pytest.raises(RecipeError, match=message) as refused:
         parse_recipe(tiny_recipe)
+    assert refused.value.missing_extras == ["ncnn"] and refused.value.only_missing_extras
     tiny_recipe["devices"] = ["intel-n100"]  # admits onnxruntime and openvino only: auto asks for no ncnn
     if runtimes == "auto":
         parse_recipe(tiny_recipe)
@@ -274,3 +275,23 @@ def test_a_broken_device_profile_is_indented_under_its_entry(tiny_recipe, tmp_pa
     first, *rest = str(profile.value).splitlines()
     assert len(rest) >= 2
     assert error_of(tiny_recipe).endswith("\n".join([f"  - devices.0: {first}", *(f"    {line}" for line in rest)]))
+
+
+def test_the_extras_a_recipe_lacks_are_listed_once_and_said_to_be_its_only_problem_or_not(tiny_recipe, monkeypatch):
+    monkeypatch.setattr("pipeline.core.extras.installed", lambda extra: extra not in ("ncnn", "openvino", "neural-compressor"))
+    tiny_recipe["stages"] = [
+        tiny_recipe["stages"][0], {"export": {"runtimes": ["ncnn", "openvino"]}}, {"quantize": {"backend": "neural-compressor"}},
+        {"export": {"runtimes": ["ncnn"]}},
+    ]
+    with pytest.raises(RecipeError) as refused:
+        parse_recipe(tiny_recipe)
+    assert refused.value.missing_extras == ["ncnn", "openvino", "neural-compressor"] and refused.value.only_missing_extras
+    assert "stages.2.quantize: quantize.backend neural-compressor is asked for but not installed: pip install -e '.[neural-compressor]'" in str(refused.value)
+    tiny_recipe["stages"].append({"quantize": {}})  # a second quantize after the last export: fine; one before any export is not
+    tiny_recipe["stages"].insert(1, {"quantize": {}})
+    with pytest.raises(RecipeError) as refused:
+        parse_recipe(tiny_recipe)
+    assert refused.value.missing_extras == ["ncnn", "openvino", "neural-compressor"] and not refused.value.only_missing_extras
+    monkeypatch.setattr("pipeline.core.extras.installed", lambda extra: True)
+    tiny_recipe["stages"].pop(1)
+    parse_recipe(tiny_recipe)

@@ -6,7 +6,13 @@ class UserError(Exception):
 
 
 class RecipeError(UserError):
-    """The recipe does not validate; the message lists every field at fault."""
+    """The recipe does not validate; the message lists every field at fault. `missing_extras`: the
+    pip extras it asks for that are not installed (when those are its only problems, installing
+    them makes it valid)."""
+
+    def __init__(self, message: str, missing_extras: list[str] = (), only_missing_extras: bool = False):
+        super().__init__(message)
+        self.missing_extras, self.only_missing_extras = list(missing_extras), only_missing_extras
 
 
 class DataError(UserError):

@@ -143,10 +143,11 @@ class RunFolder:
 
     def stage_of(self, name: str) -> StageFolder:
         """The folder of the recipe's first stage called `name` (`prune` -> 02-prune), as the report lists them."""
-        folders = [s["folder"] for s in self.report().get("stages", []) if s.get("name") == name]
+        stages = self.report()["stages"]
+        folders = [s["folder"] for s in stages if s["name"] == name]
         if not folders:
-            names = ", ".join(s.get("name", "?") for s in self.report().get("stages", []))
-            raise UserError(f"{self.path}: the run has no {name} stage (its stages: {names or 'none'})")
+            names = ", ".join(s["name"] for s in stages) or "none"
+            raise UserError(f"{self.path}: the run has no {name} stage (its stages: {names})")
         return self.stage_named(folders[0])
 
     def resolve(self, ref: str) -> Path:

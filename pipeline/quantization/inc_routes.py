@@ -46,5 +46,5 @@ def autotune(job: Job, ctx: RouteContext):
     return f"int8 {trials[chosen]['config']} on {len(job.samples)} samples, chosen by autotune", {"accuracy_aware": summary}
 
 
-register(Route("neural-compressor", "static", static, CALIBRATIONS))
-register(Route("neural-compressor", "accuracy_aware", autotune, CALIBRATIONS))
+register(Route("neural-compressor", "static", static, CALIBRATIONS, extra="neural-compressor"))
+register(Route("neural-compressor", "accuracy_aware", autotune, CALIBRATIONS, extra="neural-compressor"))

@@ -63,6 +63,7 @@ class Route:
     calibrated: bool = True  # it reads calibration samples
     trains: bool = False
     coverage_hint: str = ""  # added when few compute ops run in INT8
+    extra: str | None = None  # the pip extra its back end needs (pyproject.toml), when not a core dependency
 
 
 ROUTES: dict[tuple[str, str], Route] = {}

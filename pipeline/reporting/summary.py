@@ -1,7 +1,9 @@
 """The terminal's view of a report: a table of stages and one of devices, printed by `compress run`,
-`compress validate` and `compress bench` after their work."""
+`compress validate` and `compress bench` after their work, and the one verdict line printed last."""
 
 from __future__ import annotations
+
+from pipeline.deploy.gate import GateResult
 
 
 def summary_table(report: dict) -> str:
@@ -34,3 +36,17 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, int) or digits == 0:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
+
+
+def verdict_line(result: GateResult, gating: bool) -> str:
+    """The last line of `compress run`: what the gate says, by device, and (when the run does not gate)
+    that a failing device does not fail this command."""
+    devices = list(dict.fromkeys(r.device for r in result.rows))
+    failing = {d: [r.budget for r in result.rows if r.device == d and r.passed is False] for d in devices}
+    failing = {d: budgets for d, budgets in failing.items() if budgets}
+    word = {True: "PASS", False: "FAIL", None: "CANNOT JUDGE"}[result.passed]
+    detail = "; ".join(f"{d} breaks {', '.join(b)}" for d, b in failing.items()) if failing else f"{len(devices)} device(s) judged"
+    if result.problems and not failing:
+        detail = "; ".join(result.problems)
+    tail = "" if gating or result.passed else " (this command still exits 0: `compress run --gate` or `compress gate` fails CI on it)"
+    return f"gate: {word}: {detail}{tail}"

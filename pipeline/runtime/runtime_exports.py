@@ -15,15 +15,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from devices.on_device.runtimes import RUNNERS, RuntimeMissing, installed
+from devices.on_device.runtimes import RUNNERS, RuntimeMissing
 from exporters import EXPORTERS
 from exporters.parity import ExportResult, ExportUnsupported
+from pipeline.core import extras
 from pipeline.core.errors import StageError
 
 
 def missing_runtimes(runtimes: list[str]) -> list[str]:
     """One sentence per asked-for runtime whose package is not installed, naming the pip command."""
-    return [f"runtime {r} is asked for but not installed: pip install -e '.[{r}]' (or pip install {RUNNERS[r].package})" for r in runtimes if not installed(r)]
+    return [problem for r in runtimes if r != extras.CORE_RUNTIME for problem in extras.missing(r, f"runtime {r}")]
 
 
 def file_name(stem: str, runtime: str) -> str:

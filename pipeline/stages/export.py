@@ -28,6 +28,7 @@ from exporters import export_onnx, extract_segment
 from exporters.onnx import INPUT_NAME, OUTPUT_NAME
 from pipeline.core.checkpoints import width_model
 from pipeline.core.errors import StageError
+from pipeline.core.extras import MissingExtra
 from pipeline.core.state import ModelState, runtime_artifact, width_artifact
 from pipeline.deploy.profiles import RUNTIMES, DeviceProfile
 from pipeline.runtime.early_exit import choose_thresholds, summarize, write_cascade
@@ -64,7 +65,7 @@ class ExportConfig(BaseModel):
 
 def check_export(cfg: ExportConfig, earlier: Earlier) -> list[str]:
     asked = earlier.device_runtimes if cfg.runtimes == "auto" else cfg.runtimes
-    problems = [p + (" (runtimes: auto, and a device of the recipe runs it)" if cfg.runtimes == "auto" else "") for p in missing_runtimes(list(asked))]
+    problems = [MissingExtra(p.extra, p + " (runtimes: auto, and a device of the recipe runs it)") if cfg.runtimes == "auto" else p for p in missing_runtimes(list(asked))]
     if cfg.exits and "heads" not in earlier.capabilities:
         problems.append(f"exits {cfg.exits} are auxiliary heads: put an {earlier.who_adds('heads')} stage before export")
     return problems

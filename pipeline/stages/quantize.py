@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import onnx_logits, set_metadata
+from pipeline.core import extras
 from pipeline.core.errors import StageError
 from pipeline.core.checkpoints import width_model
 from pipeline.core.state import ModelState, artifact_kind, artifact_runtime, artifact_width, runtime_artifact, width_artifact
@@ -100,12 +101,14 @@ def width_route_problem(cfg: QuantizeConfig) -> str | None:
             f"after nested, use backend {backends} with method {', '.join(r.method for r in able[:-1])} or {able[-1].method}")
 
 
-def routes_for_widths(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
+def check_quantize(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
+    """Before anything trains: the route's back end is installed, and it can quantize each nested width's file."""
     problem = width_route_problem(cfg) if "widths" in earlier.capabilities else None
-    return [problem] if problem else []
+    needed = cfg.route().extra
+    return ([problem] if problem else []) + (extras.missing(needed, f"quantize.backend {cfg.backend}") if needed else [])
 
 
-@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.route().trains, check=routes_for_widths)
+@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.route().trains, check=check_quantize)
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
     if cfg.route().calibrated and cfg.calibration_samples > len(ctx.data.train):

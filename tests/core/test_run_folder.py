@@ -196,3 +196,16 @@ def test_a_model_state_round_trips_through_its_json_record():
     assert again == state and again.model is model and again.heads is None
     older = ModelState.from_json({"artifacts": {}, "reference": {}, "compressed": False, "devices": {}}, model)
     assert older.widths == [] and older.head_specs == [], "fields an older run did not write take their defaults"
+
+
+def test_a_stage_is_found_by_its_recipe_name_the_first_of_that_name(tmp_path):
+    run = RunFolder(tmp_path)
+    run.write_report({"stages": [{"name": "train", "folder": "01-train"}, {"name": "prune", "folder": "02-prune"}, {"name": "train", "folder": "03-train"}]})
+    assert run.stage_of("prune").path == tmp_path / "02-prune"
+    assert run.stage_of("train").path == tmp_path / "01-train"
+    with pytest.raises(UserError) as refused:
+        run.stage_of("export")
+    assert str(refused.value) == f"{tmp_path}: the run has no export stage (its stages: train, prune, train)"
+    run.write_report({"stages": []})
+    with pytest.raises(UserError, match=r"the run has no export stage \(its stages: none\)$"):
+        run.stage_of("export")

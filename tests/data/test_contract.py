@@ -218,3 +218,58 @@ def test_a_streamed_split_is_sampled_for_its_shape_and_checked_item_by_item():
     checked = contract.Checked(late, "train", 3, WHERE, (1, 4, 4))
     assert len(checked) == contract.SAMPLED + 1 and checked[0][1] == 0
     assert refused(checked.__getitem__, contract.SAMPLED) == f"{WHERE}: train item {contract.SAMPLED}'s label 7 is outside 0..2 (3 classes)"
+
+
+def raw(**arrays):
+    from pipeline.data.registry import RawData
+
+    a = {**good_arrays(), **arrays}
+    return RawData(a["x_train"], a["y_train"], a["x_test"], a["y_test"], a.get("class_names"), WHERE)
+
+
+def test_a_sources_arrays_go_through_every_rule_in_one_call():
+    from pipeline.data import contract
+
+    checked = contract.raw_data(raw(class_names=["a", "b", "c"]))
+    assert checked.x_train.shape == (40, 1, 8, 8) and checked.x_test.dtype == np.float32 and checked.y_test.dtype == np.int64
+    assert checked.class_names == ["a", "b", "c"]
+    assert refused(contract.raw_data, raw(x_test=np.array(["x"] * 20))) == f"{WHERE}: x_test holds strings, not pixel values; store images as uint8 or float arrays"
+    assert refused(contract.raw_data, raw(y_train=np.zeros(39, dtype=int))) == f"{WHERE}: y_train has 39 labels for 40 images; give one label per image"
+    assert refused(contract.raw_data, raw(y_train=np.full(40, 3), class_names=["a", "b", "c"])) == (
+        f"{WHERE}: y_train labels must lie in 0..2 (3 classes), found 3..3"
+    )
+
+
+@pytest.mark.parametrize("y_train, y_test, names", [
+    (np.zeros(40, dtype=int), np.zeros(20, dtype=int), ["0"]),
+    (np.full(40, 2), np.zeros(20, dtype=int), ["0", "1", "2"]),
+    (np.zeros(40, dtype=int), np.full(20, 4), ["0", "1", "2", "3", "4"]),
+    (np.full(40, 1.0), np.zeros(20), ["0", "1"]),  # whole-number floats: classes, once checked
+])
+def test_a_source_without_class_names_gets_one_per_class_its_labels_reach(y_train, y_test, names):
+    from pipeline.data import contract
+
+    assert contract.raw_data(raw(y_train=y_train, y_test=y_test)).class_names == names
+
+
+def test_a_streamed_source_is_sampled_split_by_split_and_wrapped_to_check_every_item():
+    from pipeline.data import contract
+    from pipeline.data.registry import Streamed
+
+    good = [(torch.zeros(1, 4, 4), i % 3) for i in range(contract.SAMPLED)]
+    checked = contract.streamed(Streamed(Items(*good), Items(*good), None, ["a", "b", "c"], WHERE))
+    assert checked.shape == (1, 4, 4) and checked.val is None
+    assert (checked.train.name, checked.test.name) == ("train", "test")
+    assert (checked.train.classes, checked.train.where, checked.test.shape) == (3, WHERE, (1, 4, 4))
+    with_val = contract.streamed(Streamed(Items(*good), Items(*good), Items(*good[:2]), ["a", "b", "c"], WHERE))
+    assert len(with_val.val) == 2 and with_val.val.name == "val" and with_val.val.shape == (1, 4, 4)
+    wider = [(torch.zeros(1, 5, 5), 0)]
+    assert refused(contract.streamed, Streamed(Items(*good), Items(*wider), Items(*wider), ["a", "b", "c"], WHERE)).startswith(
+        f"{WHERE}: test item 0 is [1, 5, 5] but the training images are [1, 4, 4]"
+    ), "test is sampled before val, each against the training shape"
+    assert refused(contract.streamed, Streamed(Items(*good), Items(*good), Items(*wider), ["a", "b", "c"], WHERE)).startswith(
+        f"{WHERE}: val item 0 is [1, 5, 5] but the training images are [1, 4, 4]"
+    )
+    assert refused(contract.streamed, Streamed(Items(*good), Items((torch.zeros(1, 4, 4), 3)), None, ["a", "b", "c"], WHERE)) == (
+        f"{WHERE}: test item 0's label 3 is outside 0..2 (3 classes)"
+    )
