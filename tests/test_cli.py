@@ -70,3 +70,21 @@ def test_the_example_ci_workflow_gates_devices_the_recipe_validates():
     for device in ("raspberry-pi-4", "cortex-a55-phone"):
         assert device in script and device in recipe["devices"]
     assert "torch==2.13.0" in script
+
+
+def test_the_runs_last_line_is_the_gates_verdict_and_gate_makes_it_the_exit_code(tmp_path, tiny_recipe, write_recipe, lenient_device):
+    """A device that breaks a budget fails `compress run --gate` (exit 1, like `compress gate`); without
+    --gate the run exits 0 but its last line says the gate fails and how to make CI fail on it."""
+    tiny_recipe["stages"] = [{"train": {"epochs": 1, "lr": 0.01}}, {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}]
+    tiny_recipe["devices"] = [str(lenient_device), "raspberry-pi-4"]  # the Pi's 85 % accuracy floor: out of reach in one epoch
+    recipe, out = str(write_recipe(tiny_recipe)), str(tmp_path / "out")
+    plain = invoke("run", recipe, "--out", out, "--quiet")
+    assert plain.exit_code == 0, plain.output
+    last = plain.output.strip().splitlines()[-1]
+    assert last.startswith("gate: FAIL: raspberry-pi-4 breaks min_accuracy") and "lenient" not in last
+    assert last.endswith("(this command still exits 0: `compress run --gate` or `compress gate` fails CI on it)")
+    gated = invoke("run", recipe, "--out", out, "--quiet", "--gate")  # resumes: nothing runs again
+    assert gated.exit_code == 1 and gated.output.strip().splitlines()[-1] == last.split(" (this command")[0]
+    tiny_recipe["devices"] = [str(lenient_device)]
+    passing = invoke("run", str(write_recipe(tiny_recipe, "pass.yaml")), "--out", str(tmp_path / "pass"), "--quiet", "--gate")
+    assert passing.exit_code == 0 and passing.output.strip().splitlines()[-1] == "gate: PASS: 1 device(s) judged"

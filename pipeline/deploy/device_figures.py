@@ -22,6 +22,7 @@ from devices.on_device.measure import gzip_size
 from pipeline.core.errors import StageError
 from pipeline.core.state import artifact_width
 from pipeline.deploy.budgets import VERDICT, judge, overall
+from pipeline.deploy.choice_summary import candidates_table, headline
 from pipeline.deploy.profiles import DeviceProfile
 from pipeline.deploy.variant_choice import Candidate, choose
 from pipeline.runtime.onnx_files import HOST_THREADS, measure_latencies, peak_memory_mb
@@ -80,23 +81,26 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
             for name, entry in judged.items()
         ]
         chosen, reason = choose(candidates, forced=forced, prefer=profile.prefer)
+        summary = headline(chosen, candidates, profile.prefer, forced)
         entry = devices[profile.name] = {
             **judged[chosen.artifact],
             "choice": {
                 "chosen_on": "validation",
                 "prefer": profile.prefer,
+                "summary": summary,
                 "reason": reason,
                 "candidates": {
-                    name: {k: e[k] for k in ("runtime", "val_accuracy", "accuracy", "latency_ms", "size_bytes", "passed_on_validation", "passed")}
+                    name: {k: e[k] for k in ("runtime", "val_accuracy", "accuracy", "latency_ms", "size_bytes", "budgets_on_validation", "passed_on_validation", "passed")}
                     for name, e in judged.items()
                 },
             },
         }
-        log.info(
-            f"validate {profile.name}: {chosen.artifact} (chosen on validation: acc {_figure(entry['val_accuracy'])}), "
-            f"test acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({profile.latency_kind}), "
-            f"{entry['size_bytes'] / 1024:.1f} KiB -> {VERDICT[entry['passed']]} on test ({reason})"
-        )
+        log.info("\n".join([
+            f"validate {profile.name}: {summary}",
+            *candidates_table(chosen.artifact, entry["choice"]["candidates"]),
+            f"  on test, once: {chosen.artifact} acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({profile.latency_kind}), "
+            f"{entry['size_bytes'] / 1024:.1f} KiB -> {VERDICT[entry['passed']]}",
+        ]))
     return devices
 
 

@@ -115,14 +115,14 @@ def choose(candidates: list[Candidate], forced: str | None = None, prefer: str =
     passing = [c for c in candidates if not c.broken and not c.unjudged]
     if len({c.width for c in candidates}) > 1 and passing:
         widest = max(c.width for c in passing)
-        chosen, why = _preferred([c for c in candidates if c.width == widest], prefer)  # its failing files too, so the reason names them
-        wider = [_preferred([c for c in candidates if c.width == w], prefer)[0] for w in sorted({c.width for c in candidates if c.width > widest})]
+        chosen, why = preferred([c for c in candidates if c.width == widest], prefer)  # its failing files too, so the reason names them
+        wider = [preferred([c for c in candidates if c.width == w], prefer)[0] for w in sorted({c.width for c in candidates if c.width > widest})]
         refused = "; ".join(f"width {c.width:g} breaks {', '.join(c.broken) or 'nothing'}" + (f", cannot judge {', '.join(c.unjudged)}" if c.unjudged else "") for c in wider)
         return chosen, f"width {widest:g} is the widest that meets every budget" + (f" ({refused})" if refused else "") + f"; {why}"
-    return _preferred(candidates, prefer)
+    return preferred(candidates, prefer)
 
 
-def _preferred(candidates: list[Candidate], prefer: str) -> tuple[Candidate, str]:
+def preferred(candidates: list[Candidate], prefer: str) -> tuple[Candidate, str]:
     """The rule across precisions and runtimes: fewest broken budgets, fewest unjudged, then the preference."""
     if len(candidates) == 1:
         return candidates[0], f"{candidates[0].artifact} is the only variant this run made"

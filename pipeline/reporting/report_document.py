@@ -92,7 +92,7 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     stage_header = ["stage", "seconds", "test acc", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
     shipped = [
         [name, d["artifact"], _num(d.get("val_accuracy")), _num(d["accuracy"]), f"{d['latency_ms']['p90']:.4g}", f"{d['size_bytes'] / 1024:.1f}",
-         VERDICT[d["passed"]], (d.get("choice") or {}).get("reason", "")]
+         VERDICT[d["passed"]], (d.get("choice") or {}).get("summary") or (d.get("choice") or {}).get("reason", "")]  # a report older than the summary: its full reason
         for name, d in (report.get("devices") or {}).items()
     ]
     candidates = [  # every file each device could have had: with nested widths, the accuracy-latency curve per device
