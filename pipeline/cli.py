@@ -227,15 +227,33 @@ def validate_cmd(model, devices, data, input_size, mean, std, test_subset, refer
 @main.command("bench")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", "devices", multiple=True, required=True, help="profile name or .yaml path (repeatable)")
+@click.option("--budgets", "which", type=click.Choice(["speed", "all"]), default="speed", show_default=True,
+              help="speed: judge the budgets a file alone can meet (size, latency, memory) and say which were left out; all: every budget, "
+              "so an accuracy budget is CANNOT JUDGE (exit 2) without data")
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=500, show_default=True)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def bench_cmd(model, devices, out, runs, debug):
-    """Time MODEL.onnx for each device (size, latency p50/p90/p99, peak memory) without data; budgets
-    on accuracy cannot be judged without it, so their verdict is CANNOT JUDGE (exit 2)."""
-    setup_logging(quiet=False, debug=debug)
-    _validate_model(model, devices, out, None, None, runs)
+def bench_cmd(model, devices, which, out, runs, debug):
+    """Time MODEL.onnx for each device without data: size, latency p50/p90/p99, peak memory; judged
+    on the speed budgets (`--budgets all`: every budget). Exits like `compress gate`."""
+    from devices.on_device.verdicts import SPEED_BUDGETS
+    from pipeline.deploy.gate import judge_report
+    from pipeline.external import validate_file
+    from pipeline.reporting.summary import bench_table, verdict_line
+
+    setup_logging(quiet=True, debug=debug)
+    out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
+    report = validate_file(Path(model), list(devices), out_dir, None, None, runs=runs)
+    result = judge_report(report, only=SPEED_BUDGETS if which == "speed" else None)
+    click.echo(bench_table(report, result))
+    for problem in result.problems:
+        click.echo(f"cannot judge: {problem}", err=True)
+    if result.not_judged:
+        click.echo(f"not judged without data: {', '.join(result.not_judged)} (compress validate MODEL --data SOURCE[:PATH] judges them)")
+    click.echo(f"report: {out_dir / 'report.json'}")
+    click.echo(verdict_line(result, gating=True))
+    sys.exit(result.exit_code)
 
 
 @main.command()

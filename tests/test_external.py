@@ -26,12 +26,23 @@ def test_validate_a_file_with_data_then_gate_and_bundle_it(finished_run, tmp_pat
     assert invoke("bundle", out, "--device", "host", "-o", tmp_path / "b.zip", "--samples", "20").exit_code == 0
 
 
-def test_bench_without_data_cannot_judge_accuracy(finished_run, tmp_path):
-    result = invoke("bench", finished_run / "03-quantize/model.int8.onnx", "--device", "host", "--out", tmp_path / "b", "--runs", "20")
-    assert result.exit_code == 2, result.output
+def test_bench_judges_the_speed_budgets_and_says_which_it_left_out(finished_run, tmp_path):
+    result = invoke("bench", finished_run / "03-quantize/model.int8.onnx", "--device", "host", "--device", "raspberry-pi-4", "--out", tmp_path / "b", "--runs", "20")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].split() == ["device", "p50", "ms", "p90", "ms", "p99", "ms", "latency", "threads", "peak", "MB", "KiB", "gzip", "KiB", "verdict"]
+    assert lines[1].startswith("host") and lines[1].endswith("PASS") and "measured" in lines[1]
+    assert lines[2].startswith("raspberry-pi-4") and "estimated" in lines[2]
+    assert "not judged without data: min_accuracy, max_accuracy_drop (compress validate MODEL --data" in result.output
+    assert lines[-1] == "gate: PASS: 2 device(s) judged" and "stage" not in result.output
     report = json.loads((tmp_path / "b/report.json").read_text())
     assert report["devices"]["host"]["artifact"] == "onnx_int8" and report["devices"]["host"]["latency_ms"]["p90"] > 0
-    assert "min_accuracy has no measured value" in result.output and "need data" in result.output
+
+
+def test_bench_on_every_budget_cannot_judge_accuracy_without_data(finished_run, tmp_path):
+    result = invoke("bench", finished_run / "03-quantize/model.int8.onnx", "--device", "host", "--budgets", "all", "--out", tmp_path / "b", "--runs", "20")
+    assert result.exit_code == 2, result.output
+    assert "min_accuracy has no measured value" in result.output and result.output.strip().endswith("CANNOT JUDGE: host: min_accuracy has no measured value; host: max_accuracy_drop has no measured value")
 
 
 def test_a_file_without_preprocessing_needs_mean_and_std(finished_run, tmp_path):

@@ -21,6 +21,8 @@ RULES = {
     "max_accuracy_drop": ("accuracy_drop", True),
     "max_peak_memory_mb": ("peak_memory_mb", True),
 }
+DATA_FIGURES = ("accuracy", "accuracy_drop")  # figures only labelled data can give
+SPEED_BUDGETS = tuple(name for name, (figure, _) in RULES.items() if figure not in DATA_FIGURES)  # what a file alone is judged on
 
 
 def judge(budgets: dict, figures: dict) -> dict:

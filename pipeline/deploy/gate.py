@@ -10,7 +10,7 @@ one does not pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.on_device import verdicts
@@ -33,6 +33,7 @@ class GateRow:
 class GateResult:
     rows: list[GateRow]
     problems: list[str]
+    not_judged: list[str] = field(default_factory=list)  # budgets left out on purpose (`only`), by name, each once
 
     @property
     def passed(self) -> bool | None:
@@ -73,7 +74,9 @@ def results_as_report(results: dict) -> dict:
     return {"devices": {results.get("device", "device"): {"budgets": results.get("budgets")}}}
 
 
-def judge_report(report: dict, device: str | None = None) -> GateResult:
+def judge_report(report: dict, device: str | None = None, only: tuple[str, ...] | None = None) -> GateResult:
+    """Every budget of every device (or of `device`); with `only`, those budgets alone, the others
+    listed as not judged (`compress bench` judges a file without data on `verdicts.SPEED_BUDGETS`)."""
     if is_device_results(report):
         report = results_as_report(report)
     devices = report.get("devices") or {}
@@ -84,11 +87,14 @@ def judge_report(report: dict, device: str | None = None) -> GateResult:
         return GateResult([], [f"device '{device}' is not in this report; it has: {', '.join(devices) or 'none (no validate stage ran)'}"])
     if not devices:
         problems.append("the report holds no device results (did the recipe end with a validate stage, and did it finish?)")
-    rows = []
+    rows, not_judged = [], []
     for name, result in devices.items():
         if device is not None and name != device:
             continue
         budgets = result.get("budgets") if isinstance(result, dict) else None
+        if isinstance(budgets, dict) and only is not None:
+            not_judged += [b for b in budgets if b not in only and b not in not_judged]
+            budgets = {b: row for b, row in budgets.items() if b in only}
         if not isinstance(budgets, dict) or not budgets:
             problems.append(f"device '{name}' has no budgets to judge")
             continue
@@ -97,7 +103,7 @@ def judge_report(report: dict, device: str | None = None) -> GateResult:
             rows.append(GateRow(name, budget, *judged))
             if problem:
                 problems.append(f"{name}: {budget} {problem}")
-    return GateResult(rows, problems)
+    return GateResult(rows, problems, not_judged)
 
 
 def rejudge(budget: str, row) -> tuple[tuple, str | None]:

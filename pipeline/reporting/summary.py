@@ -7,7 +7,7 @@ from pipeline.deploy.gate import GateResult
 
 
 def summary_table(report: dict) -> str:
-    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {'accuracy':>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"]
+    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {'accuracy':>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"] if report["stages"] else []
     for s in report["stages"]:
         m = s["metrics"]
         lines.append(
@@ -15,7 +15,7 @@ def summary_table(report: dict) -> str:
             f"{fmt(m.get('params'), 0):>9} {fmt(m.get('macs'), 0):>10} {fmt(None if m.get('size_bytes') is None else m['size_bytes'] / 1024, 1):>9}"
         )
     if report["devices"]:
-        lines.append("")
+        lines += [""] if lines else []
         w = max(10, *(len(d["artifact"]) for d in report["devices"].values()))
         lines.append(f"{'device':<20} {'artifact':<{w}} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
         for name, d in report["devices"].items():
@@ -36,6 +36,24 @@ def fmt(value, digits: int = 3) -> str:
     if isinstance(value, int) or digits == 0:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
+
+
+def bench_table(report: dict, result: GateResult) -> str:
+    """`compress bench`: per device, the latency percentiles (measured or estimated), peak memory, size,
+    and the verdict on the budgets judged (`result`: which ones)."""
+    judged = {(r.device, r.budget): r.passed for r in result.rows}
+    lines = [f"{'device':<20} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'latency':<10} {'threads':>7} {'peak MB':>8} {'KiB':>8} {'gzip KiB':>8}  verdict"]
+    for name, d in report["devices"].items():
+        lat = d["latency_ms"]
+        verdicts = [judged[(name, b)] for b in d["budgets"] if (name, b) in judged]
+        failed = [b for b in d["budgets"] if judged.get((name, b)) is False]
+        passed = False if failed else (None if not verdicts or None in verdicts else True)
+        verdict = {True: "PASS", False: "FAIL " + ", ".join(failed), None: "CANNOT JUDGE"}[passed]
+        lines.append(
+            f"{name:<20} {lat['p50']:>9.4g} {lat['p90']:>9.4g} {lat['p99']:>9.4g} {d['latency_kind']:<10} {d['threads']:>7} "
+            f"{fmt(d['peak_memory_mb'], 1):>8} {d['size_bytes'] / 1024:>8.1f} {d['size_gzip_bytes'] / 1024:>8.1f}  {verdict}"
+        )
+    return "\n".join(lines)
 
 
 def verdict_line(result: GateResult, gating: bool) -> str:

@@ -137,3 +137,21 @@ def test_rows_of_the_wrong_kind_are_named_exactly():
         (1, 2, None),
         "is not a budget this version knows (known: max_size_kb, max_size_gzip_kb, max_latency_p90_ms, min_accuracy, max_accuracy_drop, max_peak_memory_mb)",
     )
+
+
+def test_only_the_budgets_asked_for_are_judged_and_the_rest_named_once():
+    from devices.on_device.verdicts import SPEED_BUDGETS
+    from pipeline.deploy.gate import judge_report
+
+    assert SPEED_BUDGETS == ("max_size_kb", "max_size_gzip_kb", "max_latency_p90_ms", "max_peak_memory_mb")
+    report = {"devices": {
+        "pi": {"budgets": {"max_size_kb": {"value": 10, "limit": 20}, "min_accuracy": {"value": None, "limit": 0.8}}},
+        "phone": {"budgets": {"min_accuracy": {"value": None, "limit": 0.8}, "max_accuracy_drop": {"value": None, "limit": 1}, "max_size_kb": {"value": 30, "limit": 20}}},
+    }}
+    result = judge_report(report, only=SPEED_BUDGETS)
+    assert [(r.device, r.budget, r.passed) for r in result.rows] == [("pi", "max_size_kb", True), ("phone", "max_size_kb", False)]
+    assert result.not_judged == ["min_accuracy", "max_accuracy_drop"] and result.problems == [] and result.exit_code == 1
+    everything = judge_report(report)
+    assert everything.not_judged == [] and len(everything.rows) == 5 and everything.exit_code == 1
+    only_accuracy = {"devices": {"pi": {"budgets": {"min_accuracy": {"value": None, "limit": 0.8}}}}}
+    assert judge_report(only_accuracy, only=SPEED_BUDGETS).problems == ["device 'pi' has no budgets to judge"]
