@@ -301,13 +301,14 @@ def devices() -> None:
 def devices_list() -> None:
     from pipeline.deploy.profiles import known_profiles, load_profile
 
+    rows = [("name", "cpu", "threads", "int8 dot", "RAM MB", "latency", "runtimes", "description")]
     for name in known_profiles():
         p = load_profile(name)
-        int8 = "int8-dot" if p.int8_dot_product else "no-int8-dot"
-        click.echo(
-            f"{p.name:<22} {p.cpu:<11} {p.threads}/{p.cores} threads  {int8:<11} {p.memory_mb:>6} MB  "
-            f"x{p.latency_factor:<5} {p.latency_factor_source:<10} {p.description}"
-        )
+        rows.append((p.name, p.cpu, f"{p.threads} of {p.cores} cores", "yes" if p.int8_dot_product else "no", str(p.memory_mb),
+                     f"x{p.latency_factor:g} {p.latency_factor_source}", ", ".join(p.runtimes), p.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
 @devices.command("show")

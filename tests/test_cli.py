@@ -53,8 +53,12 @@ def test_mismatched_checkpoint(tmp_path, tiny_recipe, write_recipe):
 def test_schema_and_devices_commands():
     schema = json.loads(invoke("recipe", "schema").output)
     assert schema["title"] == "compress recipe"
-    listing = invoke("devices", "list").output
-    assert "raspberry-pi-4" in listing and "cortex-a55-phone" in listing
+    listing = invoke("devices", "list").output.splitlines()
+    assert listing[0].split()[:4] == ["name", "cpu", "threads", "int8"] and listing[0].endswith("description")
+    assert [line.split()[0] for line in listing[1:]] == sorted(line.split()[0] for line in listing[1:]) and len(listing) == 8
+    pi = next(line for line in listing if line.startswith("raspberry-pi-4 "))
+    assert "cortex-a72" in pi and "4 of 4 cores" in pi and "x6 nominal" in pi and "onnxruntime, ncnn, executorch" in pi
+    assert listing[0].index("runtimes") == pi.index("onnxruntime"), "columns line up under their header"
     assert "latency_factor: 6.0" in invoke("devices", "show", "raspberry-pi-4").output
     assert invoke("devices", "show", "nope").exit_code == 1
 

@@ -23,6 +23,7 @@ from devices import PROFILES_DIR
 from devices.on_device.runtimes import RUNNERS
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import DeviceProfileError
+from pipeline.deploy import this_machine
 from pipeline.deploy.variant_choice import PREFERENCES
 
 CPU_CLASSES = ("cortex-a53", "cortex-a55", "cortex-a57", "cortex-a72", "cortex-a76", "x86-64")
@@ -133,6 +134,8 @@ def load_profile(name_or_path: str) -> DeviceProfile:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise DeviceProfileError(f"{path}: not valid YAML: {e}") from None
+    if isinstance(raw, dict):
+        raw = this_machine.fill_in(raw, str(path))  # `cores: detect` and the like: the machine this runs on
     try:
         return DeviceProfile.model_validate(raw)
     except ValidationError as e:
