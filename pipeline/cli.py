@@ -22,10 +22,12 @@ log = logging.getLogger("compress")
 
 
 def setup_logging(quiet: bool, debug: bool) -> None:
+    """The terminal shows the pipeline's lines at the level asked (a run's `run.log` gets every one)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    log.setLevel(handler.level)
     if not logging.getLogger().handlers:  # so a library's logging.basicConfig on import (ExecuTorch's) adds no second printer
         logging.getLogger().addHandler(logging.NullHandler())
 
@@ -83,7 +85,8 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
 
         return print_verdict(RunFolder(out).report(), gating)
     if launched() and os.environ.get("RANK") != "0":
-        log.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
+        for handler in log.handlers:
+            handler.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
     report = run_recipe(parsed, out_dir, fresh=fresh, quiet=quiet or debug)
     if not report:
         return

@@ -32,6 +32,7 @@ from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
 from pipeline.core.run_folder import RunFolder, StageFolder
+from pipeline.core.run_log import run_log
 from pipeline.core.state import ModelState
 from pipeline.data.loading import load_data
 from pipeline.deploy.profiles import load_profile
@@ -59,7 +60,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
         if not ranks.main:
             return _run_locked(recipe, run, device, fresh, quiet=True)
         run.ensure_writable()
-        with run.lock():
+        with run.lock(), run_log(run.log_file):
             return _run_locked(recipe, run, device, fresh, quiet)
     finally:
         distributed.leave()

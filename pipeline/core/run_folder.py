@@ -4,6 +4,7 @@
 runs/<name>/
   recipe.json        the recipe header (data, model, seed, devices): enough to rebuild data and model
   report.json        the contract CI reads (docs/report.md)
+  run.log            every line the run logged (the libraries' warnings too); appended on resume
   01-train/          one folder per stage, NN-<stage name>
     model.pt         the weights (and pruned shapes) the stage left; heads.pt beside it when it had heads
     metrics.json     what the stage measured
@@ -121,7 +122,7 @@ class StageFolder:
 class RunFolder:
     """`runs/<name>/`: the report, the recipe header and the stage folders of one run."""
 
-    REPORT, RECIPE = "report.json", "recipe.json"
+    REPORT, RECIPE, LOG = "report.json", "recipe.json", "run.log"
     STAGE_PATTERN = "[0-9][0-9]-*"
 
     def __init__(self, path: str | Path):
@@ -130,6 +131,11 @@ class RunFolder:
     @property
     def report_file(self) -> Path:
         return self.path / self.REPORT
+
+    @property
+    def log_file(self) -> Path:
+        """Every line the run logged, the libraries' warnings included (`core/run_log.py`)."""
+        return self.path / self.LOG
 
     def stage(self, index: int, name: str) -> StageFolder:
         """The folder of stage `index` (0-based) called `name`."""

@@ -15,3 +15,13 @@ def out_of_range(logits, labels):
 
 def not_a_number(logits, labels):
     return "good"
+
+
+def noisy_top1(logits, labels):
+    """Top-1, logging through a library's logger and warning as libraries do (for test_run_log.py)."""
+    import logging
+    import warnings
+
+    logging.getLogger("torch.some_module").warning("LIBRARY-NOISE: a deprecation the user cannot act on")
+    warnings.warn("PYTHON-WARNING: something is deprecated", DeprecationWarning, stacklevel=1)
+    return float((logits.argmax(1) == labels).mean())
