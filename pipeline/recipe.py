@@ -91,7 +91,7 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     if header is not None:
         errors += _check_devices(header.devices, runtimes)
     if errors:  # the order is only judged over stages that all parsed
-        raise _invalid(source, errors)
+        raise _invalid(source, errors, [], only_missing_extras=False)
     errors = _check_stage_order(entries, runtimes)
     if errors:
         needed = list(dict.fromkeys(e.extra for e in errors if isinstance(e, MissingExtra)))
@@ -108,7 +108,7 @@ def _header(raw: dict) -> tuple[RecipeHeader | None, list[str]]:
         return None, format_error_lines(e, RecipeHeader)
 
 
-def _invalid(source: str, errors: list[str], missing_extras: list[str] = (), only_missing_extras: bool = False) -> RecipeError:
+def _invalid(source: str, errors: list[str], missing_extras: list[str], only_missing_extras: bool) -> RecipeError:
     return RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors), missing_extras, only_missing_extras)
 
 

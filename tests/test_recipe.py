@@ -292,6 +292,11 @@ def test_the_extras_a_recipe_lacks_are_listed_once_and_said_to_be_its_only_probl
     with pytest.raises(RecipeError) as refused:
         parse_recipe(tiny_recipe)
     assert refused.value.missing_extras == ["ncnn", "openvino", "neural-compressor"] and not refused.value.only_missing_extras
+    tiny_recipe["devices"] = ["pi9"]  # a problem of the header: the stages are not judged, no extra is named
+    with pytest.raises(RecipeError) as refused:
+        parse_recipe(tiny_recipe)
+    assert refused.value.missing_extras == [] and refused.value.only_missing_extras is False
+    tiny_recipe["devices"] = ["host"]
     monkeypatch.setattr("pipeline.core.extras.installed", lambda extra: True)
     tiny_recipe["stages"].pop(1)
     parse_recipe(tiny_recipe)

@@ -101,7 +101,7 @@ def raw_data(raw: RawData) -> CheckedArrays:
     y_test = labels(raw.y_test, "y_test", where, count=len(x_test))
     class_names = raw.class_names
     if class_names is None:
-        class_names = [str(i) for i in range(int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1)]
+        class_names = [str(i) for i in range(int(max(y_train.max(), y_test.max())) + 1)]  # both non-empty: `images` refused empty splits
     for name, y in (("y_train", y_train), ("y_test", y_test)):
         in_range(y, name, len(class_names), where)
     return CheckedArrays(x_train, y_train, x_test, y_test, class_names)

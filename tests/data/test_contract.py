@@ -270,6 +270,9 @@ def test_a_streamed_source_is_sampled_split_by_split_and_wrapped_to_check_every_
     assert refused(contract.streamed, Streamed(Items(*good), Items(*good), Items(*wider), ["a", "b", "c"], WHERE)).startswith(
         f"{WHERE}: val item 0 is [1, 5, 5] but the training images are [1, 4, 4]"
     )
+    assert refused(contract.streamed, Streamed(Items((torch.zeros(4, 4), 0)), Items(*good), None, ["a", "b", "c"], WHERE)) == (
+        f"{WHERE}: train item 0's image is a 2-D torch.float32 tensor; images must be float tensors [C,H,W]"
+    )
     assert refused(contract.streamed, Streamed(Items(*good), Items((torch.zeros(1, 4, 4), 3)), None, ["a", "b", "c"], WHERE)) == (
         f"{WHERE}: test item 0's label 3 is outside 0..2 (3 classes)"
     )
