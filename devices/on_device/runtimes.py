@@ -20,9 +20,14 @@ a runtime (how its file is made, its INT8 path) is its exporter's `RuntimeExport
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 RUNNERS: dict[str, type] = {}  # runtime -> its runner class, in the order they are defined (ONNX Runtime first)
@@ -38,6 +43,26 @@ def runner(cls: type) -> type:
 
 class RuntimeMissing(Exception):
     """The runtime a file or profile needs is not installed here."""
+
+
+@contextlib.contextmanager
+def c_stderr_to_log(logger: str):
+    """What a runtime's C or C++ code writes straight to the process's stderr inside the block (notes
+    a user cannot act on, such as ExecuTorch's cpuinfo probing of /sys files an x86 host lacks) goes to
+    the `logger` warning log instead: on the host that is the run's log file, not the screen."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace").strip()
+    if text:
+        logging.getLogger(logger).warning(text)
 
 
 class Runner:
@@ -226,7 +251,9 @@ class ExecuTorch(Runner):
         from executorch.extension.pybindings import portable_lib  # imports torch: its pybindings link libtorch
 
         self.torch = torch
-        if portable_lib._threadpool_get_thread_count() != threads:
+        with c_stderr_to_log("executorch"):  # its thread pool's first use prints cpuinfo notes from C++
+            pool = portable_lib._threadpool_get_thread_count()
+        if pool != threads:
             # "unsafe": programs already loaded keep using the old pool, and one run after a reset
             # crashed the process (SIGSEGV) here. Reset only on a real change, with no other program alive.
             portable_lib._unsafe_reset_threadpool(threads)

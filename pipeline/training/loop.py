@@ -97,8 +97,8 @@ def fit(
             sampler.set_epoch(epoch)
             order = torch.tensor(list(sampler), dtype=torch.int64)
             total_loss, term_sums = 0.0, {}
-            bar = progress(data.train.batches(batch, order), total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet)
-            for step, (x, y, idx) in enumerate(bar):
+            bar = progress(None, total=len(order), desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet, unit="img")  # images/s and time left
+            for step, (x, y, idx) in enumerate(data.train.batches(batch, order)):
                 x, y = x.to(device), y.to(device)
                 x = augment(x, cfg.augment, mean, std, draws)
                 x, mix = mixed(x, y, cfg.augment, draws)
@@ -114,7 +114,9 @@ def fit(
                 total_loss += loss_value
                 for name, value in terms.items():  # detached tensors: one host sync per term per epoch, not per step
                     term_sums[name] = term_sums.get(name, 0.0) + value.detach()
-                bar.set_postfix(loss=f"{loss_value:.3f}")
+                bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+                bar.update(len(x))
+            bar.close()
             distributed.same_weights(model)  # rank 0's BatchNorm statistics everywhere, so every rank scores one model
             trained = time.perf_counter()
             val_acc = accuracy(model, data.val, metric=metric)
