@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from pathlib import Path
 
 from pipeline.core.run_folder import RunFolder
@@ -33,8 +34,8 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     for row in rows:
         row["device_p90_ms"] = {n: p.estimate_ms(row["latency"][HOST_THREADS]["p90"]) for n, p in profiles.items()}
     plots = {
-        "accuracy_vs_latency.png": plot(rows, profiles, "latency"),
-        "accuracy_vs_size.png": plot(rows, profiles, "size"),
+        "accuracy_vs_latency.png": plot(rows, profiles, "latency", report.get("devices")),
+        "accuracy_vs_size.png": plot(rows, profiles, "size", report.get("devices")),
     }
     for name, png in plots.items():
         (out_dir / name).write_bytes(png)
@@ -47,30 +48,43 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     return md_path, html_path
 
 
-def plot(rows: list[dict], profiles: dict, kind: str) -> bytes:
-    """Accuracy (%) against device p90 latency (one series per device, log x) or against ONNX size."""
+def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = None) -> bytes:
+    """Accuracy (%) against device p90 latency (one series per device, log x) or against ONNX size,
+    with each device's budgets as dashed lines in its colour and the file it ships as a star; stages
+    whose models land on one point share one label."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    devices = devices or {}
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     if kind == "latency":
         for name, profile in profiles.items():
             xs = [r["device_p90_ms"][name] for r in rows]
-            ax.plot(xs, [r["accuracy"] * 100 for r in rows], "o:", label=f"{name} ({profile.latency_kind})", alpha=0.8)
+            (line,) = ax.plot(xs, [r["accuracy"] * 100 for r in rows], "o:", label=f"{name} ({profile.latency_kind})", alpha=0.8)
+            _budget_lines(ax, profile.budgets.max_latency_p90_ms, profile.budgets.min_accuracy, line.get_color())
+            if name in devices:
+                ax.plot(devices[name]["latency_ms"]["p90"], devices[name]["accuracy"] * 100, "*", ms=13, color=line.get_color(), mec="black", mew=0.5)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("p90 latency at batch 1, ms (log scale)")
+        ax.set_xlabel("p90 latency at batch 1, ms (log scale); dashed: each device's budget, star: the file it ships")
         ax.legend(fontsize=8)
     else:
         ax.plot([r["onnx_kib"] for r in rows], [r["accuracy"] * 100 for r in rows], "o:", color="tab:purple")
-        ax.set_xlabel("ONNX file size, KiB")
-    for r in rows:
-        x = r["device_p90_ms"][next(iter(profiles))] if kind == "latency" else r["onnx_kib"]
-        ax.annotate(r["stage"], (x, r["accuracy"] * 100), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for (name, profile), color in zip(profiles.items(), matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]):
+            _budget_lines(ax, profile.budgets.max_size_kb, profile.budgets.min_accuracy, color, label=name)
+            if name in devices:
+                ax.plot(devices[name]["size_bytes"] / 1024, devices[name]["accuracy"] * 100, "*", ms=13, color=color, mec="black", mew=0.5)
+        ax.set_xlabel("ONNX file size, KiB; dashed: each device's budget, star: the file it ships")
+        if any(p.budgets.max_size_kb for p in profiles.values()):
+            ax.legend(fontsize=8)
+    first = next(iter(profiles))
+    points = [(r["device_p90_ms"][first] if kind == "latency" else r["onnx_kib"], r["accuracy"] * 100, r["stage"]) for r in rows]
+    for i, (x, y, label) in enumerate(_shared_labels(points, log_x=kind == "latency")):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5 if i % 2 == 0 else -11), fontsize=7)
     ax.set_ylabel("test accuracy, %")
     ax.grid(alpha=0.3)
     ax.set_title("accuracy vs latency, every stage's model" if kind == "latency" else "accuracy vs size, every stage's model", fontsize=10)
@@ -79,6 +93,27 @@ def plot(rows: list[dict], profiles: dict, kind: str) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _budget_lines(ax, x_limit: float | None, min_accuracy: float | None, color: str, label: str | None = None) -> None:
+    if x_limit is not None:
+        ax.axvline(x_limit, ls="--", lw=1, color=color, alpha=0.7, label=label and f"{label} budget")
+    if min_accuracy is not None:
+        ax.axhline(min_accuracy * 100, ls="--", lw=1, color=color, alpha=0.7)
+
+
+def _shared_labels(points: list[tuple[float, float, str]], log_x: bool) -> list[tuple[float, float, str]]:
+    """One label per spot: stages whose points lie within 3 % on x and 0.1 points on y are named together."""
+    merged: list[list] = []
+    for x, y, label in points:
+        for spot in merged:
+            close_x = abs(math.log(x / spot[0])) < 0.03 if log_x and x > 0 and spot[0] > 0 else abs(x - spot[0]) <= 0.03 * max(abs(spot[0]), 1e-9)
+            if close_x and abs(y - spot[1]) < 0.1:
+                spot[2] += f", {label}"
+                break
+        else:
+            merged.append([x, y, label])
+    return [tuple(spot) for spot in merged]
 
 
 def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:

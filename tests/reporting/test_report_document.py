@@ -27,3 +27,13 @@ def test_report_writes_markdown_and_a_self_contained_html_with_plots(finished_ru
 def test_report_of_a_folder_without_a_run_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 1 and "no report at" in result.output and "compress run" in result.output
+
+
+def test_stages_on_one_point_share_one_label_and_others_keep_theirs():
+    from pipeline.reporting.report_document import _shared_labels
+
+    points = [(0.05, 84.5, "01-train"), (0.048, 82.4, "02-prune"), (0.0485, 82.4, "03-export"), (0.20, 82.4, "04-quantize"), (0.048, 82.0, "05-validate")]
+    assert _shared_labels(points, log_x=True) == [
+        (0.05, 84.5, "01-train"), (0.048, 82.4, "02-prune, 03-export"), (0.20, 82.4, "04-quantize"), (0.048, 82.0, "05-validate"),
+    ]
+    assert _shared_labels([(100.0, 80.0, "a"), (102.0, 80.05, "b"), (110.0, 80.0, "c")], log_x=False) == [(100.0, 80.0, "a, b"), (110.0, 80.0, "c")]
