@@ -29,12 +29,12 @@ install: $(STAMPS)-light
 install-all: $(STAMPS)-all
 
 $(STAMPS)-light: pyproject.toml | $(VENV)
-	@echo "installing the light set (torch CPU, onnx, onnxruntime, torch-pruning; about 1.1 GB, once): pip's progress follows"
+	@echo "installing the light set (torch CPU, onnx, onnxruntime, torch-pruning; 1.2 GB on disk, once): pip's progress follows"
 	$(PIP_INSTALL) torch==2.13.0 -e .
 	@touch $@
 
 $(STAMPS)-all: pyproject.toml | $(VENV)
-	@echo "installing everything the tests need (every runtime, neural-compressor, pytest, mutmut; about 2.7 GB, once): pip's progress follows"
+	@echo "installing everything the tests need (every runtime, neural-compressor, pytest, mutmut; 2.1 GB on disk, once): pip's progress follows"
 	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes]'
 	@touch $@ $(STAMPS)-light
 
