@@ -83,7 +83,10 @@ def run(recipe: str, out_dir: str | None, fresh: bool, quiet: bool, nproc: int, 
         launch(nproc, run_arguments(recipe, out_dir, fresh=fresh, quiet=quiet, debug=debug), out)  # rank 0 prints the table
         from pipeline.core.run_folder import RunFolder
 
-        return print_verdict(RunFolder(out).report(), gating)
+        finished = RunFolder(out)
+        if finished.report_file.is_file() or gating:  # --gate with no report: the gate cannot judge, which is an error
+            print_verdict(finished.report(), gating)
+        return
     if launched() and os.environ.get("RANK") != "0":
         for handler in log.handlers:
             handler.setLevel(logging.WARNING)  # progress and logs from rank 0 only; errors from every rank
