@@ -136,9 +136,9 @@ def export_runtimes(runtimes: list[str], model: nn.Module, onnx_file, width: flo
     metadata = {**model_metadata(ctx), **({"width": f"{width:g}"} if width < 1 else {})}
     for runtime in runtimes[1:]:
         path, ref = ctx.artifact(file_name(stem, runtime))
-        with ctx.progress(None, total=None, desc=f"export {runtime}"):
-            result = export_for_runtime(runtime, model, onnx_file, path, ctx.data.test.take(cfg.parity_samples)[0], metadata, "export",
-                                        max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement)
+        ctx.log.info(f"export {runtime} ({runtimes.index(runtime)}/{len(runtimes) - 1}): writing {ref}, then its parity check in {runtime} …")
+        result = export_for_runtime(runtime, model, onnx_file, path, ctx.data.test.take(cfg.parity_samples)[0], metadata, "export",
+                                    max_abs_diff=cfg.max_abs_diff, min_top1_agreement=cfg.min_top1_agreement)
         name = runtime_artifact(runtime, "fp32", width)
         state.artifacts[name] = ref
         rows[name] = {

@@ -32,6 +32,7 @@ from pipeline.quantization import int8_checks, ort_backend
 from pipeline.quantization import route as routes
 from pipeline.quantization.qat import QATConfig
 from pipeline.quantization.runtime_int8 import has_int8, int8_name, runtime_int8_file
+from pipeline.runtime.runtime_exports import int8_path
 from pipeline.runtime.onnx_files import optimized_nodes
 from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
@@ -151,8 +152,8 @@ def runtime_twins(cfg: QuantizeConfig, state: ModelState, ctx: StageContext, fp3
         qdq_file = ctx.resolve(state.artifacts[width_artifact("onnx_int8", width)])
         module = width_model(state.model, state.widths, width, ctx.resolve)
         metadata = {p.key: p.value for p in onnx.load(str(qdq_file)).metadata_props}
-        with ctx.progress(None, total=None, desc=f"quantize {runtime}"):
-            figures = runtime_int8_file(runtime, module, ctx.resolve(state.artifacts[name]), qdq_file, out, samples, parity_inputs, cfg.min_top1_agreement, metadata)
+        ctx.log.info(f"quantize {runtime}: writing {ref} ({int8_path(runtime)}), then its checks …")
+        figures = runtime_int8_file(runtime, module, ctx.resolve(state.artifacts[name]), qdq_file, out, samples, parity_inputs, cfg.min_top1_agreement, metadata)
         int8 = runtime_artifact(runtime, "int8", width)
         state.artifacts[int8] = ref
         rows[int8] = {"file": ref, "accuracy": round(ctx.score(out, "test"), 5), **figures}
