@@ -34,8 +34,8 @@ $(STAMPS)-light: pyproject.toml | $(VENV)
 	@touch $@
 
 $(STAMPS)-all: pyproject.toml | $(VENV)
-	@echo "installing everything the tests need (every runtime, neural-compressor, pytest, mutmut; 2.1 GB on disk, once): pip's progress follows"
-	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes]'
+	@echo "installing everything the tests need (every runtime, neural-compressor, Optuna, pytest, mutmut; 2.1 GB on disk, once): pip's progress follows"
+	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes,tune]'
 	@touch $@ $(STAMPS)-light
 
 quickstart: install

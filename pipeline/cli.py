@@ -206,6 +206,33 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
     sys.exit(result.exit_code)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
+@click.option("--trials", type=click.IntRange(min=1), help="finished trials the study should hold (default: the spec's tune.trials)")
+@click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
+@click.option("--storage", help="an Optuna storage URL shared by several workers (default: a SQLite file in the tune folder)")
+@click.option("--quiet", is_flag=True, help="warnings and the final table only")
+@click.option("--debug", is_flag=True)
+@friendly_errors
+def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | None, storage: str | None, quiet: bool, debug: bool) -> None:
+    """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures.
+
+    One line per finished trial; a killed tune resumes its study. Writes tuned-<device>.yaml (a plain
+    recipe `compress run` reproduces) and tune.json into the tune folder."""
+    from pipeline.tune.study import run_study
+
+    setup_logging(quiet, debug)
+    summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage)
+    click.echo(f"{'device':<20} {'trial':>5} {'val':>7} {'test':>7}  on validation          recipe")
+    for device, pick in summary["devices"].items():
+        verdict = "meets every budget" if pick["meets_every_budget_on_validation"] else "closest: breaks " + ", ".join(pick["broken_on_validation"])
+        click.echo(f"{device:<20} {pick['trial']:>5} {pick['val_accuracy']:>7.4f} {pick['test_accuracy']:>7.4f}  {verdict:<22} {pick['recipe']}")
+    reuse = summary["stage_reuse"]
+    click.echo(f"{summary['trials']['complete']} trial(s) finished; {reuse['reused']} of {reuse['stages']} stages reused from the store "
+               f"({reuse['rate']:.0%}); chosen on validation, test figures read once after")
+
+
 @main.command("validate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", "devices", multiple=True, required=True, help="profile name or .yaml path (repeatable)")

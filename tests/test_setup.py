@@ -46,7 +46,7 @@ def test_the_quickstart_installs_the_light_set_and_the_tests_everything():
     quickstart, tests = planned({}, "quickstart"), planned({}, "test")
     assert "pip install --disable-pip-version-check --progress-bar on torch==2.13.0 -e .\n" in quickstart
     assert "runtimes" not in quickstart and "neural-compressor]" not in quickstart
-    assert "torch==2.13.0 -e '.[test,neural-compressor,runtimes]'" in tests
+    assert "torch==2.13.0 -e '.[test,neural-compressor,runtimes,tune]'" in tests
 
 
 @needs_make

@@ -18,6 +18,7 @@ from pipeline.core.errors import UserError
 CORE_RUNTIME = "onnxruntime"  # a dependency of the project itself; every other runtime is an extra of its own name
 MODULE_OF = {  # extra -> the module whose presence says it is installed
     "neural-compressor": "neural_compressor",
+    "tune": "optuna",
     **{runtime: runner.package for runtime, runner in RUNNERS.items() if runtime != CORE_RUNTIME},
 }
 

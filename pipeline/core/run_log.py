@@ -43,3 +43,18 @@ def run_log(path: Path) -> Iterator[Path]:
         pipeline_log.setLevel(level)
         for name, (handlers, propagate) in saved.items():
             logging.getLogger(name).handlers, logging.getLogger(name).propagate = handlers, propagate
+
+
+@contextlib.contextmanager
+def console_quiet() -> Iterator[None]:
+    """The terminal shows warnings only inside the block (a tune's trials: each keeps every line in its
+    own run.log, and the tune prints one line per trial instead)."""
+    terminal = [h for h in logging.getLogger("compress").handlers if not isinstance(h, logging.FileHandler)]
+    levels = [h.level for h in terminal]
+    for h in terminal:
+        h.setLevel(max(h.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for h, level in zip(terminal, levels):
+            h.setLevel(level)

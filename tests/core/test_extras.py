@@ -9,7 +9,7 @@ from pipeline.core import extras
 
 
 def test_each_extra_is_known_by_a_module_and_onnxruntime_is_none(monkeypatch):
-    assert extras.MODULE_OF == {"neural-compressor": "neural_compressor", "openvino": "openvino", "ncnn": "ncnn", "executorch": "executorch"}
+    assert extras.MODULE_OF == {"neural-compressor": "neural_compressor", "tune": "optuna", "openvino": "openvino", "ncnn": "ncnn", "executorch": "executorch"}
     assert extras.missing("ncnn", "runtime ncnn") == [] if extras.installed("ncnn") else extras.missing("ncnn", "runtime ncnn")
     monkeypatch.setattr(extras, "installed", lambda extra: False)
     (problem,) = extras.missing("openvino", "runtime openvino")

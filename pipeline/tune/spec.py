@@ -1,0 +1,174 @@
+"""A tune spec: a recipe plus `tune:` (the search space over the recipe's fields, the budget, the seed).
+
+A field path names a recipe field the way an error names it: `train.epochs` (the first stage called
+`train`), `stages.2.prune.target.keep_macs` (by position), `model.kwargs.widths`, `data.batch_size`.
+Each parameter is one of `{int: [low, high]}`, `{float: [low, high]}` (`log: true` for a log scale)
+or `{choice: [a, b, …]}`. A path that does not lead to a valid recipe is refused before any trial
+runs, named, with the recipe's paths closest to it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import difflib
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.core.errors import RecipeError, UserError
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*$")
+
+
+class Param(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    int: tuple[builtins.int, builtins.int] | None = None  # builtins.: inside the class, `int` is this field
+    float: tuple[builtins.float, builtins.float] | None = None
+    choice: list[Any] | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Param":
+        kinds = [k for k in ("int", "float", "choice") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of int: [low, high], float: [low, high] or choice: [a, b, …]")
+        bounds = self.int or self.float
+        if bounds is not None and bounds[0] > bounds[1]:
+            raise ValueError(f"low {bounds[0]} is above high {bounds[1]}")
+        if self.log and (bounds is None or bounds[0] <= 0):
+            raise ValueError("log: true needs a numeric range above 0")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice: give at least one value")
+        return self
+
+    def values(self) -> list[Any]:
+        """The values a check tries: each end of a range, every choice."""
+        return list(self.choice) if self.choice is not None else list(self.int or self.float)
+
+
+class TuneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: dict[str, Param] = Field(min_length=1, description="recipe field path -> its range or choices")
+    trials: int | None = Field(None, ge=1, description="finished trials the study should hold (a resumed study runs only the rest)")
+    time: str | None = Field(None, description="wall time for this invocation: 90s, 30m, 2h")
+    seed: int = Field(0, description="the sampler's seed")
+
+    @model_validator(mode="after")
+    def _a_budget(self) -> "TuneConfig":
+        if self.trials is None and self.time is None:
+            raise ValueError("give trials: N and/or time: 2h, or the study would never end")
+        if self.time is not None:
+            seconds(self.time)
+        return self
+
+
+def seconds(text: str) -> float:
+    found = DURATION.match(text)
+    if not found:
+        raise ValueError(f"time {text!r}: write a number with s, m or h (90s, 30m, 2h)")
+    return float(found.group(1)) * {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600}[found.group(2)]
+
+
+def split_spec(raw: Any, source: str) -> tuple[dict, TuneConfig]:
+    """(the recipe part, the tune section) of a spec file's contents."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("tune"), dict):
+        raise RecipeError(f"{source}: a tune spec is a recipe with a `tune:` section (space, trials or time)")
+    from pydantic import ValidationError
+
+    from pipeline.core.config_errors import format_error_lines
+
+    try:
+        tune = TuneConfig.model_validate(raw["tune"])
+    except ValidationError as e:
+        raise RecipeError(f"{source}: invalid tune section:\n" + "\n".join(format_error_lines(e, TuneConfig, prefix="tune."))) from None
+    recipe = {k: v for k, v in raw.items() if k != "tune"}
+    return recipe, tune
+
+
+HEADER = ("name", "seed", "data", "model", "devices", "metric", "accelerator", "deterministic")
+
+
+def with_values(recipe: dict, values: dict[str, Any]) -> dict:
+    """A copy of `recipe` with each field path set to its value (missing mappings on the way are made)."""
+    out = copy.deepcopy(recipe)
+    for path, value in values.items():
+        parts = path.split(".")
+        if parts[0] == "stages":
+            node, keys = _stage_at(out, path, parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""), parts[3:]
+        elif parts[0] in HEADER:
+            node, keys = out, parts
+        else:
+            node, keys = _stage_named(out, path, parts[0]), parts[1:]
+        if not keys:
+            raise UserError(f"tune.space: {path}: name a field of it (e.g. {path}.epochs), not the whole stage")
+        for key in keys[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[keys[-1]] = value
+    return out
+
+
+def _config_of(entry: dict, name: str) -> dict:
+    if not isinstance(entry.get(name), dict):
+        entry[name] = {}
+    return entry[name]
+
+
+def _stage_at(recipe: dict, path: str, index: str, name: str) -> dict:
+    stages = recipe.get("stages") or []
+    entry = stages[int(index)] if index.isdigit() and int(index) < len(stages) else None
+    if isinstance(entry, str) and entry == name:
+        entry = stages[int(index)] = {name: {}}
+    if not isinstance(entry, dict) or name not in entry:
+        raise UserError(f"tune.space: {path}: the recipe has no stage {name!r} at position {index}; its stages: {', '.join(_names(stages))}")
+    return _config_of(entry, name)
+
+
+def _stage_named(recipe: dict, path: str, name: str) -> dict:
+    stages = recipe.get("stages") or []
+    for i, entry in enumerate(stages):
+        if entry == name:
+            entry = stages[i] = {name: {}}
+        if isinstance(entry, dict) and name in entry:
+            return _config_of(entry, name)
+    raise UserError(f"tune.space: {path}: the recipe has no stage {name!r} (nor a header field of that name); its stages: {', '.join(_names(stages))}")
+
+
+def _names(stages: list) -> list[str]:
+    return [next(iter(e)) if isinstance(e, dict) and e else str(e) for e in stages]
+
+
+def leaf_paths(recipe: dict) -> list[str]:
+    """Every field path the recipe writes out (for suggestions)."""
+    paths = []
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            paths.append(prefix)
+
+    walk({k: v for k, v in recipe.items() if k != "stages"}, "")
+    for entry in recipe.get("stages") or []:
+        if isinstance(entry, dict):
+            walk(entry, "")
+    return paths
+
+
+def check_space(recipe: dict, tune: TuneConfig, parse) -> None:
+    """Every path, at each of its values, must give a valid recipe (`parse` raises RecipeError if not);
+    a refusal names the path and the recipe's closest paths."""
+    for path, param in tune.space.items():
+        for value in param.values():
+            try:
+                parse(with_values(recipe, {path: value}))
+            except (RecipeError, UserError) as e:
+                near = difflib.get_close_matches(path, leaf_paths(recipe), n=3, cutoff=0.5)
+                hint = f" (the recipe's closest paths: {', '.join(near)})" if near else ""
+                raise UserError(f"tune.space.{path} = {value!r} does not give a valid recipe{hint}:\n{e}") from None

@@ -1,0 +1,111 @@
+"""`compress tune` on a tiny space (embedded data, one epoch): trials run as run folders, the shared
+first stages run once, each device gets its best trial on validation within its budgets, the written
+recipe reproduces that trial, and a tune run again resumes its study instead of starting over."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.core.errors import UserError
+from pipeline.tune.spec import TuneConfig, check_space, with_values
+
+pytest.importorskip("optuna")
+
+
+def spec(tmp_path, lenient_device, space=None, trials=3) -> Path:
+    profile = yaml.safe_load(lenient_device.read_text())
+    profile["budgets"]["min_accuracy"] = 0.1  # one epoch of training on 540 images: within reach
+    lenient_device.write_text(yaml.safe_dump(profile))
+    raw = {
+        "name": "tiny-tune", "seed": 0,
+        "data": {"source": "embedded", "train_subset": 600, "test_subset": 300, "batch_size": 64},
+        "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8, 16, 16]}},
+        "stages": [{"train": {"epochs": 1, "lr": 0.01}}, {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "finetune": {"epochs": 1}}},
+                   {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}],
+        "devices": [str(lenient_device), "raspberry-pi-4"],
+        "tune": {"trials": trials, "seed": 0, "space": space or {"prune.target.keep_macs": {"float": [0.4, 0.9]}}},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def tune(*args):
+    return CliRunner().invoke(main, ["tune", *map(str, args)])
+
+
+def test_trials_share_their_first_stages_and_each_device_gets_its_best_on_validation(tmp_path, lenient_device):
+    out = tmp_path / "tune"
+    done = tune(spec(tmp_path, lenient_device), "--out", out)
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["trials"]["complete"] == 3 and summary["chosen_on"] == "validation"
+    reports = [json.loads((out / "trials" / f"trial-{n:04d}" / "report.json").read_text()) for n in range(3)]
+    assert [r["stages"][0]["status"] for r in reports] == ["ran", "resumed", "resumed"], "the base trains once"
+    assert [r["stages"][1]["status"] for r in reports] == ["ran", "ran", "ran"], "each trial prunes to its own target"
+    assert summary["stage_reuse"] == {**summary["stage_reuse"], "stages": 12, "reused": 2}
+    lenient = summary["devices"]["lenient"]
+    rows = {row["trial"]: row for row in summary["rows"]}
+    meeting = [n for n, row in rows.items() if row["devices"]["lenient"]["passed_on_validation"]]
+    assert lenient["meets_every_budget_on_validation"] and lenient["trial"] in meeting
+    assert lenient["val_accuracy"] == max(rows[n]["devices"]["lenient"]["val_accuracy"] for n in meeting)
+    assert lenient["test_accuracy"] == reports[lenient["trial"]]["devices"]["lenient"]["accuracy"]
+    pi = summary["devices"]["raspberry-pi-4"]  # 85 % in one epoch: out of reach, so the closest, said so
+    assert not pi["meets_every_budget_on_validation"] and "min_accuracy" in pi["broken_on_validation"]
+    assert "closest: breaks min_accuracy" in done.output and done.output.count("tune trial ") == 3, "one line per trial"
+    markdown = (out / "tune.md").read_text()
+    assert "| lenient | " in markdown and "Stage reuse: 2 of 12 stages came from the store" in markdown and markdown.count("\n| 2 | ") == 1
+
+
+def test_the_tuned_recipe_reproduces_its_trial_and_a_second_tune_resumes_the_study(tmp_path, lenient_device):
+    path, out = spec(tmp_path, lenient_device, trials=2), tmp_path / "tune"
+    assert tune(path, "--out", out).exit_code == 0
+    pick = json.loads((out / "tune.json").read_text())["devices"]["lenient"]
+    run = CliRunner().invoke(main, ["run", pick["recipe"], "--out", str(tmp_path / "again"), "--quiet"])
+    assert run.exit_code == 0, run.output
+    again = json.loads((tmp_path / "again" / "report.json").read_text())["devices"]["lenient"]
+    assert (again["val_accuracy"], again["accuracy"], again["artifact"]) == (pick["val_accuracy"], pick["test_accuracy"], pick["artifact"])
+    assert tune(path, "--out", out).exit_code == 0  # the study already holds 2 finished trials: none more
+    assert json.loads((out / "tune.json").read_text())["trials"]["complete"] == 2
+    assert tune(path, "--out", out, "--trials", 3).exit_code == 0
+    assert json.loads((out / "tune.json").read_text())["trials"]["complete"] == 3 and (out / "trials" / "trial-0002").is_dir()
+
+
+def test_a_space_over_a_field_the_recipe_lacks_is_refused_with_the_closest_paths(tmp_path, lenient_device):
+    refused = tune(spec(tmp_path, lenient_device, {"prune.target.keep_mac": {"float": [0.4, 0.9]}}), "--out", tmp_path / "t")
+    assert refused.exit_code == 1 and "tune.space.prune.target.keep_mac = 0.4 does not give a valid recipe" in refused.output
+    assert "closest paths: prune.target.keep_macs" in refused.output and "Traceback" not in refused.output
+    refused = tune(spec(tmp_path, lenient_device, {"distill.epochs": {"int": [1, 2]}}), "--out", tmp_path / "t")
+    assert refused.exit_code == 1 and "the recipe has no stage 'distill'" in refused.output
+    refused = tune(spec(tmp_path, lenient_device, {"train.epochs": {"int": [3, 1]}}), "--out", tmp_path / "t")
+    assert refused.exit_code == 1 and "low 3 is above high 1" in refused.output
+    assert not (tmp_path / "t" / "trials").exists(), "refused before any trial"
+
+
+def test_field_paths_reach_header_fields_stages_by_name_and_by_position():
+    recipe = {"name": "x", "model": {"name": "tiny_cnn"}, "stages": [{"train": {"epochs": 2}}, "export", {"prune": None}, {"train": {"epochs": 1}}]}
+    got = with_values(recipe, {"train.epochs": 5, "stages.3.train.lr": 0.1, "prune.target.keep_macs": 0.5, "model.kwargs.widths": [8, 8], "stages.1.export.opset": 18})
+    assert got == {"name": "x", "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8]}}, "stages": [
+        {"train": {"epochs": 5}}, {"export": {"opset": 18}}, {"prune": {"target": {"keep_macs": 0.5}}}, {"train": {"epochs": 1, "lr": 0.1}}]}
+    assert recipe["stages"][1] == "export", "the spec's recipe itself is left as it was"
+    with pytest.raises(UserError, match="name a field of it"):
+        with_values(recipe, {"train": 1})
+    with pytest.raises(UserError, match="no stage 'train' at position 1"):
+        with_values(recipe, {"stages.1.train.epochs": 1})
+
+
+def test_a_tune_section_needs_a_budget_and_valid_ranges():
+    with pytest.raises(ValueError, match="give trials: N and/or time: 2h"):
+        TuneConfig(space={"train.epochs": {"int": [1, 2]}})
+    with pytest.raises(ValueError, match="log: true needs a numeric range above 0"):
+        TuneConfig(trials=1, space={"train.lr": {"float": [0, 1], "log": True}})
+    with pytest.raises(ValueError, match="exactly one of"):
+        TuneConfig(trials=1, space={"train.lr": {"float": [0.1, 1], "int": [1, 2]}})
+    with pytest.raises(ValueError, match="write a number with s, m or h"):
+        TuneConfig(time="soon", space={"train.lr": {"float": [0.1, 1]}})
+    assert TuneConfig(time="2h", space={"train.lr": {"choice": [0.1]}}).trials is None
+    check_space({"stages": [{"train": {}}]}, TuneConfig(trials=1, space={"train.epochs": {"int": [1, 2]}}), lambda r: r)
