@@ -211,11 +211,14 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
 @click.option("--trials", type=click.IntRange(min=1), help="finished trials the study should hold (default: the spec's tune.trials)")
 @click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
-@click.option("--storage", help="an Optuna storage URL shared by several workers (default: a SQLite file in the tune folder)")
+@click.option("--storage", help="a database URL shared by several workers, without its password (default: a SQLite file in the tune folder)")
+@click.option("--storage-password-file", type=click.Path(dir_okay=False, exists=True), help="the storage's password (default: $COMPRESS_STORAGE_PASSWORD)")
+@click.option("--heartbeat", type=click.FloatRange(min=1), default=10.0, show_default=True, help="seconds between a worker's heartbeats; a trial silent for 3 of them is failed and retried")
 @click.option("--quiet", is_flag=True, help="warnings and the final table only")
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | None, storage: str | None, quiet: bool, debug: bool) -> None:
+def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | None, storage: str | None, storage_password_file: str | None,
+         heartbeat: float, quiet: bool, debug: bool) -> None:
     """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures.
 
     One line per finished trial; a killed tune resumes its study. Writes tuned-<device>.yaml (a plain
@@ -223,7 +226,8 @@ def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | N
     from pipeline.tune.study import run_study
 
     setup_logging(quiet, debug)
-    summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage)
+    summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
+                        Path(storage_password_file) if storage_password_file else None, heartbeat)
     click.echo(f"{'device':<20} {'trial':>5} {'val':>7} {'test':>7}  on validation          recipe")
     for device, pick in summary["devices"].items():
         verdict = "meets every budget" if pick["meets_every_budget_on_validation"] else "closest: breaks " + ", ".join(pick["broken_on_validation"])

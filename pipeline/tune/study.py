@@ -27,6 +27,7 @@ from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe, stage_fingerprints
 from pipeline.tune.spec import Param, TuneConfig, check_space, seconds, split_spec, with_values
 from pipeline.tune.stage_store import StageStore
+from pipeline.tune.storage import open_storage, redacted
 from pipeline.tune.tune_report import write_tune_markdown
 
 log = logging.getLogger("compress")
@@ -115,7 +116,8 @@ def constraints(frozen) -> list[float]:
     return frozen.user_attrs.get("constraints", [1.0])
 
 
-def run_study(spec_path: Path, out: Path | None = None, trials: int | None = None, time_limit: str | None = None, storage: str | None = None) -> dict:
+def run_study(spec_path: Path, out: Path | None = None, trials: int | None = None, time_limit: str | None = None, storage: str | None = None,
+              password_file: Path | None = None, heartbeat: float = 10.0) -> dict:
     """Run (or resume) the study of `spec_path`; returns the summary also written to `tune.json`."""
     if not extras.installed("tune"):
         raise UserError(f"compress tune needs Optuna, which is not installed: {extras.pip_command(['tune'])}")
@@ -131,10 +133,12 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
     folder.path.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=tune.seed, constraints_func=constraints)
-    study = optuna.create_study(study_name=recipe_raw["name"], storage=storage or folder.storage, load_if_exists=True, direction="maximize", sampler=sampler)
+    url = storage or folder.storage
+    study = optuna.create_study(study_name=recipe_raw["name"], storage=open_storage(url, password_file, heartbeat), load_if_exists=True,
+                                direction="maximize", sampler=sampler)
     space = json.dumps(tune.model_dump()["space"], sort_keys=True)
     if study.user_attrs.get("space", space) != space:
-        raise UserError(f"the study '{recipe_raw['name']}' in {storage or folder.storage} searched another space; give another --out (or rename the spec)")
+        raise UserError(f"the study '{recipe_raw['name']}' in {redacted(url)} searched another space; give another --out or --storage (or rename the spec)")
     study.set_user_attr("space", space)
     done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
     remaining = None if trials is None else max(0, trials - done)
