@@ -207,7 +207,10 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--model", help="without SPEC: a zoo model or \"package.module:function\"; the default space is searched")
+@click.option("--data", help="without SPEC: SOURCE[:PATH] (embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR)")
+@click.option("--device", "devices", multiple=True, help="without SPEC: a device to tune for (repeatable)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
 @click.option("--trials", type=click.IntRange(min=1), help="finished trials the study should hold (default: the spec's tune.trials)")
 @click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
@@ -217,15 +220,20 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 @click.option("--quiet", is_flag=True, help="warnings and the final table only")
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | None, storage: str | None, storage_password_file: str | None,
-         heartbeat: float, quiet: bool, debug: bool) -> None:
-    """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures.
+def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[str, ...], out_dir: str | None, trials: int | None,
+         time_limit: str | None, storage: str | None, storage_password_file: str | None, heartbeat: float, quiet: bool, debug: bool) -> None:
+    """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures;
+    or, without SPEC, the default space for --model on --data for each --device.
 
     One line per finished trial; a killed tune resumes its study. Writes tuned-<device>.yaml (a plain
-    recipe `compress run` reproduces) and tune.json into the tune folder."""
+    recipe `compress run` reproduces), tune.json and tune.md into the tune folder."""
     from pipeline.tune.study import run_study
 
     setup_logging(quiet, debug)
+    if spec is None:
+        spec, out_dir = write_default_spec(model, data, devices, trials, time_limit, out_dir)
+    elif model or data or devices:
+        raise UserError("give SPEC, or --model/--data/--device for the default space, not both")
     summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
                         Path(storage_password_file) if storage_password_file else None, heartbeat)
     click.echo(f"{'device':<20} {'trial':>5} {'val':>7} {'test':>7}  on validation          recipe")
@@ -235,6 +243,24 @@ def tune(spec: str, out_dir: str | None, trials: int | None, time_limit: str | N
     reuse = summary["stage_reuse"]
     click.echo(f"{summary['trials']['complete']} trial(s) finished; {reuse['reused']} of {reuse['stages']} stages reused from the store "
                f"({reuse['rate']:.0%}); chosen on validation, test figures read once after")
+
+
+def write_default_spec(model, data, devices, trials, time_limit, out_dir) -> tuple[str, str]:
+    """The one-line form's spec, written into the tune folder (a second run reads it back and resumes)."""
+    import yaml
+
+    from pipeline.external import DataSpec, data_config
+    from pipeline.tune.default_space import default_spec
+
+    if not (model and data):
+        raise UserError("without SPEC, give --model (a zoo name or package.module:function), --data SOURCE[:PATH] and --device")
+    raw = default_spec(model, data_config(DataSpec(data)).model_dump(exclude_unset=True), list(devices), trials, time_limit)
+    out = Path(out_dir or Path("runs") / f"{raw['name']}-tune")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    click.echo(f"searching the default space; the spec: {path}", err=True)
+    return str(path), str(out)
 
 
 @main.command("validate")

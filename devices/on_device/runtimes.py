@@ -251,12 +251,11 @@ class ExecuTorch(Runner):
         from executorch.extension.pybindings import portable_lib  # imports torch: its pybindings link libtorch
 
         self.torch = torch
-        with c_stderr_to_log("executorch"):  # its thread pool's first use prints cpuinfo notes from C++
-            pool = portable_lib._threadpool_get_thread_count()
-        if pool != threads:
-            # "unsafe": programs already loaded keep using the old pool, and one run after a reset
-            # crashed the process (SIGSEGV) here. Reset only on a real change, with no other program alive.
-            portable_lib._unsafe_reset_threadpool(threads)
+        with c_stderr_to_log("executorch"):  # the pool's first use prints cpuinfo notes from C++, a reset says so too
+            if portable_lib._threadpool_get_thread_count() != threads:
+                # "unsafe": programs already loaded keep using the old pool, and one run after a reset
+                # crashed the process (SIGSEGV) here. Reset only on a real change, with no other program alive.
+                portable_lib._unsafe_reset_threadpool(threads)
         self.module = portable_lib._load_for_executorch(str(path))
         self.input_shape = None
         self.version = importlib.metadata.version("executorch")

@@ -109,3 +109,22 @@ def test_a_tune_section_needs_a_budget_and_valid_ranges():
         TuneConfig(time="soon", space={"train.lr": {"float": [0.1, 1]}})
     assert TuneConfig(time="2h", space={"train.lr": {"choice": [0.1]}}).trials is None
     check_space({"stages": [{"train": {}}]}, TuneConfig(trials=1, space={"train.epochs": {"int": [1, 2]}}), lambda r: r)
+
+
+def test_the_one_line_form_writes_the_default_space_as_a_spec_it_resumes_from(tmp_path, monkeypatch):
+    from pipeline.tune import study
+
+    ran = []
+    monkeypatch.setattr(study, "run_study", lambda spec, out, *rest: ran.append((spec, out)) or {"devices": {}, "stage_reuse": {"reused": 0, "stages": 0, "rate": 0}, "trials": {"complete": 0}})
+    done = tune("--model", "tiny_cnn", "--data", "embedded", "--device", "raspberry-pi-4", "--device", "intel-n100", "--time", "2h", "--out", tmp_path / "t")
+    assert done.exit_code == 0, done.output
+    written = yaml.safe_load((tmp_path / "t" / "spec.yaml").read_text())
+    assert written["data"] == {"source": "embedded"} and written["model"] == {"name": "tiny_cnn"} and written["devices"] == ["raspberry-pi-4", "intel-n100"]
+    assert set(written["tune"]["space"]) == {"train.epochs", "train.lr", "prune.target.keep_macs", "prune.finetune.epochs", "quantize.method"}
+    assert written["tune"]["time"] == "2h" and ran == [(tmp_path / "t" / "spec.yaml", tmp_path / "t")]
+    from pipeline.tune.study import load_spec
+
+    load_spec(tmp_path / "t" / "spec.yaml")  # a valid spec: every value of the space gives a valid recipe
+    assert tune("--model", "tiny_cnn", "--device", "host").exit_code == 1
+    both = tune(tmp_path / "t" / "spec.yaml", "--model", "tiny_cnn")
+    assert both.exit_code == 1 and "not both" in both.output

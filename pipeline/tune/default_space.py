@@ -1,0 +1,43 @@
+"""The spec of the one-line form, `compress tune --model M --data SOURCE[:PATH] --device D … --time 2h`:
+a recipe every model can run (train, prune with recovery, export to every runtime the devices admit,
+INT8, validate) and a space over what hand-tuning decides: how long and how fast to train, how much
+to prune and how long to recover, which INT8 route. Which runtime each device gets is not searched:
+validate already gives each device the fastest file that meets its budgets among its runtimes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.core.errors import UserError
+
+SPACE = {
+    "train.epochs": {"int": [5, 30]},
+    "train.lr": {"float": [0.002, 0.05], "log": True},
+    "prune.target.keep_macs": {"float": [0.25, 0.9]},
+    "prune.finetune.epochs": {"int": [1, 5]},
+    "quantize.method": {"choice": ["static", "accuracy_aware"]},
+}
+
+
+def default_spec(model: str, data: dict, devices: list[str], trials: int | None, time: str | None, seed: int = 0) -> dict:
+    """The spec as YAML-ready data; `model` is a zoo name or "package.module:function"."""
+    if not devices:
+        raise UserError("--device: name at least one device (a profile name or .yaml path): the study scores what each would ship")
+    model_entry = {"factory": model} if ":" in model else {"name": model}
+    name = f"tune-{Path(model.split(':')[-1]).name}"
+    return {
+        "name": name,
+        "seed": seed,
+        "data": data,
+        "model": model_entry,
+        "stages": [
+            {"train": {"epochs": 15, "lr": 0.01}},
+            {"prune": {"target": {"keep_macs": 0.6}, "steps": 2, "finetune": {"epochs": 2, "lr": 0.002}}},
+            {"export": {"runtimes": "auto"}},
+            {"quantize": {}},
+            {"validate": {}},
+        ],
+        "devices": list(devices),
+        "tune": {"seed": seed, "space": SPACE, **({"trials": trials} if trials else {}), **({"time": time} if time else {})},
+    }
