@@ -71,14 +71,17 @@ class Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    path = Path(path)
+    return parse_recipe(read_yaml(Path(path), "recipe"), source=str(path))
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A recipe's (or a tune spec's) YAML, parsed safely; a missing file or bad YAML is one paragraph."""
     if not path.is_file():
-        raise RecipeError(f"recipe {path} does not exist")
+        raise RecipeError(f"{what} {path} does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
-    return parse_recipe(raw, source=str(path))
 
 
 def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:

@@ -121,9 +121,9 @@ def test_every_order_of_three_stages_is_a_list_of_problems_or_a_recipe():
 def test_yaml_errors_are_recipe_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(RecipeError, match="not valid YAML"):
+    with pytest.raises(RecipeError, match=f"^{bad}: not valid YAML: "):
         load_recipe(bad)
-    with pytest.raises(RecipeError, match="does not exist"):
+    with pytest.raises(RecipeError, match=f"^recipe {tmp_path / 'missing.yaml'} does not exist$"):
         load_recipe(tmp_path / "missing.yaml")
 
 

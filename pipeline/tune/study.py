@@ -23,7 +23,7 @@ from pipeline.core.errors import UserError
 from pipeline.deploy.profiles import load_profile
 from pipeline.core.run_folder import RunFolder
 from pipeline.core.run_log import console_quiet
-from pipeline.recipe import parse_recipe
+from pipeline.recipe import parse_recipe, read_yaml
 from pipeline.runner import run_recipe, stage_fingerprints
 from pipeline.tune.spec import Param, TuneConfig, check_space, seconds, split_spec, with_values
 from pipeline.tune.stage_store import StageStore
@@ -56,13 +56,7 @@ class TuneFolder:
 
 
 def load_spec(path: Path) -> tuple[dict, TuneConfig]:
-    if not path.is_file():
-        raise UserError(f"tune spec {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
-    recipe, tune = split_spec(raw, str(path))
+    recipe, tune = split_spec(read_yaml(path, "tune spec"), str(path))
     base = parse_recipe(recipe, str(path))
     if not base.stages or base.stages[-1].name != "validate" or not base.header.devices:
         raise UserError(f"{path}: a tuned recipe must end with a validate stage and name its devices: the study scores what each device would ship")
