@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
 pytest.importorskip("psycopg")
@@ -63,21 +63,7 @@ def postgres():
 
 
 def write_spec(tmp_path: Path, lenient_device: Path, trials: int) -> Path:
-    profile = yaml.safe_load(lenient_device.read_text())
-    profile["budgets"]["min_accuracy"] = 0.1
-    lenient_device.write_text(yaml.safe_dump(profile))
-    raw = {
-        "name": "shared-study", "seed": 0,
-        "data": {"source": "embedded", "train_subset": 600, "test_subset": 300, "batch_size": 64},
-        "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8, 16, 16]}},
-        "stages": [{"train": {"epochs": 1, "lr": 0.01}}, {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "finetune": {"epochs": 1}}},
-                   {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}],
-        "devices": [str(lenient_device)],
-        "tune": {"trials": trials, "seed": 0, "space": {"prune.target.keep_macs": {"float": [0.4, 0.9]}}},
-    }
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return tiny_spec(tmp_path, lenient_device, name="shared-study", devices=(), trials=trials)
 
 
 def worker(spec: Path, url: str, out: Path) -> subprocess.Popen:

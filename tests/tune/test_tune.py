@@ -12,26 +12,13 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.core.errors import UserError
 from pipeline.tune.spec import TuneConfig, check_space, with_values
+from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
 
 
 def spec(tmp_path, lenient_device, space=None, trials=3) -> Path:
-    profile = yaml.safe_load(lenient_device.read_text())
-    profile["budgets"]["min_accuracy"] = 0.1  # one epoch of training on 540 images: within reach
-    lenient_device.write_text(yaml.safe_dump(profile))
-    raw = {
-        "name": "tiny-tune", "seed": 0,
-        "data": {"source": "embedded", "train_subset": 600, "test_subset": 300, "batch_size": 64},
-        "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8, 16, 16]}},
-        "stages": [{"train": {"epochs": 1, "lr": 0.01}}, {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "finetune": {"epochs": 1}}},
-                   {"export": {}}, {"validate": {"runs": 20, "warmup": 2}}],
-        "devices": [str(lenient_device), "raspberry-pi-4"],
-        "tune": {"trials": trials, "seed": 0, "space": space or {"prune.target.keep_macs": {"float": [0.4, 0.9]}}},
-    }
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return tiny_spec(tmp_path, lenient_device, space=space, trials=trials)
 
 
 def tune(*args):
