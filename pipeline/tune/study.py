@@ -102,6 +102,10 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     trial.set_user_attr("reused_stages", reused)
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
     trial.set_user_attr("constraints", [float(len(f["broken"])) for f in figures.values()])
+    # kept in the study, not only in this worker's folder: another worker (machine) may write the summary.
+    # The test figures are the ones validate measured after its choice; the tune reads them only for the trial it gives a device.
+    trial.set_user_attr("recipe", raw)
+    trial.set_user_attr("test", {name: {"accuracy": d.get("accuracy"), "passed": d.get("passed")} for name, d in report["devices"].items()})
     (out / "tuned-recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return min((f["val_accuracy"] or 0.0) for f in figures.values())
 
@@ -185,9 +189,8 @@ def summarize(study, folder: TuneFolder) -> dict:
             return (bool(f["passed_on_validation"]), -len(f["broken"]), f["val_accuracy"] or 0.0, -t.number)
 
         best = max((t for t in finished if device in t.user_attrs["devices"]), key=rank)
-        shipped = json.loads((folder.trial(best.number) / "report.json").read_text())["devices"][device]
-        recipe = folder.trial(best.number) / "tuned-recipe.yaml"
-        folder.tuned_recipe(device).write_text(recipe.read_text())
+        shipped = best.user_attrs["test"][device]  # read now, once the trial is chosen on validation
+        folder.tuned_recipe(device).write_text(yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False))
         f = best.user_attrs["devices"][device]
         picks[device] = {
             "trial": best.number, "values": best.user_attrs["values"], "meets_every_budget_on_validation": bool(f["passed_on_validation"]),

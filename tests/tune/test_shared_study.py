@@ -77,15 +77,18 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
     import optuna
 
     spec = write_spec(tmp_path, lenient_device, trials=4)
-    doomed, survivor = worker(spec, postgres, tmp_path / "a"), worker(spec, postgres, tmp_path / "b")
+    doomed = worker(spec, postgres, tmp_path / "a")
     deadline = time.time() + 120
     while not list((tmp_path / "a" / "trials").glob("trial-*")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)  # inside its first trial
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
-    output, _ = survivor.communicate(timeout=400)
-    assert survivor.returncode == 0, output
+    time.sleep(5)  # past the grace period (3 heartbeats of 1 s): its trial is stale
+    workers = [worker(spec, postgres, tmp_path / name) for name in ("b", "c")]  # two at once, sharing the study
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    output = "".join(outputs)
     os.environ["COMPRESS_STORAGE_PASSWORD"] = PASSWORD
     try:
         from pipeline.tune.storage import open_storage
@@ -95,12 +98,14 @@ def test_two_workers_share_a_study_and_a_killed_workers_trial_is_retried(tmp_pat
         del os.environ["COMPRESS_STORAGE_PASSWORD"]
     states = [t.state for t in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 4, states
+    assert 4 <= len(complete) <= 5, states  # a worker stops once 4 are finished; the other's trial then running still finishes
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1, f"the killed worker's trial is failed by a heartbeat that stopped: {states}"
     retried = [t for t in complete if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == failed[0].number]
     assert retried and retried[0].params == failed[0].params, "and run again with the same parameters"
-    for folder in (tmp_path / "a", tmp_path / "b"):
+    ran_here = {int(p.name.split("-")[1]) for name in ("b", "c") for p in (tmp_path / name / "trials").glob("trial-*")}
+    assert {t.number for t in complete} <= ran_here, "every finished trial ran in one of the two workers"
+    for folder in (tmp_path / "a", tmp_path / "b", tmp_path / "c"):
         for f in folder.rglob("*"):
             if f.is_file():
                 assert PASSWORD.encode() not in f.read_bytes(), f"the password landed in {f}"
