@@ -34,7 +34,7 @@ $(STAMPS)-light: pyproject.toml | $(VENV)
 	@touch $@
 
 $(STAMPS)-all: pyproject.toml | $(VENV)
-	@echo "installing everything the tests need (every runtime, neural-compressor, Optuna, pytest, mutmut; 2.1 GB on disk, once): pip's progress follows"
+	@echo "installing everything the tests need (every runtime, neural-compressor, Optuna, pytest, mutmut; 2.2 GB on disk, once): pip's progress follows"
 	$(PIP_INSTALL) torch==2.13.0 -e '.[test,neural-compressor,runtimes,tune]'
 	@touch $@ $(STAMPS)-light
 
