@@ -1,6 +1,7 @@
 """`compress`: thin click commands over the library. They parse, call, print; the work lives elsewhere.
 
-Nearly 300 lines on purpose: one file lists every command and option a user can type; each body is a few lines.
+Over 300 lines on purpose: one file lists every command and option a user can type (the options are
+most of it); each body is a few lines, and tables and files are made by the modules it calls.
 """
 
 from __future__ import annotations
@@ -227,40 +228,19 @@ def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[s
 
     One line per finished trial; a killed tune resumes its study. Writes tuned-<device>.yaml (a plain
     recipe `compress run` reproduces), tune.json and tune.md into the tune folder."""
+    from pipeline.tune.default_space import write_default_spec
     from pipeline.tune.study import run_study
+    from pipeline.tune.tune_report import picks_table
 
     setup_logging(quiet, debug)
     if spec is None:
         spec, out_dir = write_default_spec(model, data, devices, trials, time_limit, out_dir)
+        click.echo(f"searching the default space; the spec: {spec}", err=True)
     elif model or data or devices:
         raise UserError("give SPEC, or --model/--data/--device for the default space, not both")
     summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
                         Path(storage_password_file) if storage_password_file else None, heartbeat)
-    click.echo(f"{'device':<20} {'trial':>5} {'val':>7} {'test':>7}  on validation          recipe")
-    for device, pick in summary["devices"].items():
-        verdict = "meets every budget" if pick["meets_every_budget_on_validation"] else "closest: breaks " + ", ".join(pick["broken_on_validation"])
-        click.echo(f"{device:<20} {pick['trial']:>5} {pick['val_accuracy']:>7.4f} {pick['test_accuracy']:>7.4f}  {verdict:<22} {pick['recipe']}")
-    reuse = summary["stage_reuse"]
-    click.echo(f"{summary['trials']['complete']} trial(s) finished; {reuse['reused']} of {reuse['stages']} stages reused from the store "
-               f"({reuse['rate']:.0%}); chosen on validation, test figures read once after")
-
-
-def write_default_spec(model, data, devices, trials, time_limit, out_dir) -> tuple[str, str]:
-    """The one-line form's spec, written into the tune folder (a second run reads it back and resumes)."""
-    import yaml
-
-    from pipeline.external import DataSpec, data_config
-    from pipeline.tune.default_space import default_spec
-
-    if not (model and data):
-        raise UserError("without SPEC, give --model (a zoo name or package.module:function), --data SOURCE[:PATH] and --device")
-    raw = default_spec(model, data_config(DataSpec(data)).model_dump(exclude_unset=True), list(devices), trials, time_limit)
-    out = Path(out_dir or Path("runs") / f"{raw['name']}-tune")
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "spec.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    click.echo(f"searching the default space; the spec: {path}", err=True)
-    return str(path), str(out)
+    click.echo(picks_table(summary))
 
 
 @main.command("validate")
@@ -363,15 +343,9 @@ def devices() -> None:
 @friendly_errors
 def devices_list() -> None:
     from pipeline.deploy.profiles import known_profiles, load_profile
+    from pipeline.reporting.summary import profiles_table
 
-    rows = [("name", "cpu", "threads", "int8 dot", "RAM MB", "latency", "runtimes", "description")]
-    for name in known_profiles():
-        p = load_profile(name)
-        rows.append((p.name, p.cpu, f"{p.threads} of {p.cores} cores", "yes" if p.int8_dot_product else "no", str(p.memory_mb),
-                     f"x{p.latency_factor:g} {p.latency_factor_source}", ", ".join(p.runtimes), p.description))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    click.echo(profiles_table([load_profile(name) for name in known_profiles()]))
 
 
 @devices.command("show")

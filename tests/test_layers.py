@@ -23,7 +23,7 @@ MAY_IMPORT = {
     "widths": {"core", "models", "training", "pruning"},
     "reporting": {"core", "data", "models", "runtime", "deploy", "exporters", "devices"},
     "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices"},
-    "tune": {"core", "deploy", "recipe", "runner"},  # above the runner: a study runs recipes
+    "tune": {"core", "deploy", "recipe", "runner", "external"},  # above the runner: a study runs recipes (external: the --data parser)
 }
 
 

@@ -68,3 +68,13 @@ def verdict_line(result: GateResult, gating: bool) -> str:
         detail = "; ".join(result.problems)
     tail = "" if gating or result.passed else " (this command still exits 0: `compress run --gate` or `compress gate` fails CI on it)"
     return f"gate: {word}: {detail}{tail}"
+
+
+def profiles_table(profiles: list) -> str:
+    """`compress devices list`: one row per profile, columns as wide as their widest cell."""
+    rows = [("name", "cpu", "threads", "int8 dot", "RAM MB", "latency", "runtimes", "description")]
+    for p in profiles:
+        rows.append((p.name, p.cpu, f"{p.threads} of {p.cores} cores", "yes" if p.int8_dot_product else "no", str(p.memory_mb),
+                     f"x{p.latency_factor:g} {p.latency_factor_source}", ", ".join(p.runtimes), p.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)

@@ -41,3 +41,21 @@ def default_spec(model: str, data: dict, devices: list[str], trials: int | None,
         "devices": list(devices),
         "tune": {"seed": seed, "space": SPACE, **({"trials": trials} if trials else {}), **({"time": time} if time else {})},
     }
+
+
+def write_default_spec(model: str | None, data: str | None, devices: tuple[str, ...], trials: int | None, time: str | None,
+                       out_dir: str | None) -> tuple[str, str]:
+    """The one-line form's spec, written into the tune folder (a second run reads it back and resumes);
+    returns (the spec's path, the tune folder)."""
+    import yaml
+
+    from pipeline.external import DataSpec, data_config
+
+    if not (model and data):
+        raise UserError("without SPEC, give --model (a zoo name or package.module:function), --data SOURCE[:PATH] and --device")
+    raw = default_spec(model, data_config(DataSpec(data)).model_dump(exclude_unset=True), list(devices), trials, time)
+    out = Path(out_dir or Path("runs") / f"{raw['name']}-tune")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path), str(out)

@@ -37,3 +37,15 @@ def write_tune_markdown(summary: dict, path: Path) -> Path:
         lines.append(f"| {row['trial']} | `{json.dumps(row['values'])}` | {row['score']:.4f} | " + " | ".join(cells) + f" | {row['reused_stages']} | {row['seconds']:.0f} |")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def picks_table(summary: dict) -> str:
+    """The terminal's last word on a study: per device its trial, validation and test figures, and the recipe written."""
+    lines = [f"{'device':<20} {'trial':>5} {'val':>7} {'test':>7}  on validation          recipe"]
+    for device, pick in summary["devices"].items():
+        verdict = "meets every budget" if pick["meets_every_budget_on_validation"] else "closest: breaks " + ", ".join(pick["broken_on_validation"])
+        lines.append(f"{device:<20} {pick['trial']:>5} {pick['val_accuracy']:>7.4f} {pick['test_accuracy']:>7.4f}  {verdict:<22} {pick['recipe']}")
+    reuse = summary["stage_reuse"]
+    lines.append(f"{summary['trials']['complete']} trial(s) finished; {reuse['reused']} of {reuse['stages']} stages reused from the store "
+                 f"({reuse['rate']:.0%}); chosen on validation, test figures read once after")
+    return "\n".join(lines)
