@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -47,8 +48,12 @@ from pipeline.models.heads import HeadSpec, build_heads
 log = logging.getLogger("compress")
 
 
-def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False) -> dict:
+def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False,
+               after_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`.
+
+    `after_epoch(step, value)` is told every training epoch's validation figure, numbered over the
+    whole recipe (`EpochFeed`); it may raise to stop the run (a tune pruning a poor trial).
 
     Under torchrun every process calls this; rank 0 alone holds the run lock and writes the run
     folder, and returns the report (the other ranks return an empty dict)."""
@@ -58,15 +63,44 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     ranks = distributed.join(device)
     try:
         if not ranks.main:
-            return _run_locked(recipe, run, device, fresh, quiet=True)
+            return _run_locked(recipe, run, device, fresh, True, EpochFeed(after_epoch))
         run.ensure_writable()
         with run.lock(), run_log(run.log_file):
-            return _run_locked(recipe, run, device, fresh, quiet)
+            return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(after_epoch))
     finally:
         distributed.leave()
 
 
-def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool) -> dict:
+class EpochFeed:
+    """Numbers every training epoch of a run 1, 2, 3, … across its stages and passes its validation
+    figure on. A finished stage that is skipped (resumed, or taken from a tune's stage store) replays
+    the figures it recorded, so an epoch has the same number in every run of the recipe and a pruner
+    compares like with like."""
+
+    KEY = "val_per_epoch"  # in each stage's metrics
+
+    def __init__(self, observer: Callable[[int, float], None] | None):
+        self.observer, self.step = observer, 0
+
+    def replay(self, metrics: dict) -> None:
+        for value in metrics.get(self.KEY, []):
+            self._tell(value)
+
+    def for_stage(self, metrics: dict) -> Callable[[float], None]:
+        def after_epoch(value: float) -> None:
+            kept = round(value, 5)  # what a replay will tell, so a resumed run and a fresh one report alike
+            metrics.setdefault(self.KEY, []).append(kept)
+            self._tell(kept)
+
+        return after_epoch
+
+    def _tell(self, value: float) -> None:
+        self.step += 1
+        if self.observer is not None:
+            self.observer(self.step, value)
+
+
+def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool, feed: EpochFeed) -> dict:
     header = recipe.header
     main = distributed.world().main
     check_shared(run)
@@ -98,6 +132,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     for record, folder in zip(records[:done], folders):
         record.status, record.seconds = "resumed", folder.saved_state()["seconds"]
         record.metrics = folder.metrics()
+        feed.replay(record.metrics)
     recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric, "train_on_validation": header.data.train_on_validation}
     env = environment()
 
@@ -121,6 +156,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
                 profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
                 model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric),
             )
+            ctx.after_epoch = feed.for_stage(ctx.metrics)
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
             started, widths_before = time.perf_counter(), [w["width"] for w in state.widths]

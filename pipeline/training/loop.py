@@ -66,12 +66,14 @@ def fit(
     objective: Objective | None = None,
     log: Callable[[str], None] = lambda _: None,
     metric: Metric = top1,
+    after_epoch: Callable[[float], None] | None = None,
 ) -> list[dict]:
     """Train `model` in place; returns one row per epoch with the mean of each loss term, validation
     accuracy (the recipe's `metric`, which early stopping also reads), and the seconds spent training
     and validating (so a slow epoch shows where it went).
 
-    `objective` defaults to cross-entropy with the config's label smoothing.
+    `objective` defaults to cross-entropy with the config's label smoothing. `after_epoch` is told
+    each epoch's validation figure and may raise to end the training (a tune pruning a poor trial).
     """
     objective = objective or cross_entropy(cfg.label_smoothing)
     model.to(device)
@@ -125,6 +127,8 @@ def fit(
                             "train_seconds": round(trained - started, 3), "val_seconds": round(time.perf_counter() - trained, 3)})
             log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val acc {val_acc:.4f} "
                 f"({history[-1]['train_seconds']:.1f} s training, {history[-1]['val_seconds']:.1f} s validating)")
+            if after_epoch is not None:
+                after_epoch(val_acc)
             if cfg.early_stopping_patience is not None:  # val_acc is the same on every rank, so they stop together
                 if val_acc > best:
                     best, best_state, stale = val_acc, copy.deepcopy(model.state_dict()), 0

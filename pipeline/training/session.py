@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ class TrainingContext(Protocol):
     quiet: bool
     log: logging.Logger
     metric: Metric  # the recipe's: what each epoch's validation figure (and early stopping) reads
+    after_epoch: Callable[[float], None] | None  # told each epoch's validation figure (a tune's pruner stops a poor trial early)
 
 
 @dataclass
@@ -45,7 +46,8 @@ def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: O
     `epoch_log: False` sends the per-epoch lines to debug (prune's one-epoch recovery rounds).
     """
     log = ctx.log.info if epoch_log else ctx.log.debug
-    history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log, metric=ctx.metric)
+    history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log,
+                  metric=ctx.metric, after_epoch=ctx.after_epoch)
     model.cpu()
     heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
     return Trained(history, heads)
