@@ -213,7 +213,7 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 @click.option("--data", help="without SPEC: SOURCE[:PATH] (embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR)")
 @click.option("--device", "devices", multiple=True, help="without SPEC: a device to tune for (repeatable)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
-@click.option("--trials", type=click.IntRange(min=1), help="finished trials the study should hold (default: the spec's tune.trials)")
+@click.option("--trials", type=click.IntRange(min=1), help="trials the study should hold, finished or stopped by the pruner (default: the spec's tune.trials)")
 @click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
 @click.option("--storage", help="a database URL shared by several workers, without its password (default: a SQLite file in the tune folder)")
 @click.option("--storage-password-file", type=click.Path(dir_okay=False, exists=True), help="the storage's password (default: $COMPRESS_STORAGE_PASSWORD)")
@@ -241,6 +241,20 @@ def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[s
     summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
                         Path(storage_password_file) if storage_password_file else None, heartbeat)
     click.echo(picks_table(summary))
+
+
+@main.command("tune-clean")
+@click.argument("tune_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--debug", is_flag=True)
+@friendly_errors
+def tune_clean(tune_dir: str, debug: bool) -> None:
+    """Free the disk of a finished tune: its stage store and every trial folder no device was given.
+    The study, its reports, the tuned recipes and the picked trials' run folders stay."""
+    from pipeline.tune.cleaning import clean
+
+    done = clean(Path(tune_dir))
+    click.echo(f"freed {done['freed_bytes'] / 2**20:.1f} MiB: removed {len(done['removed'])} folder(s); kept trial(s) "
+               f"{', '.join(map(str, done['kept_trials']))} (picked) and the study")
 
 
 @main.command("validate")

@@ -13,7 +13,7 @@ import builtins
 import copy
 import difflib
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -44,6 +44,13 @@ class Param(BaseModel):
             raise ValueError("choice: give at least one value")
         return self
 
+    def admits(self, value: Any) -> bool:
+        if self.choice is not None:
+            return value in self.choice
+        low, high = self.int or self.float
+        kind = builtins.int if self.int is not None else (builtins.int, builtins.float)
+        return isinstance(value, kind) and not isinstance(value, bool) and low <= value <= high
+
     def values(self) -> list[Any]:
         """The values a check tries: each end of a range, every choice."""
         return list(self.choice) if self.choice is not None else list(self.int or self.float)
@@ -53,9 +60,19 @@ class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Param] = Field(min_length=1, description="recipe field path -> its range or choices")
-    trials: int | None = Field(None, ge=1, description="finished trials the study should hold (a resumed study runs only the rest)")
+    trials: int | None = Field(None, ge=1, description="trials the study should hold, finished or stopped by the pruner (a resumed study runs only the rest)")
     time: str | None = Field(None, description="wall time for this invocation: 90s, 30m, 2h")
     seed: int = Field(0, description="the sampler's seed")
+    objective: Literal["metric", "pareto-latency", "pareto-size"] = Field(
+        "metric", description="metric: the lowest validation metric over the devices, within every budget; pareto-latency / pareto-size: "
+        "that metric against each device's p50 latency or file size, a Pareto front (budgets still constrain)")
+    sampler: Literal["tpe", "nsga2", "random"] | None = Field(None, description="default: tpe for metric, nsga2 for a Pareto objective")
+    pruner: Literal["hyperband", "asha", "median", "none"] | None = Field(
+        None, description="stops poor trials early on their per-epoch validation figures (default: hyperband for metric; "
+        "a Pareto objective cannot be pruned)")
+    min_epochs: int = Field(1, ge=1, description="the pruner's first rung: epochs (over the whole recipe) before a trial can be stopped")
+    reduction_factor: int = Field(3, ge=2, description="hyperband/asha: keep the best 1/N of the trials at each rung")
+    first: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, field path -> value (e.g. the hand-written recipe's)")
 
     @model_validator(mode="after")
     def _a_budget(self) -> "TuneConfig":
@@ -63,7 +80,29 @@ class TuneConfig(BaseModel):
             raise ValueError("give trials: N and/or time: 2h, or the study would never end")
         if self.time is not None:
             seconds(self.time)
+        if self.pareto and self.pruner not in (None, "none"):
+            raise ValueError(f"pruner: {self.pruner}: a Pareto objective cannot be pruned (Optuna prunes single-objective studies only); "
+                             "remove pruner or use objective: metric")
+        for i, values in enumerate(self.first):
+            unknown = sorted(set(values) - set(self.space))
+            if unknown:
+                raise ValueError(f"first[{i}]: {', '.join(unknown)} not in the space; the space's paths: {', '.join(self.space)}")
+            outside = [f"{path} = {value!r}" for path, value in values.items() if not self.space[path].admits(value)]
+            if outside:
+                raise ValueError(f"first[{i}]: {'; '.join(outside)} outside the space's range or choices")
         return self
+
+    @property
+    def pareto(self) -> bool:
+        return self.objective != "metric"
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or ("nsga2" if self.pareto else "tpe")
+
+    @property
+    def pruner_name(self) -> str:
+        return self.pruner or ("none" if self.pareto else "hyperband")
 
 
 def seconds(text: str) -> float:
@@ -98,7 +137,9 @@ def with_values(recipe: dict, values: dict[str, Any]) -> dict:
     for path, value in values.items():
         parts = path.split(".")
         if parts[0] == "stages":
-            node, keys = _stage_at(out, path, parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""), parts[3:]
+            if len(parts) < 4:
+                raise UserError(f"tune.space: {path}: write stages.POSITION.NAME.FIELD, e.g. stages.1.prune.target.keep_macs")
+            node, keys = _stage_at(out, path, parts[1], parts[2]), parts[3:]
         elif parts[0] in HEADER:
             node, keys = out, parts
         else:
@@ -147,17 +188,17 @@ def leaf_paths(recipe: dict) -> list[str]:
     """Every field path the recipe writes out (for suggestions)."""
     paths = []
 
-    def walk(node, prefix):
+    def walk(node, *keys: str):
         if isinstance(node, dict):
             for k, v in node.items():
-                walk(v, f"{prefix}.{k}" if prefix else str(k))
+                walk(v, *keys, str(k))
         else:
-            paths.append(prefix)
+            paths.append(".".join(keys))
 
-    walk({k: v for k, v in recipe.items() if k != "stages"}, "")
+    walk({k: v for k, v in recipe.items() if k != "stages"})
     for entry in recipe.get("stages") or []:
         if isinstance(entry, dict):
-            walk(entry, "")
+            walk(entry)
     return paths
 
 
@@ -172,3 +213,8 @@ def check_space(recipe: dict, tune: TuneConfig, parse) -> None:
                 near = difflib.get_close_matches(path, leaf_paths(recipe), n=3, cutoff=0.5)
                 hint = f" (the recipe's closest paths: {', '.join(near)})" if near else ""
                 raise UserError(f"tune.space.{path} = {value!r} does not give a valid recipe{hint}:\n{e}") from None
+    for i, values in enumerate(tune.first):
+        try:
+            parse(with_values(recipe, values))
+        except (RecipeError, UserError) as e:
+            raise UserError(f"tune.first[{i}] does not give a valid recipe:\n{e}") from None

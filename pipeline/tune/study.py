@@ -21,14 +21,16 @@ import yaml
 from pipeline.core import extras
 from pipeline.core.errors import UserError
 from pipeline.deploy.profiles import load_profile
-from pipeline.core.run_folder import RunFolder
+from pipeline.core.run_folder import RunFolder, StageFolder
 from pipeline.core.run_log import console_quiet
 from pipeline.recipe import parse_recipe, read_yaml
 from pipeline.runner import run_recipe, stage_fingerprints
 from pipeline.tune.spec import Param, TuneConfig, check_space, seconds, split_spec, with_values
 from pipeline.tune.stage_store import StageStore
 from pipeline.tune.storage import open_storage, redacted
-from pipeline.tune.tune_report import write_tune_markdown
+from pipeline.tune.picks import feasible, pareto_front, pick
+from pipeline.tune.search import directions, epoch_reporter, make_pruner, make_sampler, objective_values
+from pipeline.tune.tune_report import write_tune_html, write_tune_markdown
 
 log = logging.getLogger("compress")
 STUDY_FILE = "study.db"
@@ -73,17 +75,22 @@ def suggest(trial, path: str, param: Param) -> Any:
 
 
 def device_figures(report: dict) -> dict[str, dict]:
-    """Per device, the validation figures its choice read: metric, whether it meets every budget, what it breaks."""
-    return {
-        name: {
+    """Per device, the validation figures its choice read: metric, whether it meets every budget, what
+    it breaks; the shipped file's p50 latency and size (a Pareto objective's axes) and the latency and
+    accuracy limits (drawn in the report)."""
+    figures = {}
+    for name, d in report["devices"].items():
+        budgets = d.get("budgets_on_validation") or {}
+        figures[name] = {
             "artifact": d["artifact"], "val_accuracy": d.get("val_accuracy"), "passed_on_validation": d.get("passed_on_validation"),
-            "broken": [b for b, row in (d.get("budgets_on_validation") or {}).items() if row["passed"] is False],
+            "broken": [b for b, row in budgets.items() if row["passed"] is False],
+            "latency_p50_ms": (d.get("latency_ms") or {}).get("p50"), "size_kib": round(d["size_bytes"] / 1024, 3) if d.get("size_bytes") else None,
+            "limits": {b: budgets[b]["limit"] for b in ("max_latency_p90_ms", "min_accuracy", "max_size_kb") if b in budgets},
         }
-        for name, d in report["devices"].items()
-    }
+    return figures
 
 
-def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str) -> float:
+def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str) -> float | list[float]:
     values = {path: suggest(trial, path, param) for path, param in tune.space.items()}
     raw = with_values(recipe_raw, values)
     recipe = parse_recipe(raw, f"{source} (trial {trial.number})")
@@ -91,15 +98,21 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     stage_dirs = [RunFolder(out).stage(i, entry.name).path for i, entry in enumerate(recipe.stages)]
     fingerprints = stage_fingerprints(recipe, [load_profile(d).model_dump() for d in recipe.header.devices])
     reused = folder.store.seed_run(stage_dirs, fingerprints)
-    started = time.perf_counter()
-    with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
-        report = run_recipe(recipe, out, quiet=True)
-    folder.store.keep(stage_dirs, fingerprints)
-    figures = device_figures(report)
     trial.set_user_attr("values", values)
-    trial.set_user_attr("devices", figures)
-    trial.set_user_attr("stages", len(recipe.stages))
     trial.set_user_attr("reused_stages", reused)
+    started = time.perf_counter()
+    try:
+        with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
+            report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none"))
+    finally:  # a pruned or failed trial's finished stages are still worth keeping
+        folder.store.keep(stage_dirs, fingerprints)
+        finished = sum(StageFolder(d).finished_with(f) for d, f in zip(stage_dirs, fingerprints))
+        trial.set_user_attr("stages", min(len(stage_dirs), finished + 1))  # the stages it needed: those it finished and the one it stopped in
+    figures = device_figures(report)
+    devices = list(figures)
+    score = objective_values(tune, devices, figures)
+    trial.set_user_attr("devices", figures)
+    trial.set_user_attr("score", score[0])
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
     trial.set_user_attr("constraints", [float(len(f["broken"])) for f in figures.values()])
     # kept in the study, not only in this worker's folder: another worker (machine) may write the summary.
@@ -107,7 +120,7 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     trial.set_user_attr("recipe", raw)
     trial.set_user_attr("test", {name: {"accuracy": d.get("accuracy"), "passed": d.get("passed")} for name, d in report["devices"].items()})
     (out / "tuned-recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    return min((f["val_accuracy"] or 0.0) for f in figures.values())
+    return score if tune.pareto else score[0]
 
 
 def constraints(frozen) -> list[float]:
@@ -130,80 +143,140 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
     folder = TuneFolder(Path(out) if out else Path("runs") / f"{recipe_raw.get('name', spec_path.stem)}-tune")
     folder.path.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=tune.seed, constraints_func=constraints)
     url = storage or folder.storage
-    study = optuna.create_study(study_name=recipe_raw["name"], storage=open_storage(url, password_file, heartbeat), load_if_exists=True,
-                                direction="maximize", sampler=sampler)
-    space = json.dumps(tune.model_dump()["space"], sort_keys=True)
-    if study.user_attrs.get("space", space) != space:
-        raise UserError(f"the study '{recipe_raw['name']}' in {redacted(url)} searched another space; give another --out or --storage (or rename the spec)")
-    study.set_user_attr("space", space)
-    done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+    study = open_study(recipe_raw["name"], tune, len(recipe_raw["devices"]), open_storage(url, password_file, heartbeat), redacted(url))
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # a trial the pruner stopped counts: it was decided
+    done = len(study.get_trials(states=counted))
     remaining = None if trials is None else max(0, trials - done)
     if done:
-        log.info(f"tune: resuming study '{study.study_name}' with {done} finished trial(s)")
+        log.info(f"tune: resuming study '{study.study_name}' with {done} trial(s) done")
     if remaining != 0:
         study.optimize(
             lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path)), n_trials=remaining, timeout=timeout,
-            catch=(UserError,), callbacks=[report_trial] + ([optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,))] if trials else []),
+            catch=(UserError,), callbacks=[report_trial] + ([optuna.study.MaxTrialsCallback(trials, states=counted)] if trials else []),
         )
-    summary = summarize(study, folder)
+    summary = summarize(study, folder, tune)
     (folder.path / "tune.json").write_text(json.dumps(summary, indent=2))
     write_tune_markdown(summary, folder.path / "tune.md")
+    write_tune_html(summary, folder.path / "tune.html")
     return summary
 
 
-def feasible(frozen) -> bool:
-    return all(c <= 0 for c in constraints(frozen))
+def open_study(name: str, tune: TuneConfig, devices: int, storage, where: str):
+    """Create the study, or load it to resume or to join other workers. A study of that name that
+    searched another space or objective is refused rather than mixed with this one. On a new study
+    the spec's `first` trials are queued before the sampler's."""
+    import optuna
+
+    search = json.dumps({"space": tune.model_dump()["space"], "objective": tune.objective}, sort_keys=True)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, directions=directions(tune, ["d"] * devices),
+                                    sampler=make_sampler(tune, constraints), pruner=make_pruner(tune))
+    except RuntimeError as e:  # e.g. a database written by another Optuna version
+        raise UserError(f"the study storage {where} cannot be used: {str(e).splitlines()[0]}") from None
+    held = study.user_attrs.get("search")
+    if held is not None and held != search or held is None and study.trials:
+        raise UserError(
+            f"the study '{name}' in {where} searched another space or objective ({_difference(held, search)}); "
+            "give another --out or --storage, or rename the spec, to start a new study")
+    if held is None:
+        study.set_user_attr("search", search)
+        for values in tune.first:
+            study.enqueue_trial({path: json.dumps(v) if tune.space[path].choice is not None else v for path, v in values.items()}, skip_if_exists=True)
+    return study
+
+
+def _difference(held: str | None, wanted: str) -> str:
+    if held is None:
+        return "its trials were made by something else than this spec"
+    before, now = json.loads(held), json.loads(wanted)
+    if before["objective"] != now["objective"]:
+        return f"objective {before['objective']}, this spec {now['objective']}"
+    changed = sorted(set(before["space"]) ^ set(now["space"]) | {p for p in set(before["space"]) & set(now["space"]) if before["space"][p] != now["space"][p]})
+    return "the paths that differ: " + ", ".join(changed)
 
 
 def report_trial(study, frozen) -> None:
     """One line per finished trial, with the best so far."""
     import optuna
 
+    if frozen.state == optuna.trial.TrialState.PRUNED:
+        log.info(f"tune trial {frozen.number}: {json.dumps(frozen.user_attrs.get('values', frozen.params))} stopped after epoch "
+                 f"{frozen.last_step} by the pruner (val {frozen.intermediate_values.get(frozen.last_step, float('nan')):.4f})")
+        return
     if frozen.state != optuna.trial.TrialState.COMPLETE:
         log.warning(f"tune trial {frozen.number}: {frozen.state.name.lower()}: {frozen.system_attrs.get('fail_reason', 'see its run folder')}")
         return
-    finished = [t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)) if feasible(t)]
-    best = max(finished, key=lambda t: t.value, default=None)
-    verdict = "meets every budget" if feasible(frozen) else "breaks " + "; ".join(
-        f"{d}: {', '.join(f['broken'])}" for d, f in frozen.user_attrs["devices"].items() if f["broken"])
+    finished = [row(t) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    best = max((r for r in finished if feasible(r)), key=lambda r: r["score"], default=None)
+    this = row(frozen)
+    verdict = "meets every budget" if feasible(this) else "breaks " + "; ".join(
+        f"{d}: {', '.join(f['broken'])}" for d, f in this["devices"].items() if f["broken"])
     log.info(
-        f"tune trial {frozen.number}: {json.dumps(frozen.user_attrs['values'])} -> val {frozen.value:.4f}, {verdict} on validation "
-        f"({frozen.user_attrs['reused_stages']}/{frozen.user_attrs['stages']} stages reused, {frozen.user_attrs['seconds']:.0f} s); "
-        + (f"best so far: trial {best.number}, val {best.value:.4f}" if best else "no trial meets every budget yet")
+        f"tune trial {frozen.number}: {json.dumps(this['values'])} -> val {this['score']:.4f}, {verdict} on validation "
+        f"({this['reused_stages']}/{frozen.user_attrs['stages']} stages reused, {this['seconds']:.0f} s); "
+        + (f"best so far: trial {best['trial']}, val {best['score']:.4f}" if best else "no trial meets every budget yet")
     )
 
 
-def summarize(study, folder: TuneFolder) -> dict:
+def row(frozen) -> dict:
+    """A finished trial as the summary, the picks and the report read it: validation figures only."""
+    attrs = frozen.user_attrs
+    return {"trial": frozen.number, "values": attrs["values"], "score": attrs["score"], "devices": attrs["devices"],
+            "reused_stages": attrs["reused_stages"], "seconds": attrs["seconds"]}
+
+
+def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
     """Per device, the best finished trial that meets every budget on validation (else the closest,
-    said so); its test figures, read once now from its run; reuse and time over the study."""
+    said so); its test figures, read once now from the study; each device's Pareto fronts;
+    parameter importances; reuse and time over the study."""
     import optuna
 
-    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    devices = sorted({d for t in finished for d in t.user_attrs["devices"]})
-    picks = {}
+    finished = {t.number: t for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
+    rows = [row(t) for t in finished.values()]
+    devices = list(dict.fromkeys(d for r in rows for d in r["devices"]))
+    picks, fronts = {}, {}
     for device in devices:
-        def rank(t):
-            f = t.user_attrs["devices"][device]
-            return (bool(f["passed_on_validation"]), -len(f["broken"]), f["val_accuracy"] or 0.0, -t.number)
-
-        best = max((t for t in finished if device in t.user_attrs["devices"]), key=rank)
-        shipped = best.user_attrs["test"][device]  # read now, once the trial is chosen on validation
-        folder.tuned_recipe(device).write_text(yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False))
-        f = best.user_attrs["devices"][device]
+        best = pick(rows, device)
+        chosen = finished[best["trial"]]
+        shipped = chosen.user_attrs["test"][device]  # read now, once the trial is chosen on validation
+        folder.tuned_recipe(device).write_text(yaml.safe_dump(chosen.user_attrs["recipe"], sort_keys=False))
+        f = best["devices"][device]
         picks[device] = {
-            "trial": best.number, "values": best.user_attrs["values"], "meets_every_budget_on_validation": bool(f["passed_on_validation"]),
+            "trial": best["trial"], "values": best["values"], "meets_every_budget_on_validation": not f["broken"],
             "broken_on_validation": f["broken"], "artifact": f["artifact"], "val_accuracy": f["val_accuracy"],
             "test_accuracy": shipped.get("accuracy"), "test_passed": shipped.get("passed"), "recipe": str(folder.tuned_recipe(device)),
         }
-    stages = sum(t.user_attrs["stages"] for t in finished)
-    reused = sum(t.user_attrs["reused_stages"] for t in finished)
+        fronts[device] = {figure: [r["trial"] for r in pareto_front(rows, device, figure) if r["devices"][device][figure] is not None]
+                          for figure in ("latency_p50_ms", "size_kib")}
+    pruned = study.get_trials(states=(optuna.trial.TrialState.PRUNED,))
+    started = [*finished.values(), *pruned]  # a pruned trial reused stages too, up to where it was stopped
+    stages = sum(t.user_attrs.get("stages", 0) for t in started)
+    reused = sum(t.user_attrs.get("reused_stages", 0) for t in started)
     return {
-        "study": study.study_name, "trials": {"complete": len(finished), "all": len(study.trials)},
-        "chosen_on": "validation", "devices": picks,
+        "study": study.study_name, "objective": tune.objective, "sampler": tune.sampler_name, "pruner": tune.pruner_name,
+        "trials": {"complete": len(rows), "pruned": len(pruned), "all": len(study.trials)},
+        "chosen_on": "validation", "devices": picks, "pareto_fronts": fronts, "importances": importances(study),
         "stage_reuse": {"stages": stages, "reused": reused, "rate": round(reused / stages, 4) if stages else 0.0, "store_bytes": folder.store.size_bytes()},
-        "seconds": round(sum(t.user_attrs["seconds"] for t in finished), 1),
-        "rows": [{"trial": t.number, "values": t.user_attrs["values"], "score": t.value, "devices": t.user_attrs["devices"],
-                  "reused_stages": t.user_attrs["reused_stages"], "seconds": t.user_attrs["seconds"]} for t in finished],
+        "seconds": round(sum(r["seconds"] for r in rows) + sum(t.duration.total_seconds() for t in pruned if t.duration), 1),
+        "rows": rows,
     }
+
+
+def importances(study) -> dict[str, float]:
+    """How much each searched field moved the score (Optuna's PED-ANOVA over the finished trials);
+    empty while there are too few trials to say."""
+    import optuna
+
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 4:
+        return {}
+    try:
+        with warnings.catch_warnings():  # it warns that it ranks fields by how they reach a LOW target: hence the minus
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: -t.user_attrs["score"])
+    except (ValueError, RuntimeError, ZeroDivisionError):  # every trial alike on a field, or too few to split: nothing to say
+        log.debug("no parameter importances", exc_info=True)
+        return {}
+    return {name: round(float(value), 4) for name, value in found.items()}

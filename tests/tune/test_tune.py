@@ -10,8 +10,6 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.core.errors import UserError
-from pipeline.tune.spec import TuneConfig, check_space, with_values
 from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
@@ -71,31 +69,6 @@ def test_a_space_over_a_field_the_recipe_lacks_is_refused_with_the_closest_paths
     refused = tune(spec(tmp_path, lenient_device, {"train.epochs": {"int": [3, 1]}}), "--out", tmp_path / "t")
     assert refused.exit_code == 1 and "low 3 is above high 1" in refused.output
     assert not (tmp_path / "t" / "trials").exists(), "refused before any trial"
-
-
-def test_field_paths_reach_header_fields_stages_by_name_and_by_position():
-    recipe = {"name": "x", "model": {"name": "tiny_cnn"}, "stages": [{"train": {"epochs": 2}}, "export", {"prune": None}, {"train": {"epochs": 1}}]}
-    got = with_values(recipe, {"train.epochs": 5, "stages.3.train.lr": 0.1, "prune.target.keep_macs": 0.5, "model.kwargs.widths": [8, 8], "stages.1.export.opset": 18})
-    assert got == {"name": "x", "model": {"name": "tiny_cnn", "kwargs": {"widths": [8, 8]}}, "stages": [
-        {"train": {"epochs": 5}}, {"export": {"opset": 18}}, {"prune": {"target": {"keep_macs": 0.5}}}, {"train": {"epochs": 1, "lr": 0.1}}]}
-    assert recipe["stages"][1] == "export", "the spec's recipe itself is left as it was"
-    with pytest.raises(UserError, match="name a field of it"):
-        with_values(recipe, {"train": 1})
-    with pytest.raises(UserError, match="no stage 'train' at position 1"):
-        with_values(recipe, {"stages.1.train.epochs": 1})
-
-
-def test_a_tune_section_needs_a_budget_and_valid_ranges():
-    with pytest.raises(ValueError, match="give trials: N and/or time: 2h"):
-        TuneConfig(space={"train.epochs": {"int": [1, 2]}})
-    with pytest.raises(ValueError, match="log: true needs a numeric range above 0"):
-        TuneConfig(trials=1, space={"train.lr": {"float": [0, 1], "log": True}})
-    with pytest.raises(ValueError, match="exactly one of"):
-        TuneConfig(trials=1, space={"train.lr": {"float": [0.1, 1], "int": [1, 2]}})
-    with pytest.raises(ValueError, match="write a number with s, m or h"):
-        TuneConfig(time="soon", space={"train.lr": {"float": [0.1, 1]}})
-    assert TuneConfig(time="2h", space={"train.lr": {"choice": [0.1]}}).trials is None
-    check_space({"stages": [{"train": {}}]}, TuneConfig(trials=1, space={"train.epochs": {"int": [1, 2]}}), lambda r: r)
 
 
 def test_the_one_line_form_writes_the_default_space_as_a_spec_it_resumes_from(tmp_path, monkeypatch):

@@ -1,0 +1,67 @@
+"""How a study searches: its directions, sampler and pruner, built from the spec's `tune` section.
+
+The objective `metric` is one value to maximise: the lowest validation metric over the devices. A
+Pareto objective adds one value per device to minimise (its shipped file's p50 latency or size), so
+the study keeps the front of metric against speed or size for every device at once. Either way each
+device's broken budgets on validation are the constraints, which both TPE and NSGA-II steer by.
+
+Pruning reads the per-epoch validation figures the runner numbers over the whole recipe
+(`runner.EpochFeed`): Hyperband or ASHA stop a trial whose figure at a rung is below the best
+1/`reduction_factor` of the trials that reached it. Optuna prunes single-objective studies only.
+"""
+
+from __future__ import annotations
+
+from pipeline.tune.spec import TuneConfig
+
+PARETO_FIGURE = {"pareto-latency": "latency_p50_ms", "pareto-size": "size_kib"}  # the per-device figure each Pareto objective minimises
+
+
+def directions(tune: TuneConfig, devices: list[str]) -> list[str]:
+    return ["maximize"] + (["minimize"] * len(devices) if tune.pareto else [])
+
+
+def objective_values(tune: TuneConfig, devices: list[str], figures: dict[str, dict]) -> list[float]:
+    """What the study optimises for one trial, in the order of `directions`."""
+    score = min(figures[d]["val_accuracy"] or 0.0 for d in devices)
+    if not tune.pareto:
+        return [score]
+    return [score] + [figures[d][PARETO_FIGURE[tune.objective]] for d in devices]
+
+
+def make_sampler(tune: TuneConfig, constraints):
+    import optuna
+
+    name = tune.sampler_name
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=tune.seed, constraints_func=constraints)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=tune.seed, constraints_func=constraints)
+    return optuna.samplers.RandomSampler(seed=tune.seed)
+
+
+def make_pruner(tune: TuneConfig):
+    import optuna
+
+    name = tune.pruner_name
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=tune.min_epochs, reduction_factor=tune.reduction_factor)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.min_epochs, reduction_factor=tune.reduction_factor)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=tune.min_epochs - 1)
+    return optuna.pruners.NopPruner()
+
+
+def epoch_reporter(trial, pruning: bool):
+    """`after_epoch(step, value)` for the runner: report the figure and stop the trial if the pruner says so."""
+    import optuna
+
+    def after_epoch(step: int, value: float) -> None:
+        if not pruning:
+            return
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"validation {value:.4f} after epoch {step} is below the trials that reached that epoch")
+
+    return after_epoch

@@ -1,0 +1,90 @@
+"""What a study searches beyond the default: a pruner stopping poor trials on their per-epoch
+validation figures (numbered over the whole recipe, replayed by reused stages), a Pareto objective
+with NSGA-II, trials queued first, a study of another search refused, and the disk given back."""
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.recipe import parse_recipe
+from pipeline.runner import run_recipe
+from tests.tune.specs import tiny_spec
+
+pytest.importorskip("optuna")
+
+
+def tune(*args):
+    return CliRunner().invoke(main, ["tune", *map(str, args)])
+
+
+def with_tune(path, **tune_section):
+    raw = yaml.safe_load(path.read_text())
+    raw["tune"].update(tune_section)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_every_epoch_is_numbered_over_the_recipe_and_a_resumed_run_replays_the_same_figures(tmp_path, lenient_device):
+    raw = yaml.safe_load(tiny_spec(tmp_path, lenient_device).read_text())
+    raw.pop("tune")
+    raw["stages"][0]["train"]["epochs"] = 2
+    recipe = parse_recipe(raw, "test")
+    fresh, resumed = [], []
+    run_recipe(recipe, tmp_path / "run", quiet=True, after_epoch=lambda step, value: fresh.append((step, value)))
+    run_recipe(recipe, tmp_path / "run", quiet=True, after_epoch=lambda step, value: resumed.append((step, value)))
+    assert [step for step, _ in fresh] == [1, 2, 3], "train's 2 epochs, then prune's one recovery epoch"
+    assert resumed == fresh, "a finished stage tells what it recorded, exactly"
+
+
+def test_the_pruner_stops_a_trial_whose_first_epoch_falls_behind(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, space={"train.lr": {"float": [1e-7, 0.05], "log": True}}, trials=2),
+                     pruner="asha", reduction_factor=2, first=[{"train.lr": 0.01}, {"train.lr": 1e-7}])
+    out = tmp_path / "tune"
+    done = tune(path, "--out", out)
+    assert done.exit_code == 0, done.output
+    assert "tune trial 1: " in done.output and "stopped after epoch 1 by the pruner" in done.output
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["trials"]["pruned"] == 1 and summary["pruner"] == "asha"
+    assert [r["trial"] for r in summary["rows"]] == [0] and summary["trials"]["all"] == 2, "a stopped trial counts among the 2"
+    assert not (out / "trials" / "trial-0001" / "report.json").exists() or json.loads(
+        (out / "trials" / "trial-0001" / "report.json").read_text())["stages"][0]["status"] == "failed", "stopped inside train"
+
+
+def test_a_pareto_study_keeps_each_devices_front_and_draws_it(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, trials=3), objective="pareto-latency")
+    out = tmp_path / "tune"
+    done = tune(path, "--out", out)
+    assert done.exit_code == 0, done.output
+    summary = json.loads((out / "tune.json").read_text())
+    assert (summary["objective"], summary["sampler"], summary["pruner"]) == ("pareto-latency", "nsga2", "none")
+    for device in ("lenient", "raspberry-pi-4"):
+        front = summary["pareto_fronts"][device]["latency_p50_ms"]
+        rows = {r["trial"]: r["devices"][device] for r in summary["rows"]}
+        assert front and all(n in rows for n in front)
+        best = max(rows.values(), key=lambda f: f["val_accuracy"])
+        assert any(rows[n]["val_accuracy"] == best["val_accuracy"] for n in front), "the most accurate trial is on the front"
+    page = (out / "tune.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "Pareto front for lenient" in page
+
+
+def test_a_study_of_another_search_is_refused_and_a_clean_keeps_what_the_picks_need(tmp_path, lenient_device):
+    path, out = tiny_spec(tmp_path, lenient_device, trials=2), tmp_path / "tune"
+    assert tune(path, "--out", out).exit_code == 0
+    other = with_tune(tiny_spec(tmp_path, lenient_device, space={"prune.target.keep_macs": {"float": [0.5, 0.9]}}, trials=2))
+    refused = tune(other, "--out", out)
+    assert refused.exit_code == 1 and "searched another space or objective (the paths that differ: prune.target.keep_macs)" in refused.output
+    refused = tune(with_tune(tiny_spec(tmp_path, lenient_device, trials=2), objective="pareto-size"), "--out", out)
+    assert refused.exit_code == 1 and "objective metric, this spec pareto-size" in refused.output
+    picked = {p["trial"] for p in json.loads((out / "tune.json").read_text())["devices"].values()}
+    cleaned = CliRunner().invoke(main, ["tune-clean", str(out)])
+    assert cleaned.exit_code == 0 and "freed " in cleaned.output, cleaned.output
+    assert not (out / "stage-store").exists() and {p.name for p in (out / "trials").iterdir()} == {f"trial-{n:04d}" for n in picked}
+    assert (out / "study.db").exists() and all((out / "trials" / f"trial-{n:04d}" / "report.json").exists() for n in picked)
+    more = tune(tiny_spec(tmp_path, lenient_device, trials=3), "--out", out)  # the study resumes; a shared stage is made again
+    assert more.exit_code == 0, more.output
+    assert json.loads((out / "tune.json").read_text())["trials"]["complete"] == 3
+    nowhere = CliRunner().invoke(main, ["tune-clean", str(tmp_path)])
+    assert nowhere.exit_code == 1 and "no tune.json here" in nowhere.output
