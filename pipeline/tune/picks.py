@@ -8,6 +8,16 @@ of a trial is looked at only after it is picked (`study.summarize`), so nothing 
 from __future__ import annotations
 
 
+MODEL_FIGURES = {"max_params": "params", "max_macs": "macs"}  # a tune limit -> the final model's figure it reads
+
+
+def broken_limits(limits: dict, model: dict) -> list[str]:
+    """The tune's model limits (`max_params`, `max_macs`) the final model breaks; a figure the run
+    did not record breaks its limit (nothing unmeasured passes)."""
+    return [name for name, limit in limits.items()
+            if limit is not None and (model.get(MODEL_FIGURES[name]) is None or model[MODEL_FIGURES[name]] > limit)]
+
+
 def feasible(row: dict) -> bool:
     """The trial meets every budget of every device on validation."""
     return all(not f["broken"] for f in row["devices"].values())

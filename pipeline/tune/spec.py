@@ -56,6 +56,16 @@ class Param(BaseModel):
         return list(self.choice) if self.choice is not None else list(self.int or self.float)
 
 
+class ModelLimits(BaseModel):
+    """Limits on the model itself, whatever device it ships to (a paper's parameter count, a MAC
+    budget): a trial over one breaks it for every device, like a device budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_params: builtins.int | None = Field(None, ge=1, description="parameters of the final model")
+    max_macs: builtins.float | None = Field(None, gt=0, description="multiply-accumulates of one inference of the final model")
+
+
 class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -72,6 +82,7 @@ class TuneConfig(BaseModel):
         "a Pareto objective cannot be pruned)")
     min_epochs: int = Field(1, ge=1, description="the pruner's first rung: epochs (over the whole recipe) before a trial can be stopped")
     reduction_factor: int = Field(3, ge=2, description="hyperband/asha: keep the best 1/N of the trials at each rung")
+    limits: ModelLimits = Field(default_factory=ModelLimits, description="max_params / max_macs of the final model, for every device")
     first: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, field path -> value (e.g. the hand-written recipe's)")
 
     @model_validator(mode="after")

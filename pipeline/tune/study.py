@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pipeline.runner import run_recipe, stage_fingerprints
 from pipeline.tune.spec import Param, TuneConfig, check_space, seconds, split_spec, with_values
 from pipeline.tune.stage_store import StageStore
 from pipeline.tune.storage import open_storage, redacted
-from pipeline.tune.picks import feasible, pareto_front, pick
+from pipeline.tune.picks import broken_limits, feasible, pareto_front, pick
 from pipeline.tune.search import directions, epoch_reporter, make_pruner, make_sampler, objective_values
 from pipeline.tune.tune_report import write_tune_html, write_tune_markdown
 
@@ -90,6 +91,23 @@ def device_figures(report: dict) -> dict[str, dict]:
     return figures
 
 
+def resident_mb() -> float | None:
+    """This process's resident memory now, MB (Linux; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def final_model(report: dict) -> dict:
+    """Parameters and MACs of the recipe's final model, as its last stage recorded them."""
+    for stage in reversed(report["stages"]):
+        if "params" in (stage.get("metrics") or {}):
+            return {"params": stage["metrics"]["params"], "macs": stage["metrics"].get("macs")}
+    return {}
+
+
 def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str) -> float | list[float]:
     values = {path: suggest(trial, path, param) for path, param in tune.space.items()}
     raw = with_values(recipe_raw, values)
@@ -100,6 +118,7 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     reused = folder.store.seed_run(stage_dirs, fingerprints)
     trial.set_user_attr("values", values)
     trial.set_user_attr("reused_stages", reused)
+    trial.set_user_attr("reused_seconds", round(sum(StageFolder(d).saved_state()["seconds"] for d in stage_dirs[:reused]), 2))  # what the store saved
     started = time.perf_counter()
     try:
         with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
@@ -109,11 +128,17 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
         finished = sum(StageFolder(d).finished_with(f) for d, f in zip(stage_dirs, fingerprints))
         trial.set_user_attr("stages", min(len(stage_dirs), finished + 1))  # the stages it needed: those it finished and the one it stopped in
     figures = device_figures(report)
+    model = final_model(report)
+    for f in figures.values():  # a model limit broken is broken for every device
+        f["broken"] += broken_limits(tune.limits.model_dump(), model)
+        f["passed_on_validation"] = f["passed_on_validation"] and not f["broken"]
     devices = list(figures)
     score = objective_values(tune, devices, figures)
     trial.set_user_attr("devices", figures)
+    trial.set_user_attr("model", model)
     trial.set_user_attr("score", score[0])
     trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+    trial.set_user_attr("worker_rss_mb", resident_mb())  # the tune process after the trial: a study must not grow with its trials
     trial.set_user_attr("constraints", [float(len(f["broken"])) for f in figures.values()])
     # kept in the study, not only in this worker's folder: another worker (machine) may write the summary.
     # The test figures are the ones validate measured after its choice; the tune reads them only for the trial it gives a device.
@@ -222,8 +247,8 @@ def report_trial(study, frozen) -> None:
 def row(frozen) -> dict:
     """A finished trial as the summary, the picks and the report read it: validation figures only."""
     attrs = frozen.user_attrs
-    return {"trial": frozen.number, "values": attrs["values"], "score": attrs["score"], "devices": attrs["devices"],
-            "reused_stages": attrs["reused_stages"], "seconds": attrs["seconds"]}
+    return {"trial": frozen.number, "values": attrs["values"], "score": attrs["score"], "devices": attrs["devices"], "model": attrs.get("model", {}),
+            "reused_stages": attrs["reused_stages"], "seconds": attrs["seconds"], "worker_rss_mb": attrs.get("worker_rss_mb")}
 
 
 def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
@@ -257,7 +282,8 @@ def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
         "study": study.study_name, "objective": tune.objective, "sampler": tune.sampler_name, "pruner": tune.pruner_name,
         "trials": {"complete": len(rows), "pruned": len(pruned), "all": len(study.trials)},
         "chosen_on": "validation", "devices": picks, "pareto_fronts": fronts, "importances": importances(study),
-        "stage_reuse": {"stages": stages, "reused": reused, "rate": round(reused / stages, 4) if stages else 0.0, "store_bytes": folder.store.size_bytes()},
+        "stage_reuse": {"stages": stages, "reused": reused, "rate": round(reused / stages, 4) if stages else 0.0, "store_bytes": folder.store.size_bytes(),
+                        "seconds_saved": round(sum(t.user_attrs.get("reused_seconds", 0.0) for t in started), 1)},
         "seconds": round(sum(r["seconds"] for r in rows) + sum(t.duration.total_seconds() for t in pruned if t.duration), 1),
         "rows": rows,
     }

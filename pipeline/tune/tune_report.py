@@ -34,7 +34,8 @@ def write_tune_markdown(summary: dict, path: Path) -> Path:
     lines += [
         "",
         f"Stage reuse: {reuse['reused']} of {reuse['stages']} stages came from the store ({reuse['rate']:.0%}); the store holds "
-        f"{reuse['store_bytes'] / 2**20:.1f} MiB (`compress tune-clean` frees it). Time in trials: {summary['seconds']:.0f} s.",
+        f"{reuse['store_bytes'] / 2**20:.1f} MiB (`compress tune-clean` frees it). Time in trials: {summary['seconds']:.0f} s; the reused stages "
+        f"had taken {reuse['seconds_saved']:.0f} s when they first ran.",
         "",
         *_importance_lines(summary),
         *_front_lines(summary),
@@ -58,8 +59,9 @@ def picks_table(summary: dict) -> str:
         verdict = "meets every budget" if pick["meets_every_budget_on_validation"] else "closest: breaks " + ", ".join(pick["broken_on_validation"])
         lines.append(f"{device:<20} {pick['trial']:>5} {pick['val_accuracy']:>7.4f} {pick['test_accuracy']:>7.4f}  {verdict:<22} {pick['recipe']}")
     reuse = summary["stage_reuse"]
-    lines.append(f"{summary['trials']['complete']} trial(s) finished; {reuse['reused']} of {reuse['stages']} stages reused from the store "
-                 f"({reuse['rate']:.0%}); chosen on validation, test figures read once after")
+    lines.append(f"{summary['trials']['complete']} trial(s) finished, {summary['trials']['pruned']} stopped early; {reuse['reused']} of "
+                 f"{reuse['stages']} stages reused from the store ({reuse['rate']:.0%}, {reuse['seconds_saved']:.0f} s saved); "
+                 "chosen on validation, test figures read once after")
     return "\n".join(lines)
 
 

@@ -88,3 +88,13 @@ def test_a_study_of_another_search_is_refused_and_a_clean_keeps_what_the_picks_n
     assert json.loads((out / "tune.json").read_text())["trials"]["complete"] == 3
     nowhere = CliRunner().invoke(main, ["tune-clean", str(tmp_path)])
     assert nowhere.exit_code == 1 and "no tune.json here" in nowhere.output
+
+
+def test_a_model_limit_no_trial_meets_is_said_per_device_with_the_closest_trial(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, trials=1), limits={"max_params": 100})
+    done = tune(path, "--out", tmp_path / "tune")
+    assert done.exit_code == 0, done.output
+    summary = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    lenient = summary["devices"]["lenient"]
+    assert not lenient["meets_every_budget_on_validation"] and lenient["broken_on_validation"] == ["max_params"]
+    assert summary["rows"][0]["model"]["params"] > 100 and "closest: breaks max_params" in done.output

@@ -180,9 +180,19 @@ def test_a_spec_is_a_recipe_with_a_tune_section():
         split_spec({"tune": {"trials": 0, "trails": 2, "space": {"train.lr": {"float": [0.1, 0.2]}}}}, "spec.yaml")
     assert str(refused.value).splitlines() == [
         "spec.yaml: invalid tune section:", "  - tune.trials: Input should be greater than or equal to 1 (got 0)",
-        "  - tune.trails: unknown field; allowed: space, trials, time, seed, objective, sampler, pruner, min_epochs, reduction_factor, first"]
+        "  - tune.trails: unknown field; allowed: space, trials, time, seed, objective, sampler, pruner, min_epochs, reduction_factor, limits, first"]
 
 
 def test_an_unknown_value_counts_as_zero_on_the_pareto_front():
     rows = [trial(0, pi=(None, [], 3.0, 1)), trial(1, pi=(0.5, [], 4.0, 1)), trial(2, pi=(None, [], 5.0, 1))]
     assert [r["trial"] for r in pareto_front(rows, "pi", "latency_p50_ms")] == [0, 1]
+
+
+def test_a_model_limit_is_broken_above_it_and_when_the_figure_is_missing():
+    from pipeline.tune.picks import broken_limits
+
+    limits = {"max_params": 14862, "max_macs": 8e6}
+    assert broken_limits(limits, {"params": 14862, "macs": 8e6}) == []
+    assert broken_limits(limits, {"params": 14863, "macs": 8e6 + 1}) == ["max_params", "max_macs"]
+    assert broken_limits(limits, {"params": 100}) == ["max_macs"], "not recorded: not passed"
+    assert broken_limits({"max_params": None, "max_macs": 1.0}, {"params": 10**9, "macs": 0.5}) == []

@@ -75,7 +75,7 @@ def test_the_one_line_form_writes_the_default_space_as_a_spec_it_resumes_from(tm
     from pipeline.tune import study
 
     ran = []
-    monkeypatch.setattr(study, "run_study", lambda spec, out, *rest: ran.append((spec, out)) or {"devices": {}, "stage_reuse": {"reused": 0, "stages": 0, "rate": 0}, "trials": {"complete": 0}})
+    monkeypatch.setattr(study, "run_study", lambda spec, out, *rest: ran.append((spec, out)) or {"devices": {}, "stage_reuse": {"reused": 0, "stages": 0, "rate": 0, "seconds_saved": 0}, "trials": {"complete": 0, "pruned": 0}})
     done = tune("--model", "tiny_cnn", "--data", "embedded", "--device", "raspberry-pi-4", "--device", "intel-n100", "--time", "2h", "--out", tmp_path / "t")
     assert done.exit_code == 0, done.output
     written = yaml.safe_load((tmp_path / "t" / "spec.yaml").read_text())

@@ -1,0 +1,155 @@
+"""`compress tune` against the plain Optuna script a user would otherwise write, on one space.
+
+    python benchmarks/tune_study.py [--trials 50] [--out runs/bench-tune]
+
+The space: how much to prune, how long to recover and at what learning rate, and the INT8 route, on
+a tiny_cnn trained for 3 epochs on the embedded data (Fashion-MNIST's 6,000-image subset in the
+package), for a Raspberry Pi 4 and an Intel N100 in one study. Both sides run the same TPE sampler
+with the same seed and no pruner, so they draw the same trials: the difference is the pipeline's
+stage store (the trained base is made once) and its per-trial process. The plain script is written
+as a competent user would: an Optuna objective that writes the recipe, runs `compress run` on it in
+a fresh process and reads the validation figures of the file each device would ship, with the same
+constraints. Reported: wall time of each side (GNU time, peak RSS), the tune's stage reuse and the
+seconds it saved, the tune worker's resident memory after trials 1, 10, 25 and 50 (it must not grow
+with the trials), the store's disk, and what each device got on validation (and, after, on test).
+One run each, alone on the machine: a whole study cannot be interleaved with another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RECIPE = {
+    "name": "bench-tune",
+    "seed": 0,
+    "data": {"source": "embedded"},
+    "model": {"name": "tiny_cnn"},
+    "stages": [
+        {"train": {"epochs": 3, "lr": 0.01}},
+        {"prune": {"target": {"keep_macs": 0.6}, "steps": 2, "finetune": {"epochs": 1}}},
+        {"export": {}},
+        {"quantize": {}},
+        {"validate": {"runs": 100}},
+    ],
+    "devices": ["raspberry-pi-4", "intel-n100"],
+}
+SPACE = {
+    "prune.target.keep_macs": {"float": [0.3, 0.9]},
+    "prune.finetune.epochs": {"int": [1, 3]},
+    "prune.finetune.lr": {"float": [0.001, 0.03], "log": True},
+    "quantize.method": {"choice": ["static", "accuracy_aware"]},
+}
+
+
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, peak RSS MB, the finished process) of a command under GNU time."""
+    started = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024, done
+
+
+def run_tune(out: Path, trials: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**RECIPE, "tune": {"trials": trials, "seed": 0, "pruner": "none", "space": SPACE}}, sort_keys=False))
+    seconds, rss, _ = timed([sys.executable, "-m", "pipeline", "tune", str(spec), "--out", str(out / "tune"), "--quiet"])
+    summary = json.loads((out / "tune" / "tune.json").read_text())
+    return {"seconds": seconds, "peak_rss_mb": rss, "summary": summary}
+
+
+PLAIN = '''
+import json, subprocess, sys, copy, yaml, optuna
+recipe, space, trials, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+def set_path(raw, path, value):
+    first, *rest = path.split(".")
+    node = next(e[first] for e in raw["stages"] if isinstance(e, dict) and first in e)
+    for key in rest[:-1]:
+        node = node.setdefault(key, {})
+    node[rest[-1]] = value
+
+def objective(trial):
+    raw = copy.deepcopy(recipe)
+    for path, p in space.items():
+        if "choice" in p:
+            value = json.loads(trial.suggest_categorical(path, [json.dumps(c) for c in p["choice"]]))
+        elif "int" in p:
+            value = trial.suggest_int(path, *p["int"], log=p.get("log", False))
+        else:
+            value = trial.suggest_float(path, *p["float"], log=p.get("log", False))
+        set_path(raw, path, value)
+    folder = f"{out}/trial-{trial.number:04d}"
+    with open(folder + ".yaml", "w") as f:
+        yaml.safe_dump(raw, f)
+    subprocess.run([sys.executable, "-m", "pipeline", "run", folder + ".yaml", "--out", folder, "--quiet"], check=True, capture_output=True)
+    devices = json.load(open(folder + "/report.json"))["devices"]
+    broken = [sum(r["passed"] is False for r in d["budgets_on_validation"].values()) for d in devices.values()]
+    trial.set_user_attr("constraints", [float(b) for b in broken])
+    trial.set_user_attr("val", {n: d["val_accuracy"] for n, d in devices.items()})
+    trial.set_user_attr("test", {n: d["accuracy"] for n, d in devices.items()})
+    return min(d["val_accuracy"] for d in devices.values())
+
+sampler = optuna.samplers.TPESampler(seed=0, constraints_func=lambda t: t.user_attrs.get("constraints", [1.0]))
+study = optuna.create_study(direction="maximize", sampler=sampler)
+study.optimize(objective, n_trials=trials)
+picks = {}
+for device in study.trials[0].user_attrs["val"]:
+    ok = [t for t in study.trials if t.user_attrs["constraints"][list(t.user_attrs["val"]).index(device)] == 0] or study.trials
+    best = max(ok, key=lambda t: (t.user_attrs["val"][device], -t.number))
+    picks[device] = {"trial": best.number, "val": best.user_attrs["val"][device], "test": best.user_attrs["test"][device]}
+print(json.dumps({"picks": picks, "values": [t.value for t in study.trials]}))
+'''
+
+
+def run_plain(out: Path, trials: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    seconds, rss, done = timed([sys.executable, "-c", PLAIN, json.dumps(RECIPE), json.dumps(SPACE), str(trials), str(out)])
+    return {"seconds": seconds, "peak_rss_mb": rss, **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-tune")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    tuned = run_tune(args.out / "pipeline", args.trials)
+    plain = run_plain(args.out / "plain", args.trials)
+    s = tuned["summary"]
+    reuse = s["stage_reuse"]
+    rss = {r["trial"]: r["worker_rss_mb"] for r in s["rows"]}
+    print(f"| who | trials | wall s (ratio to plain) | peak RSS MB | stages reused | seconds saved | store MiB |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| compress tune | {s['trials']['complete']} | {tuned['seconds']:.0f} ({tuned['seconds'] / plain['seconds']:.2f}x) | {tuned['peak_rss_mb']:.0f} | "
+          f"{reuse['reused']}/{reuse['stages']} ({reuse['rate']:.0%}) | {reuse['seconds_saved']:.0f} | {reuse['store_bytes'] / 2**20:.1f} |")
+    print(f"| plain Optuna script | {len(plain['values'])} | {plain['seconds']:.0f} (1.00x) | {plain['peak_rss_mb']:.0f} | 0 | 0 | – |")
+    print()
+    print("tune worker RSS MB after trial: " + ", ".join(f"{n + 1}: {rss.get(n)}" for n in (0, 9, 24, 49) if n in rss))
+    print()
+    print("| device | who | trial | val | test (read after the choice) |")
+    print("|---|---|---|---|---|")
+    for device, pick in s["devices"].items():
+        print(f"| {device} | compress tune | {pick['trial']} | {pick['val_accuracy']:.4f} | {pick['test_accuracy']:.4f} |")
+        p = plain["picks"][device]
+        print(f"| {device} | plain script | {p['trial']} | {p['val']:.4f} | {p['test']:.4f} |")
+    same = sum(abs(a - r["score"]) < 1e-9 for a, r in zip(plain["values"], s["rows"]))
+    print(f"\nthe two sides' trials with the same score: {same} of {len(s['rows'])}")
+
+
+if __name__ == "__main__":
+    main()
