@@ -23,7 +23,8 @@ MAY_IMPORT = {
     "widths": {"core", "models", "training", "pruning"},
     "reporting": {"core", "data", "models", "runtime", "deploy", "exporters", "devices"},
     "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices"},
-    "tune": {"core", "deploy", "recipe", "runner", "external"},  # above the runner: a study runs recipes (external: the --data parser)
+    "tune": {"core", "deploy", "recipe", "runner", "external", "exporters"},  # above the runner: a study runs recipes (external: the --data parser; exporters: a trial's ParityError)
+    "boards": {"core", "deploy", "devices"},  # a finished run's bundle, run on a board over SSH, judged with the gate's rules
 }
 
 

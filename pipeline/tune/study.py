@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from pipeline.core import extras
+from exporters import ParityError
 from pipeline.core.errors import UserError
 from pipeline.deploy.profiles import load_profile
 from pipeline.core.run_folder import RunFolder, StageFolder
@@ -123,6 +124,9 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     try:
         with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
             report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none"))
+    except (UserError, ParityError) as e:  # the study records why (another worker may write the summary) and goes on
+        trial.set_user_attr("error", str(e).strip().splitlines()[0][:500] if str(e).strip() else type(e).__name__)
+        raise
     finally:  # a pruned or failed trial's finished stages are still worth keeping
         folder.store.keep(stage_dirs, fingerprints)
         finished = sum(StageFolder(d).finished_with(f) for d, f in zip(stage_dirs, fingerprints))
@@ -178,7 +182,8 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
     if remaining != 0:
         study.optimize(
             lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path)), n_trials=remaining, timeout=timeout,
-            catch=(UserError,), callbacks=[report_trial] + ([optuna.study.MaxTrialsCallback(trials, states=counted)] if trials else []),
+            catch=(UserError, ParityError), callbacks=[report_trial, StopAfterFailures()]
+            + ([optuna.study.MaxTrialsCallback(trials, states=counted)] if trials else []),
         )
     summary = summarize(study, folder, tune)
     (folder.path / "tune.json").write_text(json.dumps(summary, indent=2))
@@ -221,6 +226,26 @@ def _difference(held: str | None, wanted: str) -> str:
     return "the paths that differ: " + ", ".join(changed)
 
 
+class StopAfterFailures:
+    """A trial that fails (its INT8 file disagrees with the float one, its loss diverges at the learning
+    rate drawn) is one bad point of the space: the study goes on. Failures in a row, though, say the
+    trouble is not the point drawn (a full disk, a broken recipe): the study stops and says so."""
+
+    LIMIT = 5
+
+    def __init__(self):
+        self.in_a_row = 0
+
+    def __call__(self, study, frozen) -> None:
+        import optuna
+
+        self.in_a_row = self.in_a_row + 1 if frozen.state == optuna.trial.TrialState.FAIL else 0
+        if self.in_a_row >= self.LIMIT:
+            log.error(f"tune: {self.LIMIT} trials in a row failed, the last with: {frozen.user_attrs.get('error', '?')}; "
+                      "the study stops (each trial's run.log says more)")
+            study.stop()
+
+
 def report_trial(study, frozen) -> None:
     """One line per finished trial, with the best so far."""
     import optuna
@@ -230,7 +255,7 @@ def report_trial(study, frozen) -> None:
                  f"{frozen.last_step} by the pruner (val {frozen.intermediate_values.get(frozen.last_step, float('nan')):.4f})")
         return
     if frozen.state != optuna.trial.TrialState.COMPLETE:
-        log.warning(f"tune trial {frozen.number}: {frozen.state.name.lower()}: {frozen.system_attrs.get('fail_reason', 'see its run folder')}")
+        log.warning(f"tune trial {frozen.number}: failed: {frozen.user_attrs.get('error', 'see its run.log')} ({json.dumps(frozen.user_attrs.get('values', frozen.params))})")
         return
     finished = [row(t) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     best = max((r for r in finished if feasible(r)), key=lambda r: r["score"], default=None)

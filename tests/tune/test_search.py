@@ -98,3 +98,23 @@ def test_a_model_limit_no_trial_meets_is_said_per_device_with_the_closest_trial(
     lenient = summary["devices"]["lenient"]
     assert not lenient["meets_every_budget_on_validation"] and lenient["broken_on_validation"] == ["max_params"]
     assert summary["rows"][0]["model"]["params"] > 100 and "closest: breaks max_params" in done.output
+
+
+def test_a_trial_that_fails_is_one_bad_point_and_the_study_goes_on(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, space={"train.lr": {"float": [0.001, 1e9], "log": True}}, trials=2),
+                     pruner="none", first=[{"train.lr": 1e9}, {"train.lr": 0.01}])
+    done = tune(path, "--out", tmp_path / "tune")
+    assert done.exit_code == 0, done.output
+    assert "tune trial 0: failed" in done.output and "lower the learning rate" in done.output
+    summary = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert [r["trial"] for r in summary["rows"]][:1] == [1] and summary["devices"]["lenient"]["trial"] != 0
+
+
+def test_failures_in_a_row_stop_the_study_and_say_why(tmp_path, lenient_device, monkeypatch):
+    from pipeline.tune import study
+
+    monkeypatch.setattr(study.StopAfterFailures, "LIMIT", 2)
+    path = with_tune(tiny_spec(tmp_path, lenient_device, space={"train.lr": {"float": [1e8, 1e9], "log": True}}, trials=6), pruner="none")
+    done = tune(path, "--out", tmp_path / "tune")
+    assert "2 trials in a row failed, the last with:" in done.output and "the study stops" in done.output
+    assert len(list((tmp_path / "tune" / "trials").iterdir())) == 2, "no third trial was started"
