@@ -283,6 +283,7 @@ def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
     if not data["train_on_validation"]:  # off: the fingerprints runs had before these options existed, so they still resume
         del data["train_on_validation"], data["validation_kept"]
     previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
+    profiles = [{k: v for k, v in p.items() if k != "boards" or v} for p in profiles]  # no boards: the fingerprint runs had before boards existed
     fingerprints = []
     for entry in recipe.stages:
         payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}

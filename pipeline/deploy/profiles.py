@@ -49,6 +49,22 @@ class Budgets(BaseModel):
     )
 
 
+class Board(BaseModel):
+    """A real board of this profile, reached over SSH with the system `ssh`/`scp` client: key-based
+    login only (BatchMode: a password is never asked for or stored). `compress board check/run`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ssh: str = Field(pattern=r"^[A-Za-z0-9_\[][A-Za-z0-9_.@:\[\]-]*$",  # never a leading '-': ssh would read it as an option
+                     description="user@host, or a Host of the SSH config")
+    port: int | None = Field(None, ge=1, le=65535, description="default: the SSH config's, else 22")
+    ssh_config: str | None = Field(None, description="an SSH config file to use instead of ~/.ssh/config (identity, known hosts, jump host)")
+    python: str = Field("python3", min_length=1, description="the board's Python 3.8+ with numpy and the model's runtime")
+    workdir: str = Field("/tmp/edge-compress", min_length=1, description="where bundles are copied and run on the board")
+    timeout_s: float = Field(600, gt=0, description="a run on the board longer than this is killed there and reported")
+    emulated: bool = Field(False, description="an emulator (qemu-user), not the device: its timings are never used as the device's")
+
+
 class DeviceProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +96,7 @@ class DeviceProfile(BaseModel):
         description="the runtimes an app on this device can run; validate ships the fastest passing file among them (of those export built)",
     )
     budgets: Budgets = Field(description="at least one: a device with nothing to judge would pass any model")
+    boards: list[Board] = Field(default_factory=list, description="real boards of this device, for `compress board check/run`")
     prefer: Literal[PREFERENCES] = Field(
         "latency", description="among files that meet every budget on validation, the one that ships: the fastest beyond the timing "
         "noise (latency), the most accurate on the validation split (accuracy) or the smallest (size); the report states what it traded",

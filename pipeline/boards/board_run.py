@@ -1,0 +1,158 @@
+"""`compress board run RUN_DIR --device NAME`: the bundle run on each of the profile's boards, judged here.
+
+For every board: check it has what the bundle needs (Python, numpy, the file's runtime, disk), copy
+the bundle into a fresh folder under its `workdir`, run the torch-free script there under the board's
+own time limit (at the profile's threads, and at one thread when that is more), fetch `results.json`,
+refuse results of another model or device, and judge them with the gate's rules. The folder on the
+board is removed afterwards, whatever happened. Nothing is written into the run folder: results go
+to `--out` (default `board-<device>/`), one file per board, and `--calibrate` writes a calibrated
+copy of the profile from the first real board (an emulated board's timings are never a device's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.on_device.runtimes import RUNNERS
+from pipeline.boards import ssh
+from pipeline.boards.claims import foreign_results
+from pipeline.boards.probe import probe
+from pipeline.core.errors import UserError
+from pipeline.deploy.bundle import make_bundle
+from pipeline.deploy.calibration import calibrated_profile, read_results, write_profile
+from pipeline.deploy.gate import GateResult, judge_report
+from pipeline.deploy.profiles import Board, DeviceProfile, load_profile
+
+log = logging.getLogger("compress")
+ROOM_FACTOR = 3  # the bundle, its unpacked copy and the results, with room to spare
+
+
+@dataclass
+class BoardRun:
+    board: Board
+    results: dict
+    results_file: Path
+    gate: GateResult
+
+
+def results_name(board: Board, number: int | None = None) -> str:
+    """`<board>.results.json`; numbered when a profile has several boards (two may share an address)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ssh.name(board))
+    return (f"{number}-" if number is not None else "") + safe + ".results.json"
+
+
+def run_on_boards(run_dir: Path, device: str, out_dir: Path | None = None, artifact: str | None = None, samples: int | None = None) -> list[BoardRun]:
+    """Run the device's bundle on each of its boards; nothing is written unless every board answered."""
+    profile = load_profile(device)
+    if not profile.boards:
+        raise UserError(
+            f"device {profile.name} names no boards: add `boards: [{{ssh: user@host}}]` to a copy of its profile "
+            f"(`compress devices show {profile.name} > my-{profile.name}.yaml`) and pass that file as --device")
+    out_dir = Path(out_dir or f"board-{profile.name}")
+    done = []
+    with tempfile.TemporaryDirectory(prefix="compress-board-") as tmp:
+        bundle = Path(tmp) / "bundle.zip"
+        manifest = make_bundle(Path(run_dir), device, bundle, artifact, samples)
+        for board in profile.boards:
+            results = run_one(board, bundle, manifest, profile, Path(tmp))
+            done.append((board, results))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for number, (board, results) in enumerate(done, 1):
+        path = out_dir / results_name(board, number if len(done) > 1 else None)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        runs.append(BoardRun(board, results, path, judge_report(results)))
+    return runs
+
+
+def run_one(board: Board, bundle: Path, manifest: dict, profile: DeviceProfile, scratch: Path) -> dict:
+    found = probe(board)
+    runtime = manifest["model"].get("runtime", "onnxruntime")
+    missing = ([] if found.get("numpy") else ["numpy"]) + ([] if (found.get("runtimes") or {}).get(runtime) else [RUNNERS[runtime].package])
+    if missing:
+        raise ssh.BoardError(f"board {ssh.name(board)}: {' and '.join(missing)} do not import with `{board.python}`; on the board: "
+                             f"{board.python} -m pip install {' '.join(missing)}")
+    need_mb = ROOM_FACTOR * bundle.stat().st_size / 2**20 + 1
+    if found.get("workdir_free_mb") is not None and found["workdir_free_mb"] < need_mb:
+        raise ssh.BoardError(f"board {ssh.name(board)}: out of disk: {found['workdir_free_mb']} MB free in {board.workdir}, the bundle needs "
+                             f"about {need_mb:.0f} MB; free some, or set the board's `workdir` to a folder with room")
+    remote = f"{board.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
+    q = ssh.quoted
+    try:
+        made = ssh.run(board, f"mkdir -p {q(remote)}")
+        if made.returncode:
+            raise ssh.BoardError(f"board {ssh.name(board)}: cannot make {remote}: {made.stderr.strip()[-300:]}")
+        ssh.copy_to(board, bundle, f"{remote}/bundle.zip")
+        log.info(f"board {ssh.name(board)}: running {manifest['model']['artifact']} ({runtime}) at {profile.threads} thread(s)")
+        ran = ssh.run(board, f"cd {q(remote)} && {board.python} -m zipfile -e bundle.zip bundle && "
+                             f"{board.python} bundle/validate_on_device.py bundle --out results.json", board.timeout_s)
+        if ran.returncode in ssh.KILLED:
+            raise ssh.BoardError(f"board {ssh.name(board)}: the run took longer than {board.timeout_s:g} s and was killed on the board; "
+                                 "raise the board's `timeout_s` if it is that slow, or bundle fewer --samples")
+        said = (ran.stderr.strip() or ran.stdout.strip())[-600:]
+        if "No space left" in said:
+            raise ssh.BoardError(f"board {ssh.name(board)}: out of disk in {board.workdir} while unpacking or running the bundle; free some, "
+                                 "or set the board's `workdir` to a folder with room")
+        if ran.returncode not in (0, 1, 2):
+            raise ssh.BoardError(f"board {ssh.name(board)}: the bundle's script failed (exit {ran.returncode}): {said}")
+        local = scratch / results_name(board)
+        try:
+            ssh.copy_from(board, f"{remote}/results.json", local)
+        except ssh.BoardError:
+            raise ssh.BoardError(f"board {ssh.name(board)}: the script wrote no results (exit {ran.returncode}): {said}") from None
+    finally:
+        try:
+            ssh.run(board, f"rm -rf {q(remote)}")
+        except ssh.BoardError:  # the board went away mid-run: the error that stopped the run is the one to show
+            log.warning(f"board {ssh.name(board)}: could not remove {remote}")
+    results = read_results(local)
+    foreign = foreign_results(results, manifest, profile.name)
+    if foreign:
+        raise ssh.BoardError(f"board {ssh.name(board)}: {foreign}; refused")
+    results["board"] = {"ssh": ssh.name(board), "emulated": board.emulated,
+                        "timing": "emulated: not a device timing" if board.emulated else "measured on the board"}
+    return results
+
+
+def spread(runs: list[BoardRun]) -> dict | None:
+    """p50 latency over the real boards: median, lowest and highest (None with fewer than two)."""
+    p50s = [r.results["latency_ms"]["p50"] for r in runs if not r.board.emulated]
+    if len(p50s) < 2:
+        return None
+    return {"boards": len(p50s), "median_ms": statistics.median(p50s), "min_ms": min(p50s), "max_ms": max(p50s)}
+
+
+def calibrate_from(runs: list[BoardRun], device: str, run_dir: Path, out: Path | None, force: bool) -> Path:
+    """A calibrated copy of the profile from the first real board's results (host timed here, now)."""
+    real = [r for r in runs if not r.board.emulated]
+    if not real:
+        raise UserError("--calibrate: every board of this profile is emulated, and timings under emulation are not the device's; "
+                        "calibrate from a real board")
+    profile, _ = calibrated_profile(device, real[0].results_file, run_dir)
+    return write_profile(profile, out or Path(f"{profile.name}.calibrated.yaml"), force)
+
+
+def run_lines(runs: list[BoardRun]) -> list[str]:
+    """What `compress board run` prints: per board its figures and verdict, each budget, the spread."""
+    def fmt(x) -> str:
+        return "–" if x is None else f"{x:.4g}"
+
+    lines = []
+    for r in runs:
+        res, lat = r.results, r.results["latency_ms"]
+        verdict = {0: "PASS", 1: "FAIL", 2: "CANNOT JUDGE"}[r.gate.exit_code]
+        lines.append(f"board {res['board']['ssh']}: {res['artifact']} on {res['platform'].get('machine')}, accuracy {res['accuracy']:.4f} "
+                     f"(agreement with the host {res['agreement_with_host']:.4f}), p50 {lat['p50']:.4f} ms / p90 {lat['p90']:.4f} ms at "
+                     f"{res['threads']} thread(s) ({res['board']['timing']}) -> {verdict}; {r.results_file}")
+        lines += [f"  {row.budget:<20} {fmt(row.value):>12} {fmt(row.limit):>12}  {dict([(True, 'pass'), (False, 'FAIL'), (None, 'unknown')])[row.passed]}"
+                  for row in r.gate.rows]
+    across = spread(runs)
+    if across:
+        lines.append(f"p50 over {across['boards']} boards: median {across['median_ms']:.4f} ms, {across['min_ms']:.4f} to {across['max_ms']:.4f} ms")
+    return lines
