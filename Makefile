@@ -50,6 +50,7 @@ run: install
 	$(PYTHON) -m pipeline run $(RECIPE)
 
 test: install-all
+	PYTHON=$(PYTHON) bash tests/system_packages.sh
 	$(PYTHON) -m pytest -q
 
 # Mutation testing of the safety checks (docs/testing.md): fails if any mutant survives.

@@ -47,6 +47,8 @@ def test_the_quickstart_installs_the_light_set_and_the_tests_everything():
     assert "pip install --disable-pip-version-check --progress-bar on torch==2.13.0 -e .\n" in quickstart
     assert "runtimes" not in quickstart and "neural-compressor]" not in quickstart
     assert "torch==2.13.0 -e '.[test,neural-compressor,runtimes,tune]'" in tests
+    assert tests.index("-e '.[test") < tests.index("bash tests/system_packages.sh") < tests.index("-m pytest -q"), \
+        "the system parts (PostgreSQL, sshd, the emulated Arm board) after pip (their builder uses its pip), before the tests"
 
 
 @needs_make

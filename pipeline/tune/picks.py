@@ -2,7 +2,7 @@
 
 Every input here is a validation figure: a trial's row holds, per device, the validation metric of
 the file validate would ship to it and the budgets that file breaks on validation. The test figure
-of a trial is looked at only after it is picked (`study.summarize`), so nothing here can lean on it.
+of a trial is looked at only after it is picked (`study_summary.summarize`), so nothing here can lean on it.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ def test_an_emulated_board_never_calibrates(finished_run, board_profile, tmp_pat
     done = compress("board", "run", finished_run, "--device", host_like(board_profile, emulated=True), "--out", tmp_path / "out", "--calibrate")
     assert done.exit_code == 1 and "every board of this profile is emulated" in done.output
     assert "emulated: not a device timing" in json.loads((tmp_path / "out" / "board.results.json").read_text())["board"]["timing"]
+    assert "not judged under emulation (not the device's time or memory): max_latency_p90_ms, max_peak_memory_mb" in done.output
+    assert "max_latency_p90_ms   " not in done.output, "the emulator's latency is not judged against the budget"
 
 
 def refused(finished_run, profile: Path, tmp_path: Path, *expected: str):

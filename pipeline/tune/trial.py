@@ -1,0 +1,123 @@
+"""One trial: the recipe with the trial's values, run as an ordinary run folder seeded from the stage
+store, and what the study keeps of it (validation figures per device, the final model's size, the
+stages reused, the worker's memory; the test figures only for reading after a trial is picked).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporters import ParityError
+from pipeline.core.errors import UserError
+from pipeline.core.run_folder import RunFolder, StageFolder
+from pipeline.core.run_log import console_quiet
+from pipeline.deploy.profiles import load_profile
+from pipeline.recipe import parse_recipe
+from pipeline.runner import run_recipe, stage_fingerprints
+from pipeline.tune.picks import broken_limits
+from pipeline.tune.search import epoch_reporter, objective_values
+from pipeline.tune.spec import Param, TuneConfig, with_values
+from pipeline.tune.tune_folder import TuneFolder
+
+
+def suggest(trial, path: str, param: Param) -> Any:
+    if param.int is not None:
+        return trial.suggest_int(path, *param.int, log=param.log)
+    if param.float is not None:
+        return trial.suggest_float(path, *param.float, log=param.log)
+    return json.loads(trial.suggest_categorical(path, [json.dumps(c) for c in param.choice]))  # lists (widths) as JSON text
+
+
+def device_figures(report: dict) -> dict[str, dict]:
+    """Per device, the validation figures its choice read: metric, whether it meets every budget, what
+    it breaks; the shipped file's p50 latency and size (a Pareto objective's axes) and the latency and
+    accuracy limits (drawn in the report)."""
+    figures = {}
+    for name, d in report["devices"].items():
+        budgets = d.get("budgets_on_validation") or {}
+        figures[name] = {
+            "artifact": d["artifact"], "val_accuracy": d.get("val_accuracy"), "passed_on_validation": d.get("passed_on_validation"),
+            "broken": [b for b, row in budgets.items() if row["passed"] is False],
+            "latency_p50_ms": (d.get("latency_ms") or {}).get("p50"), "size_kib": round(d["size_bytes"] / 1024, 3) if d.get("size_bytes") else None,
+            "limits": {b: budgets[b]["limit"] for b in ("max_latency_p90_ms", "min_accuracy", "max_size_kb") if b in budgets},
+        }
+    return figures
+
+
+def give_back_memory() -> None:
+    """Between trials: collect the trial's cycles and hand freed heap back to the OS (glibc keeps it
+    otherwise), so a worker's memory after trial 50 is what it was after trial 1."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory now, MB (Linux; None elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def final_model(report: dict) -> dict:
+    """Parameters and MACs of the recipe's final model, as its last stage recorded them."""
+    for stage in reversed(report["stages"]):
+        if "params" in (stage.get("metrics") or {}):
+            return {"params": stage["metrics"]["params"], "macs": stage["metrics"].get("macs")}
+    return {}
+
+
+def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str) -> float | list[float]:
+    values = {path: suggest(trial, path, param) for path, param in tune.space.items()}
+    raw = with_values(recipe_raw, values)
+    recipe = parse_recipe(raw, f"{source} (trial {trial.number})")
+    out = folder.trial(trial.number)
+    stage_dirs = [RunFolder(out).stage(i, entry.name).path for i, entry in enumerate(recipe.stages)]
+    fingerprints = stage_fingerprints(recipe, [load_profile(d).model_dump() for d in recipe.header.devices])
+    reused = folder.store.seed_run(stage_dirs, fingerprints)
+    trial.set_user_attr("values", values)
+    trial.set_user_attr("reused_stages", reused)
+    trial.set_user_attr("reused_seconds", round(sum(StageFolder(d).saved_state()["seconds"] for d in stage_dirs[:reused]), 2))  # what the store saved
+    started = time.perf_counter()
+    try:
+        with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
+            report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none"))
+    except (UserError, ParityError) as e:  # the study records why (another worker may write the summary) and goes on
+        trial.set_user_attr("error", str(e).strip().splitlines()[0][:500] if str(e).strip() else type(e).__name__)
+        raise
+    finally:  # a pruned or failed trial's finished stages are still worth keeping
+        folder.store.keep(stage_dirs, fingerprints)
+        finished = sum(StageFolder(d).finished_with(f) for d, f in zip(stage_dirs, fingerprints))
+        trial.set_user_attr("stages", min(len(stage_dirs), finished + 1))  # the stages it needed: those it finished and the one it stopped in
+    figures = device_figures(report)
+    model = final_model(report)
+    for f in figures.values():  # a model limit broken is broken for every device
+        f["broken"] += broken_limits(tune.limits.model_dump(), model)
+        f["passed_on_validation"] = f["passed_on_validation"] and not f["broken"]
+    devices = list(figures)
+    score = objective_values(tune, devices, figures)
+    trial.set_user_attr("devices", figures)
+    trial.set_user_attr("model", model)
+    trial.set_user_attr("score", score[0])
+    trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+    give_back_memory()
+    trial.set_user_attr("worker_rss_mb", resident_mb())  # the tune process after the trial: a study must not grow with its trials
+    trial.set_user_attr("constraints", [float(len(f["broken"])) for f in figures.values()])
+    # kept in the study, not only in this worker's folder: another worker (machine) may write the summary.
+    # The test figures are the ones validate measured after its choice; the tune reads them only for the trial it gives a device.
+    trial.set_user_attr("recipe", raw)
+    trial.set_user_attr("test", {name: {"accuracy": d.get("accuracy"), "passed": d.get("passed")} for name, d in report["devices"].items()})
+    (out / "tuned-recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return score if tune.pareto else score[0]

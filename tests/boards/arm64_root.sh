@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# An emulated Arm board's Python: Debian 12's aarch64 Python 3.11 unpacked into a folder (no chroot, no
+# binfmt registration needed) and run by qemu-user, with numpy and ONNX Runtime's aarch64 wheels beside
+# it. The board tests marked `emulated` run the bundle's script with it, so the script and the
+# runtime's Arm kernels really run on the Arm instruction set. Needs root (apt) and the package index.
+#
+#   bash tests/boards/arm64_root.sh [ROOT]     # default /var/cache/edge-compress/arm64; done once, then reused
+#
+# ONNX Runtime is pinned to 1.20.1: under Debian 12's qemu-user 7.2 the 1.32.0 aarch64 wheel dies at
+# import (SIGSEGV, with -cpu cortex-a72 or max too), 1.20.1 runs. The host's own onnxruntime is
+# unaffected; the pin says what the emulator can run, not what a real board should.
+set -euo pipefail
+ROOT="${1:-${EDGE_COMPRESS_ARM64_ROOT:-/var/cache/edge-compress/arm64}}"
+ORT_ARM="${ORT_ARM:-1.20.1}"
+PY="$(realpath "$(command -v "${PYTHON:-python3}")")"  # its pip downloads the aarch64 wheels; absolute: we change folders
+NUMPY_ARM="${NUMPY_ARM:-2.2.6}"
+if [ -x "$ROOT/python" ] && "$ROOT/python" -c "import numpy, onnxruntime" >/dev/null 2>&1; then
+  echo "$ROOT/python: ready"; exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq qemu-user-static >/dev/null
+fi
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
+apt-get update -qq
+mkdir -p "$ROOT/debs" "$ROOT/sysroot" "$ROOT/site"
+cd "$ROOT/debs"
+# Python and every library it loads, resolved by apt for arm64 (only arm64 packages: the sysroot's)
+packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances \
+  python3.11-minimal:arm64 libpython3.11-stdlib:arm64 libstdc++6:arm64 libgomp1:arm64 2>/dev/null \
+  | grep -E '^[a-z0-9]' | grep ':arm64$' | sort -u)
+apt-get download -o APT::Sandbox::User=root $packages >/dev/null
+for deb in ./*.deb; do dpkg -x "$deb" "$ROOT/sysroot"; done
+AARCH64=(--only-binary :all: --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64
+         --python-version 3.11 --implementation cp --abi cp311 --no-deps)
+"$PY" -m pip download --quiet "${AARCH64[@]}" -d "$ROOT/wheels" "numpy==$NUMPY_ARM" "onnxruntime==$ORT_ARM"
+"$PY" -m pip install --quiet "${AARCH64[@]}" --upgrade --target "$ROOT/site" "$ROOT"/wheels/*.whl
+cat > "$ROOT/python" <<EOF
+#!/bin/sh
+# aarch64 Python 3.11 under qemu-user: $ROOT/sysroot, packages from $ROOT/site
+PYTHONPATH="$ROOT/site" exec qemu-aarch64-static -L "$ROOT/sysroot" "$ROOT/sysroot/usr/bin/python3.11" "\$@"
+EOF
+chmod +x "$ROOT/python"
+"$ROOT/python" -c "import platform, numpy, onnxruntime; print(platform.machine(), 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__)"

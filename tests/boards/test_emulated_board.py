@@ -1,0 +1,44 @@
+"""The bundle on an emulated Arm board: the loopback SSH board whose Python is Debian's aarch64 Python
+under qemu-user (`tests/boards/arm64_root.sh` builds it; .ci/run does), so the torch-free script and
+ONNX Runtime's Arm kernels run on the Arm instruction set. Predictions must agree with the host's:
+all of them for the FP32 file, and for INT8 at least what the quantize stage demands of an INT8 file
+against its FP32 one. Timings under emulation are never a device's: the results say so.
+
+    pytest -m "not emulated"      # skips these where the Arm root is not built
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.stages.quantize import QuantizeConfig
+
+pytestmark = pytest.mark.emulated
+ARM_ROOT = Path(os.environ.get("EDGE_COMPRESS_ARM64_ROOT", "/var/cache/edge-compress/arm64"))
+
+
+@pytest.fixture(scope="module")
+def arm_python() -> Path:
+    python = ARM_ROOT / "python"
+    if not python.is_file():
+        pytest.fail(f"no emulated Arm Python at {python}: run `bash tests/boards/arm64_root.sh` once (.ci/run does), "
+                    "or skip these tests with -m 'not emulated'")
+    return python
+
+
+def test_the_bundle_runs_on_arm_and_agrees_with_the_host(finished_run, board_profile, arm_python, tmp_path):
+    profile = board_profile("raspberry-pi-4", profile={"runtimes": ["onnxruntime"]}, python=str(arm_python), emulated=True, timeout_s=900)
+    int8_rule = QuantizeConfig.model_fields["min_top1_agreement"].default
+    for artifact, least in (("onnx_fp32", 1.0), ("onnx_int8", int8_rule)):
+        done = CliRunner().invoke(main, ["board", "run", str(finished_run), "--device", str(profile), "--artifact", artifact,
+                                         "--samples", "200", "--out", str(tmp_path / artifact)])
+        assert done.exit_code in (0, 1), done.output
+        results = json.loads((tmp_path / artifact / "board.results.json").read_text())
+        assert results["platform"]["machine"] == "aarch64" and results["artifact"] == artifact
+        assert results["agreement_with_host"] >= least, f"{artifact}: {results['agreement_with_host']} of the host's predictions on Arm"
+        assert results["board"]["timing"] == "emulated: not a device timing" and "emulated: not a device timing" in done.output
+        assert "not judged under emulation (not the device's time or memory): max_latency_p90_ms, max_peak_memory_mb" in done.output
