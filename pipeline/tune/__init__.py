@@ -7,6 +7,9 @@ Optuna storage (a SQLite file in the tune folder by default), so a killed tune r
 reads validation figures: a trial's score is the recipe metric on the validation split of the file
 each device would ship, subject to each device's budgets on validation.
 
-`spec.py` reads and checks the spec and turns a trial's values into a recipe; `stage_store.py` keeps
-finished stages by fingerprint; `study.py` runs the study and picks, per device, the best trial.
+`spec.py` reads and checks the spec and turns a trial's values into a recipe; `search.py` builds the
+sampler, the pruner and the objective; `trial.py` runs one trial as a run folder seeded from
+`stage_store.py`; `study.py` opens and runs the study; `study_summary.py` prints a line per trial and
+sums the study up, with `picks.py` choosing each device's trial and its Pareto front; `tune_report.py`
+writes tune.md and tune.html; `cleaning.py` is `compress tune-clean`.
 """
