@@ -71,13 +71,15 @@ class LoopbackBoard:
 
     def start(self) -> None:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # OpenSSH's privilege-separation folder
-        self.process = subprocess.Popen([sshd_binary(), "-D", "-e", "-f", str(self.sshd_config)], stderr=subprocess.PIPE, text=True)
+        self.log = self.root / "sshd.log"  # a file, not a pipe: a pipe nobody reads would block sshd once full
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen([sshd_binary(), "-D", "-e", "-f", str(self.sshd_config)], stderr=log)
         for _ in range(100):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             if self.process.poll() is not None:
-                pytest.fail(f"sshd did not start: {self.process.stderr.read()}")
+                pytest.fail(f"sshd did not start: {self.log.read_text()}")
             time.sleep(0.1)
         pytest.fail("sshd did not listen within 10 s")
 
