@@ -1,12 +1,11 @@
 """`compress`: thin click commands over the library. They parse, call, print; the work lives elsewhere.
 
-Over 300 lines on purpose: one file lists every command and option a user can type (the options are
-most of it); each body is a few lines, and tables and files are made by the modules it calls.
+The run, recipe, gate, validate, bench, bundle and report commands are here; the tune, board and
+devices groups are in `pipeline/commands/`, with what every command shares (`common.py`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -15,43 +14,11 @@ from pathlib import Path
 
 import click
 
-from exporters import ParityError
-from pipeline.core.errors import IntegrityError, UserError
+from pipeline.commands.board import board
+from pipeline.commands.common import friendly_errors, log, setup_logging
+from pipeline.commands.devices import devices
+from pipeline.commands.tune import tune, tune_clean
 from pipeline.reporting.summary import fmt, summary_table
-
-log = logging.getLogger("compress")
-
-
-def setup_logging(quiet: bool, debug: bool) -> None:
-    """The terminal shows the pipeline's lines at the level asked (a run's `run.log` gets every one)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s"))
-    handler.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    log.handlers[:] = [handler]
-    log.setLevel(handler.level)
-    if not logging.getLogger().handlers:  # so a library's logging.basicConfig on import (ExecuTorch's) adds no second printer
-        logging.getLogger().addHandler(logging.NullHandler())
-
-
-def friendly_errors(command):
-    """User errors as one paragraph and exit 1; --debug shows the traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug") or kwargs.get("debug")
-        try:
-            return command(*args, **kwargs)
-        except (UserError, ParityError, FileNotFoundError) as e:
-            if debug:
-                raise
-            rank = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""  # which process of a torchrun run
-            click.echo(f"error{rank}: {e}", err=True)
-            sys.exit(getattr(e, "exit_code", 2 if isinstance(e, IntegrityError) else 1))
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished stages are kept; run the same command again to resume", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group()
@@ -207,56 +174,6 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
     sys.exit(result.exit_code)
 
 
-@main.command()
-@click.argument("spec", type=click.Path(dir_okay=False), required=False)
-@click.option("--model", help="without SPEC: a zoo model or \"package.module:function\"; the default space is searched")
-@click.option("--data", help="without SPEC: SOURCE[:PATH] (embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR)")
-@click.option("--device", "devices", multiple=True, help="without SPEC: a device to tune for (repeatable)")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
-@click.option("--trials", type=click.IntRange(min=1), help="trials the study should hold, finished or stopped by the pruner (default: the spec's tune.trials)")
-@click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
-@click.option("--storage", help="a database URL shared by several workers, without its password (default: a SQLite file in the tune folder)")
-@click.option("--storage-password-file", type=click.Path(dir_okay=False, exists=True), help="the storage's password (default: $COMPRESS_STORAGE_PASSWORD)")
-@click.option("--heartbeat", type=click.FloatRange(min=1), default=10.0, show_default=True, help="seconds between a worker's heartbeats; a trial silent for 3 of them is failed and retried")
-@click.option("--quiet", is_flag=True, help="warnings and the final table only")
-@click.option("--debug", is_flag=True)
-@friendly_errors
-def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[str, ...], out_dir: str | None, trials: int | None,
-         time_limit: str | None, storage: str | None, storage_password_file: str | None, heartbeat: float, quiet: bool, debug: bool) -> None:
-    """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures;
-    or, without SPEC, the default space for --model on --data for each --device.
-
-    One line per finished trial; a killed tune resumes its study. Writes tuned-<device>.yaml (a plain
-    recipe `compress run` reproduces), tune.json and tune.md into the tune folder."""
-    from pipeline.tune.default_space import write_default_spec
-    from pipeline.tune.study import run_study
-    from pipeline.tune.tune_report import picks_table
-
-    setup_logging(quiet, debug)
-    if spec is None:
-        spec, out_dir = write_default_spec(model, data, devices, trials, time_limit, out_dir)
-        click.echo(f"searching the default space; the spec: {spec}", err=True)
-    elif model or data or devices:
-        raise UserError("give SPEC, or --model/--data/--device for the default space, not both")
-    summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
-                        Path(storage_password_file) if storage_password_file else None, heartbeat)
-    click.echo(picks_table(summary))
-
-
-@main.command("tune-clean")
-@click.argument("tune_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--debug", is_flag=True)
-@friendly_errors
-def tune_clean(tune_dir: str, debug: bool) -> None:
-    """Free the disk of a finished tune: its stage store and every trial folder no device was given.
-    The study, its reports, the tuned recipes and the picked trials' run folders stay."""
-    from pipeline.tune.cleaning import clean
-
-    done = clean(Path(tune_dir))
-    click.echo(f"freed {done['freed_bytes'] / 2**20:.1f} MiB: removed {len(done['removed'])} folder(s); kept trial(s) "
-               f"{', '.join(map(str, done['kept_trials']))} (picked) and the study")
-
-
 @main.command("validate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", "devices", multiple=True, required=True, help="profile name or .yaml path (repeatable)")
@@ -348,91 +265,8 @@ def report(run_dir: str, out_dir: str | None, runs: int, debug: bool) -> None:
     click.echo(f"{md}\n{page}")
 
 
-@main.group()
-def board() -> None:
-    """Real boards of a device profile (its `boards:`), over SSH: check them, run a bundle on them."""
-
-
-@board.command("check")
-@click.argument("device")
-@click.option("--debug", is_flag=True)
-@friendly_errors
-def board_check(device: str, debug: bool) -> None:
-    """What each board of DEVICE (a profile name or .yaml path) has, and which of the profile's claims it contradicts.
-    Exit 0 when none, 1 when a board contradicts its profile, 2 when a board cannot be reached."""
-    from pipeline.boards.probe import check_boards
-
-    lines, worst = check_boards(device)
-    click.echo("\n".join(lines))
-    sys.exit(worst)
-
-
-@board.command("run")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--device", required=True, help="profile name or .yaml path; its `boards:` are used")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="where each board's results.json goes (default board-<device>/)")
-@click.option("--artifact", help="default: the file validate chose for the device")
-@click.option("--samples", type=click.IntRange(min=10), help="test samples to bundle (default: as many as fit in 2 MB, at most 1000)")
-@click.option("--calibrate", is_flag=True, help="also write a calibrated copy of the profile from the first real board")
-@click.option("--calibrated-out", type=click.Path(dir_okay=False), help="default: <device>.calibrated.yaml")
-@click.option("--force", is_flag=True, help="replace the calibrated profile if it exists")
-@click.option("--debug", is_flag=True)
-@friendly_errors
-def board_run(run_dir, device, out_dir, artifact, samples, calibrate, calibrated_out, force, debug) -> None:
-    """Bundle RUN_DIR for DEVICE, run it on each of the profile's boards, fetch and judge the results.
-    Exits like `compress gate`: 1 when a board's figures break a budget, 2 when nothing could be judged."""
-    from pipeline.boards.board_run import calibrate_from, run_lines, run_on_boards
-
-    setup_logging(quiet=False, debug=debug)
-    runs = run_on_boards(Path(run_dir), device, Path(out_dir) if out_dir else None, artifact, samples)
-    click.echo("\n".join(run_lines(runs)))
-    if calibrate:
-        click.echo(f"calibrated profile: {calibrate_from(runs, device, Path(run_dir), Path(calibrated_out) if calibrated_out else None, force)}")
-    sys.exit(max(r.gate.exit_code for r in runs))
-
-
-@main.group()
-def devices() -> None:
-    """List, show or calibrate device profiles."""
-
-
-@devices.command("list")
-@friendly_errors
-def devices_list() -> None:
-    from pipeline.deploy.profiles import known_profiles, load_profile
-    from pipeline.reporting.summary import profiles_table
-
-    click.echo(profiles_table([load_profile(name) for name in known_profiles()]))
-
-
-@devices.command("show")
-@click.argument("name")
-@friendly_errors
-def devices_show(name: str) -> None:
-    """Show a profile by NAME or .yaml path."""
-    import yaml
-
-    from pipeline.deploy.profiles import load_profile
-
-    click.echo(yaml.safe_dump(load_profile(name).model_dump(), sort_keys=False))
-
-
-@devices.command("calibrate")
-@click.argument("name")
-@click.argument("results", type=click.Path(dir_okay=False))
-@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True), help="run folder holding the same model: host latency is measured here, now")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), help="default: <name>.calibrated.yaml (never a shipped profile)")
-@click.option("--force", is_flag=True, help="replace OUT if it exists")
-@click.option("--debug", is_flag=True)
-@friendly_errors
-def devices_calibrate(name: str, results: str, run_dir: str | None, out_path: str | None, force: bool, debug: bool) -> None:
-    """Write a calibrated copy of profile NAME from on-device RESULTS (results.json)."""
-    from pipeline.deploy.calibration import calibrated_profile, write_profile
-
-    profile, figures = calibrated_profile(name, Path(results), Path(run_dir) if run_dir else None)
-    out = write_profile(profile, Path(out_path or f"{profile.name}.calibrated.yaml"), force)
-    click.echo(
-        f"{out}: latency_factor {figures['previous_factor']} (nominal) -> {profile.latency_factor} (calibrated: "
-        f"device p50 {figures['device_p50_ms']:.4g} ms / host p50 {figures['host_p50_ms']:.4g} ms)\n"
-        f"use it by path: devices: [{out}]"
-    )
+# the command groups kept in their own files (pipeline/commands/)
+main.add_command(tune)
+main.add_command(tune_clean)
+main.add_command(board)
+main.add_command(devices)

@@ -11,8 +11,6 @@ re-run skips the longest finished prefix, loads the state it left, and deletes t
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -29,6 +27,8 @@ from devices.on_device import measure
 from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model, weights_digest
 from pipeline.core.disk_space import disk_full, out_of_space
+from pipeline.core.epoch_feed import EpochFeed
+from pipeline.fingerprints import stage_fingerprints
 from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
@@ -53,7 +53,7 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`.
 
     `after_epoch(step, value)` is told every training epoch's validation figure, numbered over the
-    whole recipe (`EpochFeed`); it may raise to stop the run (a tune pruning a poor trial).
+    whole recipe (`core/epoch_feed.py`); it may raise to stop the run (a tune pruning a poor trial).
 
     Under torchrun every process calls this; rank 0 alone holds the run lock and writes the run
     folder, and returns the report (the other ranks return an empty dict)."""
@@ -69,35 +69,6 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
             return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(after_epoch))
     finally:
         distributed.leave()
-
-
-class EpochFeed:
-    """Numbers every training epoch of a run 1, 2, 3, … across its stages and passes its validation
-    figure on. A finished stage that is skipped (resumed, or taken from a tune's stage store) replays
-    the figures it recorded, so an epoch has the same number in every run of the recipe and a pruner
-    compares like with like."""
-
-    KEY = "val_per_epoch"  # in each stage's metrics
-
-    def __init__(self, observer: Callable[[int, float], None] | None):
-        self.observer, self.step = observer, 0
-
-    def replay(self, metrics: dict) -> None:
-        for value in metrics.get(self.KEY, []):
-            self._tell(value)
-
-    def for_stage(self, metrics: dict) -> Callable[[float], None]:
-        def after_epoch(value: float) -> None:
-            kept = round(value, 5)  # what a replay will tell, so a resumed run and a fresh one report alike
-            metrics.setdefault(self.KEY, []).append(kept)
-            self._tell(kept)
-
-        return after_epoch
-
-    def _tell(self, value: float) -> None:
-        self.step += 1
-        if self.observer is not None:
-            self.observer(self.step, value)
 
 
 def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool, feed: EpochFeed) -> dict:
@@ -275,29 +246,6 @@ def earlier_models(recipe: Recipe, folders: list[StageFolder], current: int, in_
         return model if j == 0 else load_model(model, folders[j - 1].model_file)
 
     return model_before
-
-
-def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
-    h = recipe.header
-    data = h.data.model_dump()
-    if not data["train_on_validation"]:  # off: the fingerprints runs had before these options existed, so they still resume
-        del data["train_on_validation"], data["validation_kept"]
-    previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
-    profiles = [{k: v for k, v in p.items() if k != "boards" or v} for p in profiles]  # no boards: the fingerprint runs had before boards existed
-    fingerprints = []
-    for entry in recipe.stages:
-        payload = {"previous": previous, "stage": entry.name, "config": entry.config.model_dump()}
-        if STAGES.get(entry.name).uses_device_profiles:
-            payload["devices"] = profiles
-        elif STAGES.get(entry.name).uses_device_runtimes:
-            payload["runtimes"] = sorted({r for p in profiles for r in p.get("runtimes", ["onnxruntime"])})
-        previous = _sha(payload)
-        fingerprints.append(previous)
-    return fingerprints
-
-
-def _sha(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save_stage_state(folder: StageFolder, state: ModelState, metrics: dict, fingerprint: str, seconds: float) -> None:

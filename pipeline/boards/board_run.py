@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import statistics
 import tempfile
 import uuid
@@ -23,7 +24,7 @@ from devices.on_device import verdicts
 from devices.on_device.runtimes import RUNNERS
 from pipeline.boards import ssh
 from pipeline.boards.claims import foreign_results
-from pipeline.boards.probe import probe
+from pipeline.boards.probe import boards_of, probe
 from pipeline.core.errors import UserError
 from pipeline.deploy.bundle import make_bundle
 from pipeline.deploy.calibration import calibrated_profile, read_results, write_profile
@@ -55,16 +56,13 @@ def results_name(board: Board, number: int | None = None) -> str:
 def run_on_boards(run_dir: Path, device: str, out_dir: Path | None = None, artifact: str | None = None, samples: int | None = None) -> list[BoardRun]:
     """Run the device's bundle on each of its boards; nothing is written unless every board answered."""
     profile = load_profile(device)
-    if not profile.boards:
-        raise UserError(
-            f"device {profile.name} names no boards: add `boards: [{{ssh: user@host}}]` to a copy of its profile "
-            f"(`compress devices show {profile.name} > my-{profile.name}.yaml`) and pass that file as --device")
+    boards = boards_of(profile)
     out_dir = Path(out_dir or f"board-{profile.name}")
     done = []
     with tempfile.TemporaryDirectory(prefix="compress-board-") as tmp:
         bundle = Path(tmp) / "bundle.zip"
         manifest = make_bundle(Path(run_dir), device, bundle, artifact, samples)
-        for board in profile.boards:
+        for board in boards:
             results = run_one(board, bundle, manifest, profile, Path(tmp))
             done.append((board, results))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +86,7 @@ def run_one(board: Board, bundle: Path, manifest: dict, profile: DeviceProfile, 
         raise ssh.BoardError(f"board {ssh.name(board)}: out of disk: {found['workdir_free_mb']} MB free in {board.workdir}, the bundle needs "
                              f"about {need_mb:.0f} MB; free some, or set the board's `workdir` to a folder with room")
     remote = f"{board.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
-    q = ssh.quoted
+    q = shlex.quote
     try:
         made = ssh.run(board, f"mkdir -p {q(remote)}")
         if made.returncode:
@@ -151,7 +149,7 @@ def run_lines(runs: list[BoardRun]) -> list[str]:
     lines = []
     for r in runs:
         res, lat = r.results, r.results["latency_ms"]
-        verdict = {0: "PASS", 1: "FAIL", 2: "CANNOT JUDGE"}[r.gate.exit_code]
+        verdict = verdicts.VERDICT[r.gate.passed]
         lines.append(f"board {res['board']['ssh']}: {res['artifact']} on {res['platform'].get('machine')}, accuracy {res['accuracy']:.4f} "
                      f"(agreement with the host {res['agreement_with_host']:.4f}), p50 {lat['p50']:.4f} ms / p90 {lat['p90']:.4f} ms at "
                      f"{res['threads']} thread(s) ({res['board']['timing']}) -> {verdict}; {r.results_file}")

@@ -14,7 +14,8 @@ import shlex
 from devices.on_device.runtimes import RUNNERS
 from pipeline.boards import ssh
 from pipeline.boards.claims import contradictions
-from pipeline.deploy.profiles import Board
+from pipeline.core.errors import UserError
+from pipeline.deploy.profiles import Board, DeviceProfile
 
 PROBE = r'''
 import json, os, platform, sys, importlib
@@ -56,6 +57,15 @@ print(json.dumps({
 PROBE_SECONDS = 120  # importing a runtime under emulation takes a while
 
 
+def boards_of(profile: DeviceProfile) -> list[Board]:
+    """The profile's boards; none is an error saying how to name one."""
+    if not profile.boards:
+        raise UserError(
+            f"device {profile.name} names no boards: add `boards: [{{ssh: user@host}}]` to a copy of its profile "
+            f"(`compress devices show {profile.name} > my-{profile.name}.yaml`) and pass that file as --device")
+    return profile.boards
+
+
 def probe(board: Board) -> dict:
     """What the board has (one JSON line from the probe script); a missing Python is a clear error."""
     modules = json.dumps({name: cls.package for name, cls in RUNNERS.items()})
@@ -82,14 +92,11 @@ def describe(found: dict) -> str:
 
 def check_boards(device: str) -> tuple[list[str], int]:
     """`compress board check`: a paragraph per board, and the exit code (1 if any contradicts the profile)."""
-    from pipeline.core.errors import UserError
     from pipeline.deploy.profiles import load_profile
 
     profile = load_profile(device)
-    if not profile.boards:
-        raise UserError(f"device {profile.name} names no boards: add `boards: [{{ssh: user@host}}]` to a copy of its profile")
     lines, worst = [], 0
-    for board in profile.boards:
+    for board in boards_of(profile):
         found = probe(board)
         problems = contradictions(found, profile)
         lines.append(f"board {ssh.name(board)}{' (emulated)' if board.emulated else ''}: {describe(found)}")

@@ -93,7 +93,3 @@ def _connection_problem(board: Board, stderr: str) -> str:
                                "Connection closed", "Name or service not known")):
         return f"{where}: unreachable ({last}). Is it on, on this network, and running an SSH server? `ssh {board.ssh} true` must work"
     return f"{where}: ssh failed: {last}"
-
-
-def quoted(path: str) -> str:
-    return shlex.quote(path)

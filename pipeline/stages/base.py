@@ -44,7 +44,7 @@ class StageContext:
     metrics: dict = field(default_factory=dict)
     model_before: Callable[[str], torch.nn.Module] | None = None  # see runner.earlier_models
     metric: Metric = top1  # the recipe's `metric`: what "accuracy" means for budgets and accuracy-aware INT8
-    after_epoch: Callable[[float], None] | None = None  # each training epoch's validation figure (runner.EpochFeed)
+    after_epoch: Callable[[float], None] | None = None  # each training epoch's validation figure (core.epoch_feed.EpochFeed)
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)

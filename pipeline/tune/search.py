@@ -6,7 +6,7 @@ the study keeps the front of metric against speed or size for every device at on
 device's broken budgets on validation are the constraints, which both TPE and NSGA-II steer by.
 
 Pruning reads the per-epoch validation figures the runner numbers over the whole recipe
-(`runner.EpochFeed`): Hyperband or ASHA stop a trial whose figure at a rung is below the best
+(`core.epoch_feed.EpochFeed`): Hyperband or ASHA stop a trial whose figure at a rung is below the best
 1/`reduction_factor` of the trials that reached it. Optuna prunes single-objective studies only.
 """
 

@@ -1,7 +1,7 @@
 """Finished stages kept by fingerprint, so trials that share their first stages run them once.
 
 A stage's fingerprint already chains the data, the model, the seed and every earlier stage's
-config (`runner.stage_fingerprints`), so two trials whose first k stages have the same fingerprints
+config (`pipeline/fingerprints.py`), so two trials whose first k stages have the same fingerprints
 would compute the same k stages. Before a trial runs, the longest such prefix found in the store is
 copied into its run folder (hard links where the filesystem allows: no second copy of the bytes),
 and the runner resumes after it exactly as it resumes any run, checking each file's SHA-256. After a
