@@ -69,6 +69,12 @@ class Recipe:
     def name(self) -> str:
         return self.header.name
 
+    @property
+    def removes_channels(self) -> bool:
+        """Whether a stage may leave a smaller network than the one built (pruning, nested widths);
+        if none does, the model as built bounds the final model's size below."""
+        return any(STAGES.get(entry.name).removes_channels for entry in self.stages)
+
 
 def load_recipe(path: str | Path) -> Recipe:
     return parse_recipe(read_yaml(Path(path), "recipe"), source=str(path))

@@ -43,17 +43,21 @@ from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
 from pipeline.stages.base import StageContext
+from pipeline.training.evaluation import size_figures
 from pipeline.models.heads import HeadSpec, build_heads
 
 log = logging.getLogger("compress")
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False,
-               after_epoch: Callable[[int, float], None] | None = None) -> dict:
+               after_epoch: Callable[[int, float], None] | None = None,
+               after_build: Callable[[dict], None] | None = None) -> dict:
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`.
 
     `after_epoch(step, value)` is told every training epoch's validation figure, numbered over the
     whole recipe (`core/epoch_feed.py`); it may raise to stop the run (a tune pruning a poor trial).
+    `after_build(figures)` is told the model's params, MACs and size as built, before any stage
+    runs; it too may raise (a tune refusing a model too large for its limits before training it).
 
     Under torchrun every process calls this; rank 0 alone holds the run lock and writes the run
     folder, and returns the report (the other ranks return an empty dict)."""
@@ -63,15 +67,16 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     ranks = distributed.join(device)
     try:
         if not ranks.main:
-            return _run_locked(recipe, run, device, fresh, True, EpochFeed(after_epoch))
+            return _run_locked(recipe, run, device, fresh, True, EpochFeed(after_epoch), after_build)
         run.ensure_writable()
         with run.lock(), run_log(run.log_file):
-            return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(after_epoch))
+            return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(after_epoch), after_build)
     finally:
         distributed.leave()
 
 
-def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool, feed: EpochFeed) -> dict:
+def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: bool, quiet: bool, feed: EpochFeed,
+                after_build: Callable | None = None) -> dict:
     header = recipe.header
     main = distributed.world().main
     check_shared(run)
@@ -94,6 +99,8 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
     check_model(model, data.train.take(2)[0], data.num_classes, header.model.describe())
+    if after_build:
+        after_build(size_figures(model, data.input_shape))
     state = ModelState(model=model)
     if done:
         state = load_stage_state(folders[done - 1], model)

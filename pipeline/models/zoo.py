@@ -130,11 +130,16 @@ def ds_cnn(
     stem: int = 16,
     widths: tuple[int, ...] = (32, 32, 64, 96),
     strides: tuple[int, ...] = (2, 1, 2, 1),
+    width: float = 1.0,
 ) -> nn.Module:
     """A full 3x3 stem, then depthwise-separable blocks: more depth and width per parameter than
-    tiny_cnn (~12.6 k params, ~1.3 M MACs at 28x28 by default)."""
+    tiny_cnn (~12.6 k params, ~1.3 M MACs at 28x28 by default). `width` scales the stem and every
+    block (rounded, at least 4 channels): one number a search can vary against a parameter budget."""
     if len(widths) != len(strides):
         raise ValueError(f"ds_cnn: widths {widths} and strides {strides} must have the same length")
+    if width <= 0:
+        raise ValueError(f"ds_cnn: width {width} must be above 0 (1.0 keeps the widths as given)")
+    stem, widths = max(4, round(stem * width)), [max(4, round(c * width)) for c in widths]
     layers, cin = [conv_bn_relu(in_channels, stem)], stem
     for w, s in zip(widths, strides):
         layers.append(separable(cin, w, s))

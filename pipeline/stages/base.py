@@ -116,6 +116,8 @@ class Stage:
     `requires` / `provides` are artifacts (`onnx_fp32`, `onnx_int8`): a stage that `changes_model`
     makes earlier ones stale. `adds` are capabilities of the model that last until the end of the
     recipe (`heads`). `trains` says whether every process of a torchrun run takes part.
+    `removes_channels`: the stage may leave a smaller network than it was given (pruning, a width
+    picked from nested ones); without such a stage, the model as built bounds the final one below.
     """
 
     name: str
@@ -125,6 +127,7 @@ class Stage:
     provides: tuple[str, ...] = ()
     adds: tuple[str, ...] = ()
     changes_model: bool = False
+    removes_channels: bool = False
     uses_device_profiles: bool = False
     uses_device_runtimes: bool = False  # only the runtimes the profiles admit feed the result (its fingerprint has them, not budgets)
     check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. heads exist)

@@ -71,7 +71,7 @@ def no_heads_before(cfg: NestedConfig, earlier: Earlier) -> list[str]:
     return []
 
 
-@stage("nested", NestedConfig, adds=("widths",), changes_model=True, trains=True, check=no_heads_before)
+@stage("nested", NestedConfig, adds=("widths",), changes_model=True, removes_channels=True, trains=True, check=no_heads_before)
 def run(cfg: NestedConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Train one network whose leading channels work at every listed width; slice and checkpoint each width."""
     if state.heads:

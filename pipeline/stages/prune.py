@@ -61,7 +61,7 @@ class PruneConfig(BaseModel):
     distill: KDConfig = Field(default_factory=KDConfig, description="teacher-to-student settings when recovery: distill")
 
 
-@stage("prune", PruneConfig, changes_model=True, trains=True)
+@stage("prune", PruneConfig, changes_model=True, removes_channels=True, trains=True)
 def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Prune channels with torch-pruning in rounds with recovery (fine-tuning or distillation); records each round."""
     data, shape = ctx.data, ctx.data.input_shape

@@ -12,6 +12,8 @@ Pruning reads the per-epoch validation figures the runner numbers over the whole
 
 from __future__ import annotations
 
+import time
+
 from pipeline.tune.spec import TuneConfig
 
 PARETO_FIGURE = {"pareto-latency": "latency_p50_ms", "pareto-size": "size_kib"}  # the per-device figure each Pareto objective minimises
@@ -53,11 +55,15 @@ def make_pruner(tune: TuneConfig):
     return optuna.pruners.NopPruner()
 
 
-def epoch_reporter(trial, pruning: bool):
-    """`after_epoch(step, value)` for the runner: report the figure and stop the trial if the pruner says so."""
+def epoch_reporter(trial, pruning: bool, deadline: float | None = None):
+    """`after_epoch(step, value)` for the runner: report the figure and stop the trial if the pruner
+    says so, or if the study's time (`deadline`, on `time.monotonic()`) ran out: `--time 2h` ends
+    within an epoch of two hours, not when a long trial happens to finish."""
     import optuna
 
     def after_epoch(step: int, value: float) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise optuna.TrialPruned(f"the study's time ran out during epoch {step}")
         if not pruning:
             return
         trial.report(value, step)

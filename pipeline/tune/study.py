@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
     if done:
         log.info(f"tune: resuming study '{study.study_name}' with {done} trial(s) done")
     if remaining != 0:
+        deadline = None if timeout is None else time.monotonic() + timeout  # a running trial stops at its next epoch past it
         study.optimize(
-            lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path)), n_trials=remaining, timeout=timeout,
+            lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path), deadline), n_trials=remaining, timeout=timeout,
             catch=(UserError, ParityError), callbacks=[report_trial, StopAfterFailures()]
             + ([optuna.study.MaxTrialsCallback(trials, states=counted)] if trials else []),
         )

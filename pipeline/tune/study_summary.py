@@ -42,6 +42,10 @@ def report_trial(study, frozen) -> None:
     """One line per finished trial, with the best so far."""
     import optuna
 
+    if frozen.state == optuna.trial.TrialState.PRUNED and frozen.last_step is None:
+        log.info(f"tune trial {frozen.number}: {json.dumps(frozen.user_attrs.get('values', frozen.params))} pruned: "
+                 f"{frozen.user_attrs.get('pruned_because', 'before its first epoch')}")
+        return
     if frozen.state == optuna.trial.TrialState.PRUNED:
         log.info(f"tune trial {frozen.number}: {json.dumps(frozen.user_attrs.get('values', frozen.params))} stopped after epoch "
                  f"{frozen.last_step} by the pruner (val {frozen.intermediate_values.get(frozen.last_step, float('nan')):.4f})")

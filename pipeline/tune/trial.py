@@ -22,7 +22,7 @@ from pipeline.core.run_log import console_quiet
 from pipeline.deploy.profiles import load_profile
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe, stage_fingerprints
-from pipeline.tune.picks import broken_limits
+from pipeline.tune.picks import MODEL_FIGURES, broken_limits
 from pipeline.tune.search import epoch_reporter, objective_values
 from pipeline.tune.spec import Param, TuneConfig, with_values
 from pipeline.tune.tune_folder import TuneFolder
@@ -79,7 +79,28 @@ def final_model(report: dict) -> dict:
     return {}
 
 
-def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str) -> float | list[float]:
+def limits_before_training(tune: TuneConfig, recipe):
+    """`after_build` for the runner when the recipe has model limits and no stage that removes
+    channels: the model as built then bounds the final one below, so a model already over a limit
+    is refused (the trial pruned, nothing trained) instead of trained for nothing. None otherwise."""
+    limits = tune.limits.model_dump()
+    if all(v is None for v in limits.values()) or recipe.removes_channels:
+        return None
+
+    def after_build(figures: dict) -> None:
+        import optuna
+
+        broken = broken_limits(limits, figures)
+        if broken:
+            raise optuna.TrialPruned("the model as built breaks " + ", ".join(
+                f"{b} ({figures[MODEL_FIGURES[b]]:,} > {limits[b]:,})" for b in broken) + "; no stage of the recipe removes channels, so it was not trained")
+
+    return after_build
+
+
+def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, source: str, deadline: float | None = None) -> float | list[float]:
+    import optuna
+
     values = {path: suggest(trial, path, param) for path, param in tune.space.items()}
     raw = with_values(recipe_raw, values)
     recipe = parse_recipe(raw, f"{source} (trial {trial.number})")
@@ -93,7 +114,11 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     started = time.perf_counter()
     try:
         with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
-            report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none"))
+            report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none", deadline),
+                                after_build=limits_before_training(tune, recipe))
+    except optuna.TrialPruned as e:  # the line per trial says why: the pruner at an epoch, or a model over the limits
+        trial.set_user_attr("pruned_because", str(e))
+        raise
     except (UserError, ParityError) as e:  # the study records why (another worker may write the summary) and goes on
         trial.set_user_attr("error", str(e).strip().splitlines()[0][:500] if str(e).strip() else type(e).__name__)
         raise

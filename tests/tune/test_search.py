@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe
+from pipeline.tune.search import epoch_reporter
 from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
@@ -118,3 +119,36 @@ def test_failures_in_a_row_stop_the_study_and_say_why(tmp_path, lenient_device, 
     done = tune(path, "--out", tmp_path / "tune")
     assert "2 trials in a row failed, the last with:" in done.output and "the study stops" in done.output
     assert len(list((tmp_path / "tune" / "trials").iterdir())) == 2, "no third trial was started"
+
+
+def test_a_model_over_the_limits_is_refused_before_training_when_no_stage_removes_channels(tmp_path, lenient_device):
+    path = tiny_spec(tmp_path, lenient_device, space={"model.kwargs.widths": {"choice": [[32, 32, 64, 64], [8, 8, 16, 16]]}}, trials=2)
+    raw = yaml.safe_load(path.read_text())
+    raw["stages"] = [s for s in raw["stages"] if "prune" not in s]  # nothing can shrink the model once built
+    raw["tune"].update(limits={"max_params": 10_000}, first=[{"model.kwargs.widths": [32, 32, 64, 64]}, {"model.kwargs.widths": [8, 8, 16, 16]}])
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = tune(path, "--out", tmp_path / "tune")
+    assert done.exit_code == 0, done.output
+    assert "pruned: the model as built breaks max_params (65,834 > 10,000); no stage of the recipe removes channels" in done.output, done.output
+    assert not (tmp_path / "tune" / "trials" / "trial-0000" / "01-train").exists(), "the oversized model was not trained"
+    assert (tmp_path / "tune" / "trials" / "trial-0001" / "01-train").is_dir()
+    summary = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert summary["trials"]["pruned"] == 1 and summary["devices"]["lenient"]["trial"] == 1
+
+
+def test_a_model_over_the_limits_is_still_trained_when_a_stage_may_remove_channels(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, trials=1), limits={"max_params": 1_000}, pruner="none")
+    done = tune(path, "--out", tmp_path / "tune")
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "tune" / "tune.json").read_text())["trials"] == {"complete": 1, "pruned": 0, "all": 1}
+
+
+def test_a_trial_running_when_the_studys_time_runs_out_stops_at_its_next_epoch():
+    import time
+
+    import optuna
+
+    trial = optuna.create_study().ask()
+    epoch_reporter(trial, pruning=False, deadline=time.monotonic() + 60)(1, 0.5)  # time left: it goes on
+    with pytest.raises(optuna.TrialPruned, match="time ran out during epoch 2"):
+        epoch_reporter(trial, pruning=False, deadline=time.monotonic() - 1)(2, 0.5)
