@@ -176,6 +176,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="default: the device profile's")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)  # BUNDLE is a model file here
     parser.add_argument("--shape", default="", help=argparse.SUPPRESS)  # the probe's input shape, e.g. 1,1,28,28
+    parser.add_argument("--time-probe", default="", help=argparse.SUPPRESS)  # name=model,name=model: time these files (BUNDLE: the folder they are in)
+    parser.add_argument("--sample", default="", help=argparse.SUPPRESS)  # the time probe's input, an .npy file
+    parser.add_argument("--runs", type=int, default=200, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bundle is None:
         args.bundle = own_folder()
@@ -186,6 +190,11 @@ def main(argv=None) -> int:
         return 2  # cannot judge (verdicts.CANNOT_JUDGE, which is among what could not be imported)
     if args.memory_probe:
         print(json.dumps(measure.memory_probe(args.bundle, args.threads or 1, [int(d) for d in args.shape.split(",")])))
+        return verdicts.PASS
+    if args.time_probe:
+        files = dict(pair.split("=", 1) for pair in args.time_probe.split(","))
+        files = {name: bundle_files.inside(args.bundle, path) for name, path in files.items()}
+        print(json.dumps(measure.time_probe(files, bundle_files.inside(args.bundle, args.sample), args.threads or 1, args.warmup, args.runs)))
         return verdicts.PASS
     try:
         results = validate(args.bundle, args.threads, args.out)

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import statistics
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from devices.on_device import verdicts
-from devices.on_device.runtimes import RUNNERS
 from pipeline.boards import ssh
 from pipeline.boards.claims import foreign_results
 from pipeline.boards.probe import boards_of, probe
+from pipeline.boards.remote import fresh_folder, require, unpack_and_run
 from pipeline.core.errors import UserError
 from pipeline.deploy.bundle import make_bundle
 from pipeline.deploy.calibration import calibrated_profile, read_results, write_profile
@@ -36,7 +34,6 @@ log = logging.getLogger("compress")
 # set decides (the predictions, so accuracy) and the file's size are judged
 TIMED_FIGURES = ("latency_p90_ms", "peak_memory_mb")
 JUDGED_UNDER_EMULATION = tuple(budget for budget, (figure, _) in verdicts.RULES.items() if figure not in TIMED_FIGURES)
-ROOM_FACTOR = 3  # the bundle, its unpacked copy and the results, with room to spare
 
 
 @dataclass
@@ -75,45 +72,18 @@ def run_on_boards(run_dir: Path, device: str, out_dir: Path | None = None, artif
 
 
 def run_one(board: Board, bundle: Path, manifest: dict, profile: DeviceProfile, scratch: Path) -> dict:
-    found = probe(board)
-    runtime = manifest["model"].get("runtime", "onnxruntime")
-    missing = ([] if found.get("numpy") else ["numpy"]) + ([] if (found.get("runtimes") or {}).get(runtime) else [RUNNERS[runtime].package])
-    if missing:
-        raise ssh.BoardError(f"board {ssh.name(board)}: {' and '.join(missing)} do not import with `{board.python}`; on the board: "
-                             f"{board.python} -m pip install {' '.join(missing)}")
-    need_mb = ROOM_FACTOR * bundle.stat().st_size / 2**20 + 1
-    if found.get("workdir_free_mb") is not None and found["workdir_free_mb"] < need_mb:
-        raise ssh.BoardError(f"board {ssh.name(board)}: out of disk: {found['workdir_free_mb']} MB free in {board.workdir}, the bundle needs "
-                             f"about {need_mb:.0f} MB; free some, or set the board's `workdir` to a folder with room")
-    remote = f"{board.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
-    q = shlex.quote
-    try:
-        made = ssh.run(board, f"mkdir -p {q(remote)}")
-        if made.returncode:
-            raise ssh.BoardError(f"board {ssh.name(board)}: cannot make {remote}: {made.stderr.strip()[-300:]}")
-        ssh.copy_to(board, bundle, f"{remote}/bundle.zip")
-        log.info(f"board {ssh.name(board)}: running {manifest['model']['artifact']} ({runtime}) at {profile.threads} thread(s)")
-        ran = ssh.run(board, f"cd {q(remote)} && {board.python} -m zipfile -e bundle.zip bundle && "
-                             f"{board.python} bundle/validate_on_device.py bundle --out results.json", board.timeout_s)
-        if ran.returncode in ssh.KILLED:
-            raise ssh.BoardError(f"board {ssh.name(board)}: the run took longer than {board.timeout_s:g} s and was killed on the board; "
-                                 "raise the board's `timeout_s` if it is that slow, or bundle fewer --samples")
-        said = (ran.stderr.strip() or ran.stdout.strip())[-600:]
-        if "No space left" in said:
-            raise ssh.BoardError(f"board {ssh.name(board)}: out of disk in {board.workdir} while unpacking or running the bundle; free some, "
-                                 "or set the board's `workdir` to a folder with room")
-        if ran.returncode not in (0, 1, 2):
-            raise ssh.BoardError(f"board {ssh.name(board)}: the bundle's script failed (exit {ran.returncode}): {said}")
+    require(board, probe(board), [manifest["model"].get("runtime", "onnxruntime")], bundle)
+    with fresh_folder(board, "run") as there:
+        ssh.copy_to(board, bundle, f"{there}/bundle.zip")
+        log.info(f"board {ssh.name(board)}: running {manifest['model']['artifact']} ({manifest['model'].get('runtime', 'onnxruntime')}) "
+                 f"at {profile.threads} thread(s)")
+        ran = unpack_and_run(board, there, "bundle.zip", f"{board.python} bundle/validate_on_device.py bundle --out results.json")
         local = scratch / results_name(board)
         try:
-            ssh.copy_from(board, f"{remote}/results.json", local)
+            ssh.copy_from(board, f"{there}/results.json", local)
         except ssh.BoardError:
+            said = (ran.stderr.strip() or ran.stdout.strip())[-600:]
             raise ssh.BoardError(f"board {ssh.name(board)}: the script wrote no results (exit {ran.returncode}): {said}") from None
-    finally:
-        try:
-            ssh.run(board, f"rm -rf {q(remote)}")
-        except ssh.BoardError:  # the board went away mid-run: the error that stopped the run is the one to show
-            log.warning(f"board {ssh.name(board)}: could not remove {remote}")
     results = read_results(local)
     foreign = foreign_results(results, manifest, profile.name)
     if foreign:

@@ -129,14 +129,19 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
                 buffer = io.BytesIO()
                 np.save(buffer, array)
                 archive.writestr(manifest["samples"][key], buffer.getvalue())
-            for module in (script, *(importlib.import_module(f"devices.on_device.{name}") for name in script.SHIPPED_BESIDE)):
-                archive.write(module.__file__, Path(module.__file__).name)
+            for path in script_files():
+                archive.write(path, path.name)
             archive.writestr("README.txt", README.format(device=profile.name, name=out.name, count=count, threads=profile.threads, package=runtimes.RUNNERS[runtime].package, torch=torch_note(runtime)))
         os.replace(partial, out)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     return manifest
+
+
+def script_files() -> list[Path]:
+    """The torch-free script and the modules it imports from beside it: what a board runs."""
+    return [Path(m.__file__) for m in (script, *(importlib.import_module(f"devices.on_device.{name}") for name in script.SHIPPED_BESIDE))]
 
 
 def as_pixels(x: np.ndarray, mean: list[float], std: list[float]) -> tuple[dict, np.ndarray] | None:

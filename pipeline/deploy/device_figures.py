@@ -3,8 +3,9 @@
 
 Each file (`Variant`) is measured on this host: size, gzip size, accuracy on the validation and
 test splits (when there is data), one-thread latency (several files timed in interleaved rounds, so
-host noise cannot pick the winner) and peak memory at each profile's thread count. Each device then
-gets its estimate and its budgets judged twice: on validation figures, which choose the file it
+host noise cannot pick the winner) and peak memory at each profile's thread count; where a profile
+names a real board, also latency and memory on that board (`pipeline/boards/board_timing.py`). Each
+device then gets its latency (measured on its board, else the estimate) and its budgets judged twice: on validation figures, which choose the file it
 ships (`variant_choice`), and on test figures, which the gate judges. The two differ only in the
 accuracy budgets; the report keeps both and says which one chose.
 """
@@ -42,6 +43,7 @@ class Variant:
     size_gzip: int = 0
     host_latency: dict = field(default_factory=dict)  # one-thread timing on the host
     peak_memory: dict[int, float | None] = field(default_factory=dict)  # per thread count
+    on_board: dict[str, dict] = field(default_factory=dict)  # device -> {"board", "latency_ms", "peak_memory_mb"} measured on its board
 
     def __post_init__(self) -> None:
         files = runtimes.model_files(self.path)  # ncnn and OpenVINO: the graph and its .bin
@@ -98,7 +100,7 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
         log.info("\n".join([
             f"validate {profile.name}: {summary}",
             *candidates_table(chosen.artifact, entry["choice"]["candidates"]),
-            f"  on test, once: {chosen.artifact} acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({profile.latency_kind}), "
+            f"  on test, once: {chosen.artifact} acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({entry['latency_kind']}), "
             f"{entry['size_bytes'] / 1024:.1f} KiB -> {VERDICT[entry['passed']]}",
         ]))
     return devices
@@ -109,18 +111,27 @@ def _figure(value: float | None) -> str:
 
 
 def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
-    """One variant on one device: its latency estimate (from the host's one-thread timing), and the
-    budgets judged on it, on validation figures (`budgets_on_validation`: the choice reads these) and
-    on test figures (`budgets`: the verdict and the gate). `noise` is the timing's p10-p90 width,
-    scaled the same way: a difference between files smaller than that is not a difference."""
+    """One variant on one device: its latency (measured on the device's board when it was, else the
+    estimate from the host's one-thread timing), and the budgets judged on it, on validation figures
+    (`budgets_on_validation`: the choice reads these) and on test figures (`budgets`: the verdict and
+    the gate). `noise` is the timing's p10-p90 width, scaled the same way: a difference between files
+    smaller than that is not a difference. A board's figures replace the estimate and the host's
+    memory; the estimate stays beside them (`latency_estimate_ms`)."""
     measured = variant.host_latency
-    latency = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
-    latency["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)
+    estimate = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
+    estimate["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)
+    board = variant.on_board.get(profile.name)
+    if board:
+        on_board = board["latency_ms"]
+        latency = {q: on_board[q] for q in ("p50", "p90", "p99")} | {"noise": round(on_board["spread"] * on_board["p50"], 5)}
+        memory, latency_kind, memory_kind = board["peak_memory_mb"], f"measured on board {board['board']}", f"measured on board {board['board']}"
+    else:
+        latency, memory, latency_kind, memory_kind = estimate, variant.peak_memory[profile.threads], profile.latency_kind, "measured on the host"
     figures = {
         "size_kb": variant.size / 1024,
         "size_gzip_kb": variant.size_gzip / 1024,
         "latency_p90_ms": latency["p90"],
-        "peak_memory_mb": variant.peak_memory[profile.threads],
+        "peak_memory_mb": memory,
     }
     budgets = judge(profile.budgets, {**figures, "accuracy": variant.accuracy, "accuracy_drop": variant.drop})
     on_validation = judge(profile.budgets, {**figures, "accuracy": variant.val_accuracy, "accuracy_drop": variant.val_drop})
@@ -132,13 +143,14 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
         "val_accuracy": _rounded(variant.val_accuracy, 5),
         "val_accuracy_drop_points": _rounded(variant.val_drop, 4),
         "latency_ms": latency,
-        "latency_kind": profile.latency_kind,
+        "latency_kind": latency_kind,
+        **({"latency_estimate_ms": estimate, "estimate_kind": profile.latency_kind} if board else {}),
         "host_latency_ms": measured,
         "threads": profile.threads,
         "size_bytes": variant.size,
         "size_gzip_bytes": variant.size_gzip,
-        "peak_memory_mb": variant.peak_memory[profile.threads],
-        "peak_memory_kind": "measured on the host",
+        "peak_memory_mb": memory,
+        "peak_memory_kind": memory_kind,
         "budgets": budgets,
         "passed": overall(budgets),
         "budgets_on_validation": on_validation,

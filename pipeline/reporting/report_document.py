@@ -126,7 +126,7 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     ]
     stage_header = ["stage", "seconds", "test acc", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
     shipped = [
-        [name, d["artifact"], _num(d.get("val_accuracy")), _num(d["accuracy"]), f"{d['latency_ms']['p90']:.4g}", f"{d['size_bytes'] / 1024:.1f}",
+        [name, d["artifact"], _num(d.get("val_accuracy")), _num(d["accuracy"]), latency_cell(d), f"{d['size_bytes'] / 1024:.1f}",
          VERDICT[d["passed"]], (d.get("choice") or {}).get("summary") or (d.get("choice") or {}).get("reason", "")]  # a report older than the summary: its full reason
         for name, d in (report.get("devices") or {}).items()
     ]
@@ -163,7 +163,7 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     return tables + [
 
         ("What each device gets (chosen on validation, judged on test)",
-         ["device", "file", "val acc", "test acc", "p90 ms", "KiB", "verdict (test)", "why this file"], shipped),
+         ["device", "file", "val acc", "test acc", "p90 ms (how)", "KiB", "verdict (test)", "why this file"], shipped),
         ("Every file each device could get (fastest first; validation chose, test judged)",
          ["device", "file", "shipped", "val acc", "on validation", "test acc", "p50 ms", "p90 ms", "KiB", "verdict (test)"], candidates),
         ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
@@ -174,6 +174,15 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return _num(value) if isinstance(value, (int, float)) or value is None else str(value)
+
+
+def latency_cell(device: dict) -> str:
+    """A device's p90 and how it was had: measured on its board (the estimate beside it), measured
+    on this host, or estimated from it."""
+    cell = f"{device['latency_ms']['p90']:.4g} ({device.get('latency_kind', 'estimated')}"
+    if "latency_estimate_ms" in device:
+        cell += f"; estimate {device['latency_estimate_ms']['p90']:.4g}"
+    return cell + ")"
 
 
 def _num(value) -> str:

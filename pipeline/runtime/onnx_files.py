@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,26 +75,12 @@ def measure_latency(path: Path, sample: np.ndarray, threads: int, warmup: int = 
 
 
 def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, warmup: int = 20, runs: int = 200, rounds: int = 10) -> dict[str, dict]:
-    """Several files timed in interleaved rounds (A, B, A, B, ...) with the same settings as
-    `measure_latency`, so a burst of host noise slows them alike instead of deciding which is faster.
-
-    Measured: timed one after the other, a pruned ResNet-20's FP32 file once read 0.29 ms p50 against
-    0.18 ms in every other run, which flipped the FP32/INT8 choice.
-    """
+    """Several files timed in interleaved rounds on this host (`measure.interleaved_latencies`, the
+    same timing a board's validation runs), with the same settings as `measure_latency`."""
     with measure.pinned(threads) as cores:
         runners = {name: runtimes.open_runner(path, threads=threads) for name, path in paths.items()}
-        x = np.ascontiguousarray(sample[:1], dtype=np.float32)
-        for runner in runners.values():
-            for _ in range(warmup):
-                runner(x)
-        times = {name: [] for name in runners}
-        for _ in range(rounds):
-            for name, runner in runners.items():
-                for _ in range(max(10, runs // rounds)):
-                    start = time.perf_counter_ns()
-                    runner(x)
-                    times[name].append((time.perf_counter_ns() - start) / 1e6)
-    return {name: {**measure.summarize(t), "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in times.items()}
+        timed = measure.interleaved_latencies(runners, sample, warmup, runs, rounds)
+    return {name: {**t, "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in timed.items()}
 
 
 def peak_memory_mb(path: Path, threads: int, shape: tuple[int, ...]) -> float | None:

@@ -5,7 +5,9 @@ Runtime, ExecuTorch, ncnn, OpenVINO) is measured in its runtime: accuracy on the
 and on the test split, latency on this host at batch 1 on one thread, whatever the host has
 (variants timed in interleaved rounds, so host noise cannot pick the winner), scaled to each device
 by its profile (`DeviceProfile.estimate_ms`: the device's one-thread factor and its thread speed-up)
-and labelled `estimated` unless the profile is the host itself. Each device then gets, among the
+and labelled `estimated` unless the profile is the host itself. Where a profile names a real board
+(`boards:`), every file it admits is timed on that board instead (`measured on board …`, the estimate
+beside it), and the choice and the gates read the board's figures (`on_boards: false` estimates). Each device then gets, among the
 runtimes its profile admits, the variant that meets its budgets **on the validation figures**, and
 among those the one its profile prefers (latency by default; `pipeline/deploy/variant_choice.py`),
 with the reason and what it traded. The test figures are read only after the choice: they are the
@@ -27,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exporters import onnx_outputs
+from pipeline.boards.board_timing import measure_on_boards
 from pipeline.core.errors import StageError
 from pipeline.core.state import DEPLOYABLE, ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
@@ -48,6 +51,7 @@ class ValidateConfig(BaseModel):
     )
     warmup: int = Field(20, ge=0)
     runs: int = Field(200, ge=10, description="timed runs per variant and thread count")
+    on_boards: bool = Field(True, description="where a device profile names a real board, time every candidate file on it (the choice and the gates read those figures); false: estimate from this host")
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
@@ -64,7 +68,10 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         val = ctx.score(path, "val")  # what chooses
         acc = ctx.score(path, "test")  # what the gate judges, after
         variants[name] = Variant(name, path, acc, _drop(reference, acc), val, _drop(val_reference, val))
-    measure(list(variants.values()), ctx.data.test.take(1)[0].numpy(), ctx.profiles, cfg.warmup, cfg.runs)
+    sample = ctx.data.test.take(1)[0].numpy()
+    measure(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
+    if cfg.on_boards:
+        measure_on_boards(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
     devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log)
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)

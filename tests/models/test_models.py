@@ -59,3 +59,16 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 
 def test_zoo_registry_names():
     assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2", "shufflenetv2"}
+
+
+def test_ds_cnn_width_scales_every_block_keeping_at_least_four_channels():
+    from pipeline.models.zoo import ds_cnn
+
+    def widths(model):
+        return [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    assert widths(ds_cnn(width=1.0)) == widths(ds_cnn())
+    assert widths(ds_cnn(stem=16, widths=(32, 64), strides=(2, 2), width=0.5)) == [8, 8, 16, 16, 32]
+    assert min(widths(ds_cnn(width=0.01))) == 4, "at least 4 channels"
+    with pytest.raises(ValueError, match="width 0 must be above 0"):
+        ds_cnn(width=0)
