@@ -9,6 +9,7 @@ against its FP32 one. Timings under emulation are never a device's: the results 
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,48 @@ def test_the_bundle_runs_on_arm_and_agrees_with_the_host(finished_run, board_pro
         assert results["agreement_with_host"] >= least, f"{artifact}: {results['agreement_with_host']} of the host's predictions on Arm"
         assert results["board"]["timing"] == "emulated: not a device timing" and "emulated: not a device timing" in done.output
         assert "not judged under emulation (not the device's time or memory): max_latency_p90_ms, max_peak_memory_mb" in done.output
+
+
+@pytest.fixture(scope="module")
+def ncnn_run(tmp_path_factory) -> Path:
+    """A tiny run exported to ONNX and ncnn (FP32: the pip ncnn has no INT8 tool) for the Pi 4."""
+    from pipeline.recipe import parse_recipe
+    from pipeline.runner import run_recipe
+    from tests.conftest import finished_run_recipe
+
+    recipe = finished_run_recipe()
+    recipe["stages"] = [{"train": {"epochs": 2, "lr": 0.01}}, {"export": {"runtimes": ["onnxruntime", "ncnn"]}}, {"validate": {"runs": 20, "warmup": 2}}]
+    recipe["devices"] = ["raspberry-pi-4"]
+    out = tmp_path_factory.mktemp("ncnn-run") / "tiny-ncnn"
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    return out
+
+
+def test_the_ncnn_file_runs_on_arm_and_agrees_with_the_host(ncnn_run, board_profile, arm_python, tmp_path):
+    profile = board_profile("raspberry-pi-4", profile={"runtimes": ["ncnn"]}, python=str(arm_python), emulated=True, timeout_s=900)
+    done = CliRunner().invoke(main, ["board", "run", str(ncnn_run), "--device", str(profile), "--artifact", "ncnn_fp32",
+                                     "--samples", "200", "--out", str(tmp_path / "ncnn")])
+    assert done.exit_code in (0, 1), done.output
+    results = json.loads((tmp_path / "ncnn" / "board.results.json").read_text())
+    assert results["platform"]["machine"] == "aarch64" and results["platform"]["runtime"] == "ncnn"
+    assert results["agreement_with_host"] == 1.0, f"ncnn FP32 agrees with the host on {results['agreement_with_host']} of the samples on Arm"
+
+
+def test_int8_with_full_range_weights_agrees_on_arm(finished_run, board_profile, arm_python, tmp_path):
+    """8-bit weights (`reduce_range: false`, what Arm's kernels take without overflow) quantized here, run on Arm."""
+    from pipeline.recipe import parse_recipe
+    from pipeline.runner import run_recipe
+    from tests.conftest import finished_run_recipe
+
+    recipe = finished_run_recipe()
+    recipe["stages"][2]["quantize"]["reduce_range"] = False
+    out = tmp_path / "full-range"
+    shutil.copytree(finished_run, out)  # train and export are reused: only quantize and validate run again
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    profile = board_profile("raspberry-pi-4", profile={"runtimes": ["onnxruntime"]}, python=str(arm_python), emulated=True, timeout_s=900)
+    done = CliRunner().invoke(main, ["board", "run", str(out), "--device", str(profile), "--artifact", "onnx_int8", "--samples", "200",
+                                     "--out", str(tmp_path / "int8")])
+    assert done.exit_code in (0, 1), done.output
+    results = json.loads((tmp_path / "int8" / "board.results.json").read_text())
+    assert results["platform"]["machine"] == "aarch64"
+    assert results["agreement_with_host"] >= QuantizeConfig.model_fields["min_top1_agreement"].default
