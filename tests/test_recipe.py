@@ -300,3 +300,11 @@ def test_the_extras_a_recipe_lacks_are_listed_once_and_said_to_be_its_only_probl
     monkeypatch.setattr("pipeline.core.extras.installed", lambda extra: True)
     tiny_recipe["stages"].pop(1)
     parse_recipe(tiny_recipe)
+
+
+def test_a_recipe_says_whether_a_stage_may_leave_a_smaller_network_than_the_one_built(tiny_recipe):
+    assert parse_recipe(tiny_recipe).removes_channels, "the tiny recipe prunes"
+    without_prune = [s for s in tiny_recipe["stages"] if "prune" not in s]
+    assert not parse_recipe({**tiny_recipe, "stages": without_prune}).removes_channels
+    nested = {"nested": {"widths": [0.5, 1.0], "train": {"epochs": 1}}}
+    assert parse_recipe({**tiny_recipe, "stages": [nested, *without_prune[1:]]}).removes_channels
