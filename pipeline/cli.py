@@ -156,14 +156,17 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
     sys.exit(result.exit_code)
 
 
-def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str = "top1"):
+ESTIMATE_HELP = "estimate each device's latency from this host even where its profile names a board (default: time the file on the board)"
+
+
+def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str = "top1", on_boards: bool = True):
     """Shared by validate and bench; `data`: a `pipeline.external.DataSpec` or None."""
     from pipeline.deploy.gate import judge_report
     from pipeline.external import data_config, validate_file
 
     config = data_config(data) if data is not None else None
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
-    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric)
+    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric, on_boards=on_boards)
     click.echo(summary_table(report))
     result = judge_report(report)
     for problem in result.problems:
@@ -186,16 +189,17 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 @click.option("--metric", default="top1", show_default=True, help='top1 | top5 | "package.module:function(logits, labels)"')
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True)
+@click.option("--estimate", is_flag=True, help=ESTIMATE_HELP)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, metric, out, runs, debug):
+def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, metric, out, runs, estimate, debug):
     """Judge MODEL.onnx, made anywhere, against device budgets: size, latency, memory, and accuracy
     with --data. Writes report.json (gate, bundle and report read it); exits like `compress gate`."""
     from pipeline.external import DataSpec
 
     setup_logging(quiet=False, debug=debug)
     spec = None if data is None else DataSpec(data, input_size, mean, std, test_subset)
-    _validate_model(model, devices, out, spec, reference_accuracy, runs, metric)
+    _validate_model(model, devices, out, spec, reference_accuracy, runs, metric, on_boards=not estimate)
 
 
 @main.command("bench")
@@ -206,9 +210,10 @@ def validate_cmd(model, devices, data, input_size, mean, std, test_subset, refer
               "so an accuracy budget is CANNOT JUDGE (exit 2) without data")
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=500, show_default=True)
+@click.option("--estimate", is_flag=True, help=ESTIMATE_HELP)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def bench_cmd(model, devices, which, out, runs, debug):
+def bench_cmd(model, devices, which, out, runs, estimate, debug):
     """Time MODEL.onnx for each device without data: size, latency p50/p90/p99, peak memory; judged
     on the speed budgets (`--budgets all`: every budget). Exits like `compress gate`."""
     from devices.on_device.verdicts import SPEED_BUDGETS
@@ -218,7 +223,7 @@ def bench_cmd(model, devices, which, out, runs, debug):
 
     setup_logging(quiet=True, debug=debug)
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
-    report = validate_file(Path(model), list(devices), out_dir, None, None, runs=runs)
+    report = validate_file(Path(model), list(devices), out_dir, None, None, runs=runs, on_boards=not estimate)
     result = judge_report(report, only=SPEED_BUDGETS if which == "speed" else None)
     click.echo(bench_table(report, result))
     for problem in result.problems:

@@ -30,6 +30,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.run_folder import RunFolder
 from pipeline.data import DataConfig, load_data
+from pipeline.boards.board_timing import measure_on_boards
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.report_json import build_report, environment
@@ -111,9 +112,10 @@ def preprocessing_of(path: Path) -> dict | None:
 
 def validate_file(
     model: Path, devices: list[str], out: Path, data: DataConfig | None = None, reference_accuracy: float | None = None,
-    warmup: int = 20, runs: int = 200, seed: int = 0, metric: str = "top1",
+    warmup: int = 20, runs: int = 200, seed: int = 0, metric: str = "top1", on_boards: bool = True,
 ) -> dict:
-    """Measure `model` for each device into `out`; returns the report (also out/report.json)."""
+    """Measure `model` for each device into `out`; returns the report (also out/report.json). Where a
+    profile names a real board, the file is timed there (`on_boards`), as the validate stage does."""
     model, score = Path(model), resolve(metric)
     if not model.is_file():
         raise UserError(f"{model}: no such file")
@@ -139,6 +141,8 @@ def validate_file(
         drop = None if accuracy is None or reference_accuracy is None else (reference_accuracy - accuracy) * 100
         variant = Variant(name, copy, accuracy, drop)
         measure([variant], sample, profiles, warmup, runs)
+        if on_boards:
+            measure_on_boards([variant], sample, profiles, warmup, runs)
         judged = judge_devices([variant], profiles, None, log)
         ref = str(copy.relative_to(run.path))
         report = build_report(

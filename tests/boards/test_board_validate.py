@@ -56,3 +56,13 @@ def test_a_board_validate_cannot_reach_fails_the_stage_and_names_the_way_out(boa
     done = run(recipe_for(device), tmp_path, tmp_path / "run")
     assert done.exit_code != 0 and "unreachable" in done.output and "set `on_boards: false` in the validate stage" in done.output, done.output
     assert "Traceback" not in done.output
+
+
+def test_bench_times_a_file_made_elsewhere_on_the_board_unless_asked_to_estimate(finished_run, board_profile, tmp_path):
+    device, model = board_profile("host", profile=SLOW_ESTIMATE), finished_run / "02-export" / "model.onnx"
+    on_board = CliRunner().invoke(main, ["bench", str(model), "--device", str(device), "--runs", "20", "--out", str(tmp_path / "board")])
+    assert on_board.exit_code == 0, on_board.output
+    entry = json.loads((tmp_path / "board" / "report.json").read_text())["devices"]["host"]
+    assert entry["latency_kind"] == "measured on board board" and entry["latency_estimate_ms"]["p90"] > 5.0 > entry["latency_ms"]["p90"]
+    estimated = CliRunner().invoke(main, ["bench", str(model), "--device", str(device), "--runs", "20", "--estimate", "--out", str(tmp_path / "est")])
+    assert estimated.exit_code == 1 and "max_latency_p90_ms" in estimated.output, estimated.output
