@@ -19,8 +19,9 @@ def write_tune_markdown(summary: dict, path: Path) -> Path:
     lines = [
         f"# Tune study `{summary['study']}`",
         "",
-        f"{summary['trials']['complete']} finished trial(s) of {summary['trials']['all']} ({summary['trials']['pruned']} stopped early by the "
-        f"{summary['pruner']} pruner); objective {summary['objective']}, sampler {summary['sampler']}. Every choice on the validation split, "
+        f"{summary['trials']['complete']} finished trial(s) of {summary['trials']['all']} ({summary['trials']['pruned']} stopped early: by the "
+        f"{summary['pruner']} pruner, the study's time or a model over its limits); objective {summary['objective']}, sampler {summary['sampler']}. "
+        "Every choice on the validation split, "
         "each device's test figure read once, after, from its trial's run.",
         "",
         "| device | trial | values | file shipped | val | test | on validation | recipe |",
