@@ -77,7 +77,8 @@ def run_one(board: Board, bundle: Path, manifest: dict, profile: DeviceProfile, 
         ssh.copy_to(board, bundle, f"{there}/bundle.zip")
         log.info(f"board {ssh.name(board)}: running {manifest['model']['artifact']} ({manifest['model'].get('runtime', 'onnxruntime')}) "
                  f"at {profile.threads} thread(s)")
-        ran = unpack_and_run(board, there, "bundle.zip", f"{board.python} bundle/validate_on_device.py bundle --out results.json")
+        ran = unpack_and_run(board, there, "bundle.zip", f"{board.python} bundle/validate_on_device.py bundle --out results.json",
+                             ", or bundle fewer --samples")
         local = scratch / results_name(board)
         try:
             ssh.copy_from(board, f"{there}/results.json", local)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import tempfile
 import zipfile
 from pathlib import Path
@@ -55,7 +56,8 @@ def time_on_board(board: Board, files: dict[str, Path], sample: np.ndarray, thre
         with fresh_folder(board, "timing") as there:
             ssh.copy_to(board, payload, f"{there}/timing.zip")
             log.info(f"board {ssh.name(board)}: timing {len(files)} file(s) at {threads} thread(s)")
-            commands = [f"{script} --time-probe {','.join(f'{n}={m}' for n, m in members.items())} --sample sample.npy "
+            files_arg = shlex.quote(",".join(f"{n}={m}" for n, m in members.items()))  # names such as onnx_fp32@w0.5
+            commands = [f"{script} --time-probe {files_arg} --sample sample.npy "
                         f"--threads {threads} --warmup {warmup} --runs {runs}"]
             commands += [f"{board.python} timing/validate_on_device.py timing/{m} --memory-probe --threads {threads} --shape {shape}"
                          for m in members.values()]

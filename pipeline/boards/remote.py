@@ -51,15 +51,16 @@ def fresh_folder(board: Board, prefix: str) -> Iterator[str]:
             log.warning(f"board {ssh.name(board)}: could not remove {remote}")
 
 
-def unpack_and_run(board: Board, remote: str, payload: str, command: str) -> subprocess.CompletedProcess:
+def unpack_and_run(board: Board, remote: str, payload: str, command: str, slower_fix: str = "") -> subprocess.CompletedProcess:
     """Unzip `payload` (a zip already copied into `remote`) into `remote/<its stem>` and run `command`
     in `remote` under the board's time limit; a kill, a full disk or a crash is a BoardError, an exit
-    of 0, 1 or 2 (the script's verdicts) is returned."""
+    of 0, 1 or 2 (the script's verdicts) is returned. `slower_fix`: what else shortens the run, said
+    when it is killed."""
     q = shlex.quote
     ran = ssh.run(board, f"cd {q(remote)} && {board.python} -m zipfile -e {q(payload)} {q(Path(payload).stem)} && {command}", board.timeout_s)
     if ran.returncode in ssh.KILLED:
         raise ssh.BoardError(f"board {ssh.name(board)}: the run took longer than {board.timeout_s:g} s and was killed on the board; "
-                             "raise the board's `timeout_s` if it is that slow, or bundle fewer --samples")
+                             f"raise the board's `timeout_s` if it is that slow{slower_fix}")
     said = (ran.stderr.strip() or ran.stdout.strip())[-600:]
     if "No space left" in said:
         raise ssh.BoardError(f"board {ssh.name(board)}: out of disk in {board.workdir} while unpacking or running; free some, "
