@@ -16,6 +16,7 @@ import click
 
 from pipeline.commands.board import board
 from pipeline.commands.common import friendly_errors, log, setup_logging
+from pipeline.commands.data import data
 from pipeline.commands.devices import devices
 from pipeline.commands.tune import tune, tune_clean
 from pipeline.reporting.summary import fmt, summary_table
@@ -272,6 +273,7 @@ def report(run_dir: str, out_dir: str | None, runs: int, debug: bool) -> None:
 
 # the command groups kept in their own files (pipeline/commands/)
 main.add_command(tune)
+main.add_command(data)
 main.add_command(tune_clean)
 main.add_command(board)
 main.add_command(devices)

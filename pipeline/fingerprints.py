@@ -20,7 +20,8 @@ def stage_fingerprints(recipe: Recipe, profiles: list[dict]) -> list[str]:
     data = h.data.model_dump()
     if not data["train_on_validation"]:  # off: the fingerprints runs had before these options existed, so they still resume
         del data["train_on_validation"], data["validation_kept"]
-    previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric})
+    previous = _sha({"data": data, "model": h.model.model_dump(), "seed": h.seed, "metric": h.metric,
+                     **({"task": h.task} if h.task != "classification" else {})})  # classification runs keep the fingerprints they had
     profiles = [{k: v for k, v in p.items() if k != "boards" or v} for p in profiles]  # no boards: the fingerprint runs had before boards existed
     fingerprints = []
     for entry in recipe.stages:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.config_errors import format_error_lines
 from pipeline.core.errors import DeviceProfileError, RecipeError, UserError
@@ -24,6 +24,8 @@ from pipeline.deploy.profiles import load_profile
 from pipeline.models import ModelConfig
 from pipeline.stages import STAGES
 from pipeline.stages.base import Earlier
+from pipeline.tasks import TASKS
+from pipeline.training.augment import Augment
 
 
 class RecipeHeader(BaseModel):
@@ -39,18 +41,34 @@ class RecipeHeader(BaseModel):
     model: ModelConfig
     stages: list[Any] = Field(min_length=1, description="ordered; each item is `- STAGE_NAME: {config}`")
     devices: list[str] = Field(default_factory=lambda: ["host"], description="device profile names or .yaml paths")
-    metric: str = Field(
-        "top1", description='what "accuracy" means for budgets and accuracy-aware INT8: top1 | top5 | "package.module:function(logits, labels) -> 0..1"'
+    task: str = Field("classification", description=f"what the model does: {' | '.join(TASKS.names())}")
+    metric: str | None = Field(
+        None, description='what "accuracy" means for budgets and accuracy-aware INT8: top1 | top5 | coco_map | coco_map50 | '
+        '"package.module:function(outputs, labels) -> 0..1"; default: the task\'s (top1; detection: coco_map, mAP@0.5:0.95)'
     )
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS.names())}")
+        return task
 
     @field_validator("metric")
     @classmethod
-    def _known_metric(cls, metric: str) -> str:
+    def _known_metric(cls, metric: str | None) -> str | None:
         try:
-            resolve(metric)
+            metric is None or resolve(metric)
         except UserError as e:
             raise ValueError(str(e)) from None
         return metric
+
+    @model_validator(mode="after")
+    def _task_metric(self) -> "RecipeHeader":
+        """No metric given: the task's own (top-1 for classification, COCO mAP for detection)."""
+        if self.metric is None:
+            self.metric = TASKS.get(self.task).metric
+        return self
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,8 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     runtimes: list[str] = []
     if header is not None:
         errors += _check_devices(header.devices, runtimes)
+    if header is not None:
+        errors += _check_task(header.task, entries)
     if errors:  # the order is only judged over stages that all parsed
         raise _invalid(source, errors, [], only_missing_extras=False)
     errors = _check_stage_order(entries, runtimes)
@@ -119,6 +139,34 @@ def _header(raw: dict) -> tuple[RecipeHeader | None, list[str]]:
 
 def _invalid(source: str, errors: list[str], missing_extras: list[str], only_missing_extras: bool) -> RecipeError:
     return RecipeError(f"{source} is not a valid recipe:\n" + "\n".join(errors), missing_extras, only_missing_extras)
+
+
+def _check_task(task_name: str, entries: list[StageEntry]) -> list[str]:
+    """Each stage must take the recipe's task (`Stage.tasks`), and no augmentation the task cannot
+    keep its labels true under (detection: erasing, mixup, cutmix hide or blend boxes)."""
+    task, errors = TASKS.get(task_name), []
+    for i, entry in enumerate(entries):
+        spec = STAGES.get(entry.name)
+        if task.name not in spec.tasks:
+            errors.append(f"  - stages.{i}.{entry.name}: does not take task {task.name} yet (it takes {', '.join(spec.tasks)}); "
+                          f"leave it out of a {task.name} recipe")
+            continue
+        for where, augment in _augment_sections(entry.config, f"stages.{i}.{entry.name}"):
+            errors += [f"  - {where}.{option}: task {task.name} cannot keep its labels true under {option}; set it to 0"
+                       for option in task.refused_augment(augment)]
+    return errors
+
+
+def _augment_sections(config: BaseModel, where: str) -> list[tuple[str, Augment]]:
+    """Every `Augment` inside a stage's config (train.augment, prune.finetune.augment, …) and its path."""
+    found = []
+    for name in type(config).model_fields:
+        value = getattr(config, name)
+        if isinstance(value, Augment):
+            found.append((f"{where}.{name}", value))
+        elif isinstance(value, BaseModel):
+            found += _augment_sections(value, f"{where}.{name}")
+    return found
 
 
 def _check_devices(devices: list[str], runtimes: list[str]) -> list[str]:

@@ -29,7 +29,7 @@ from pipeline.core.checkpoints import load_model, save_model, weights_digest
 from pipeline.core.disk_space import disk_full, out_of_space
 from pipeline.core.epoch_feed import EpochFeed
 from pipeline.fingerprints import stage_fingerprints
-from pipeline.core.errors import StageError, UserError
+from pipeline.core.errors import DataError, StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
 from pipeline.core.run_folder import RunFolder, StageFolder
@@ -38,7 +38,7 @@ from pipeline.core.state import ModelState
 from pipeline.data.loading import load_data
 from pipeline.deploy.profiles import load_profile
 from pipeline.models.building import build_model
-from pipeline.models.contract import check_model
+from pipeline.tasks import TASKS
 from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
@@ -82,6 +82,10 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     check_shared(run)
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
+    task = TASKS.get(header.task)
+    if data.targets != task.targets:
+        raise DataError(f"{data.description}: its labels are {data.targets}, but the recipe's task {task.name} needs {task.targets}; "
+                        f"set task: {next(t for t in TASKS if TASKS.get(t).targets == data.targets)} or use a source that gives {task.targets}")
     ranks = distributed.world().size
     log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}"
              + (f"; {ranks} processes" if ranks > 1 else ""))
@@ -98,7 +102,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
 
     torch.manual_seed(header.seed)
     model = build_model(header.model, data.input_shape[0], data.num_classes, load_checkpoint=done == 0)
-    check_model(model, data.train.take(2)[0], data.num_classes, header.model.describe())
+    task.check_output(model, data.train.take(2)[0], data.num_classes, header.model.describe())
     if after_build:
         after_build(size_figures(model, data.input_shape))
     state = ModelState(model=model)
@@ -132,7 +136,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
             ctx = StageContext(
                 data=data, device=device, run_dir=run.path, stage_dir=stage_dir, seed=header.seed * 1000 + i,
                 profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
-                model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric),
+                model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric), task=task,
             )
             ctx.after_epoch = feed.for_stage(ctx.metrics)
             torch.manual_seed(ctx.seed)

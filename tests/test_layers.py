@@ -22,10 +22,11 @@ MAY_IMPORT = {
     "pruning": {"core", "data", "models", "training", "runtime", "deploy"},
     "widths": {"core", "models", "training", "pruning"},
     "reporting": {"core", "data", "models", "runtime", "deploy", "exporters", "devices"},
-    "stages": {"core", "data", "models", "training", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices", "boards"},  # boards: validate times candidate files on a profile's board
+    "tasks": {"core", "models", "training", "devices"},  # what differs between classification and detection, above the training loop it feeds
+    "stages": {"core", "data", "models", "training", "tasks", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices", "boards"},  # boards: validate times candidate files on a profile's board
     "tune": {"core", "deploy", "recipe", "runner", "external", "exporters"},  # above the runner: a study runs recipes (external: the --data parser; exporters: a trial's ParityError)
     "boards": {"core", "deploy", "devices"},  # a finished run's bundle, run on a board over SSH, judged with the gate's rules
-    "commands": {"core", "deploy", "reporting", "tune", "boards", "exporters", "devices"},  # the CLI's command groups: the top, like cli.py
+    "commands": {"core", "data", "deploy", "reporting", "tune", "boards", "exporters", "devices"},  # the CLI's command groups: the top, like cli.py
 }
 
 

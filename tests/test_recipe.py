@@ -231,7 +231,7 @@ def test_what_is_not_a_recipe_at_all_is_said_so():
 
 def test_header_mistakes_list_the_allowed_fields_and_stages_of_the_wrong_kind_are_not_read_as_stages():
     message = error_of({**TINY, "stages": ["train"], "epochs": 3})
-    assert "  - epochs: unknown field; allowed: name, seed, accelerator, deterministic, data, model, stages, devices, metric" in message
+    assert "  - epochs: unknown field; allowed: name, seed, accelerator, deterministic, data, model, stages, devices, task, metric" in message
     message = error_of({**TINY, "stages": "train"})
     assert message.startswith("recipe is not a valid recipe:\n  - stages: Input should be a valid list") and "unknown stage" not in message
     assert "  - stages: required field is missing" in error_of(TINY)

@@ -142,14 +142,48 @@ def item(value, name: str, index: int, classes: int, where: str, shape: tuple[in
     return x, int(label)
 
 
-def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+BOX_EDGE_TOLERANCE = 1.0  # pixels a box may reach past the image (letterbox rounding)
+
+
+def boxes_item(value, name: str, index: int, classes: int, where: str, shape: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One item of a detection split, checked: the image as `item` checks it, and its targets a
+    float tensor [M, 5] whose rows are (class in 0..K-1, x1, y1, x2, y2 inside the image, x1 < x2,
+    y1 < y2), or padding (class -1)."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise DataError(f"{where}: {name} item {index} is a {type(value).__name__}; each item must be (image tensor [C,H,W], targets [M, 5])")
+    x, _ = item((value[0], 0), name, index, 1, where, shape)
+    y = value[1]
+    if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != 5 or not y.is_floating_point():
+        got = f"a {list(y.shape)} {y.dtype} tensor" if isinstance(y, torch.Tensor) else type(y).__name__
+        raise DataError(f"{where}: {name} item {index}'s targets are {got}; detection targets are a float tensor [M, 5]: class, x1, y1, x2, y2 (class -1 pads)")
+    if not torch.isfinite(y).all():
+        raise DataError(f"{where}: {name} item {index}'s targets hold NaN or infinite values")
+    cls = y[:, 0]
+    real = cls >= 0
+    if ((cls != cls.round()) | (cls < -1) | (cls >= classes)).any():
+        bad = cls[(cls != cls.round()) | (cls < -1) | (cls >= classes)][0].item()
+        raise DataError(f"{where}: {name} item {index} has an object of class {bad:g}; classes are 0..{classes - 1} ({classes}), and -1 pads")
+    boxes = y[real, 1:]
+    height, width = x.shape[1:]
+    if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
+        raise DataError(f"{where}: {name} item {index} has a box of zero area (x2 <= x1 or y2 <= y1); drop it or give its real size")
+    edge = BOX_EDGE_TOLERANCE
+    if ((boxes[:, :2] < -edge).any() or (boxes[:, 2] > width + edge).any() or (boxes[:, 3] > height + edge).any()):
+        raise DataError(f"{where}: {name} item {index} has a box reaching outside its {width}x{height} image; clip boxes to the image")
+    return x, y
+
+
+ITEM_CHECKS = {"classes": item, "boxes": boxes_item}  # by what a source's labels are (`Streamed.targets`)
+
+
+def sample_dataset(dataset, name: str, classes: int, where: str, shape: tuple[int, ...] | None = None, check=item) -> tuple[int, ...]:
     """A streamed split cannot be checked whole before training: its first items are read now, to
     fail in seconds and learn the sample shape; `Checked` checks every item as it is read later,
     so a bad label deep in the split stops the run by name at no extra pass. Returns [C,H,W]."""
     if len(dataset) == 0:
         raise DataError(f"{where}: the {name} split is empty; every split needs at least one image")
     for index in range(min(SAMPLED, len(dataset))):
-        x, _ = item(dataset[index], name, index, classes, where, shape)
+        x, _ = check(dataset[index], name, index, classes, where, shape)
         shape = tuple(x.shape)  # the first item's, which `item` holds every later one to
     return tuple(shape)
 
@@ -158,14 +192,14 @@ class Checked(Dataset):
     """A user's (or a folder's) split whose every item is checked by `item` as it is read: picklable,
     so DataLoader workers check what they read, and an error names the split and the user's index."""
 
-    def __init__(self, dataset: Dataset, name: str, classes: int, where: str, shape: tuple[int, ...]):
-        self.dataset, self.name, self.classes, self.where, self.shape = dataset, name, classes, where, shape
+    def __init__(self, dataset: Dataset, name: str, classes: int, where: str, shape: tuple[int, ...], check=item):
+        self.dataset, self.name, self.classes, self.where, self.shape, self.check = dataset, name, classes, where, shape, check
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        return item(self.dataset[index], self.name, index, self.classes, self.where, self.shape)
+        return self.check(self.dataset[index], self.name, index, self.classes, self.where, self.shape)
 
 
 @dataclass
@@ -180,10 +214,10 @@ class CheckedStreams:
 
 def streamed(source: Streamed) -> CheckedStreams:
     """The first items of each split checked now (`sample_dataset`), every item as it is read later (`Checked`)."""
-    where, classes = source.description, len(source.class_names)
-    shape = sample_dataset(source.train, "train", classes, where)
-    sample_dataset(source.test, "test", classes, where, shape)
+    where, classes, check = source.description, len(source.class_names), ITEM_CHECKS[source.targets]
+    shape = sample_dataset(source.train, "train", classes, where, check=check)
+    sample_dataset(source.test, "test", classes, where, shape, check=check)
     if source.val is not None:
-        sample_dataset(source.val, "val", classes, where, shape)
-    checked = {name: Checked(d, name, classes, where, shape) for name, d in (("train", source.train), ("val", source.val), ("test", source.test)) if d is not None}
+        sample_dataset(source.val, "val", classes, where, shape, check=check)
+    checked = {name: Checked(d, name, classes, where, shape, check) for name, d in (("train", source.train), ("val", source.val), ("test", source.test)) if d is not None}
     return CheckedStreams(checked["train"], checked.get("val"), checked["test"], shape)

@@ -80,4 +80,5 @@ def streamed(source: Streamed, cfg: DataConfig, rng: np.random.Generator) -> Dat
     return DataSplits(
         train=split(train), val=split(val), test=split(test), mean=mean, std=std, class_names=source.class_names,
         batch_size=cfg.batch_size, description=where + trained_on_validation_note(cfg, len(val)), input_shape=checked.shape, resize=source.resize,
+        targets=source.targets,
     )

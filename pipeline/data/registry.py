@@ -37,6 +37,7 @@ class Streamed:
     class_names: list[str]
     description: str
     resize: dict | None = None
+    targets: str = "classes"  # what each item's label is: "classes" (an int) or "boxes" (a detection target [M, 5], pipeline/data/coco.py)
 
 
 SOURCES: Registry[Callable[..., Union[RawData, Streamed]]] = Registry("data source")  # each takes the recipe's DataConfig

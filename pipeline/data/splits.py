@@ -55,7 +55,8 @@ class Split:
         starts = range(0, len(order), batch_size)
         try:
             for start, (x, y) in zip(starts, loader):
-                yield x, torch.as_tensor(y, dtype=torch.int64), order[start : start + batch_size]
+                y = torch.as_tensor(y)
+                yield x, y if y.is_floating_point() else y.to(torch.int64), order[start : start + batch_size]  # float: detection targets [n, M, 5]
         except DataError as e:  # raised in a worker: keep the message, drop the worker's traceback text
             message = str(e).rsplit("DataError: ", 1)[-1].strip()
             raise DataError(message) from None
@@ -91,7 +92,8 @@ class DataSplits:
     batch_size: int
     description: str
     input_shape: tuple[int, int, int]
-    resize: dict | None = None  # {"shorter_side": s, "center_crop": [h, w]} for image sources; None: used as stored
+    resize: dict | None = None  # {"shorter_side": s, "center_crop": [h, w]} or {"letterbox": [h, w]} for image sources; None: used as stored
+    targets: str = "classes"  # "classes": one int label per image; "boxes": detection targets [M, 5] per image (class, x1, y1, x2, y2; class -1 pads)
 
     @property
     def num_classes(self) -> int:

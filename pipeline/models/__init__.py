@@ -5,6 +5,7 @@ loads a user's checkpoint into it; `zoo.py` registers the zoo's architectures, `
 the layer that makes a model's class scores, `contract.py` checks what a model returns.
 """
 
+from pipeline.models import detector  # noqa: F401  (registers tiny_det)
 from pipeline.models.building import build_model
 from pipeline.models.config import ModelConfig
 from pipeline.models.registry import ZOO

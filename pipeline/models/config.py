@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.models import zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
+from pipeline.models import detector, zoo  # noqa: F401  (register the zoo before ModelConfig lists it)
 from pipeline.models.registry import ZOO
 
 

@@ -24,6 +24,8 @@ from pipeline.core.state import ModelState
 from pipeline.data import DataSplits
 from pipeline.deploy.profiles import DeviceProfile
 from pipeline.runtime.onnx_files import file_accuracy
+from pipeline.tasks import Task
+from pipeline.tasks.classification import CLASSIFICATION
 from pipeline.training.evaluation import accuracy, model_metrics
 from pipeline.training.session import Trained
 
@@ -45,6 +47,7 @@ class StageContext:
     model_before: Callable[[str], torch.nn.Module] | None = None  # see runner.earlier_models
     metric: Metric = top1  # the recipe's `metric`: what "accuracy" means for budgets and accuracy-aware INT8
     after_epoch: Callable[[float], None] | None = None  # each training epoch's validation figure (core.epoch_feed.EpochFeed)
+    task: Task = CLASSIFICATION  # the recipe's `task`: its objective, augmentation, prediction layer
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -132,6 +135,7 @@ class Stage:
     uses_device_runtimes: bool = False  # only the runtimes the profiles admit feed the result (its fingerprint has them, not budgets)
     check: StaticCheck | None = None  # recipe-time check against the stages before it (e.g. heads exist)
     trains: bool | Callable[[BaseModel], bool] = False  # (or: whether this config trains) see `trains_with`
+    tasks: tuple[str, ...] = ("classification",)  # the recipe tasks it takes (`pipeline/tasks/`); recipe check refuses the others
 
     def trains_with(self, cfg: BaseModel) -> bool:
         """Whether the stage trains with this config. Under torchrun, every rank runs a stage that

@@ -94,7 +94,7 @@ def checked_export(cfg: ExportConfig, module: nn.Module, path, ctx: StageContext
     )
 
 
-@stage("export", ExportConfig, provides=("onnx_fp32",), check=check_export, uses_device_runtimes=True)
+@stage("export", ExportConfig, provides=("onnx_fp32",), check=check_export, uses_device_runtimes=True, tasks=("classification", "detection"))
 def run(cfg: ExportConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Export FP32 ONNX with metadata; a parity failure fails the run and nothing is shipped."""
     path, ref = ctx.artifact("model.onnx")

@@ -54,7 +54,7 @@ class ValidateConfig(BaseModel):
     on_boards: bool = Field(True, description="where a device profile names a real board, time every candidate file on it (the choice and the gates read those figures); false: estimate from this host")
 
 
-@stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True)
+@stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True, tasks=("classification", "detection"))
 def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
     if cfg.artifact != "auto" and cfg.artifact not in state.artifacts:

@@ -67,6 +67,7 @@ def fit(
     log: Callable[[str], None] = lambda _: None,
     metric: Metric = top1,
     after_epoch: Callable[[float], None] | None = None,
+    augment_batch: Callable | None = None,
 ) -> list[dict]:
     """Train `model` in place; returns one row per epoch with the mean of each loss term, validation
     accuracy (the recipe's `metric`, which early stopping also reads), and the seconds spent training
@@ -74,6 +75,9 @@ def fit(
 
     `objective` defaults to cross-entropy with the config's label smoothing. `after_epoch` is told
     each epoch's validation figure and may raise to end the training (a tune pruning a poor trial).
+    `augment_batch(x, y, cfg.augment, mean, std, generator) -> (x, y, mix)` is the task's
+    augmentation (default: classification's, `augment` then `mixed`); a detection task moves the
+    boxes with the pixels.
     """
     objective = objective or cross_entropy(cfg.label_smoothing)
     model.to(device)
@@ -102,8 +106,11 @@ def fit(
             bar = progress(None, total=len(order), desc=f"{desc} {epoch + 1}/{cfg.epochs}", quiet=quiet, unit="img")  # images/s and time left
             for step, (x, y, idx) in enumerate(data.train.batches(batch, order)):
                 x, y = x.to(device), y.to(device)
-                x = augment(x, cfg.augment, mean, std, draws)
-                x, mix = mixed(x, y, cfg.augment, draws)
+                if augment_batch is None:
+                    x = augment(x, cfg.augment, mean, std, draws)
+                    x, mix = mixed(x, y, cfg.augment, draws)
+                else:
+                    x, y, mix = augment_batch(x, y, cfg.augment, mean, std, draws)
                 terms = step_fn(x, y, idx, mix, epoch, cfg.epochs)
                 loss = sum(terms.values())
                 if not torch.isfinite(loss):

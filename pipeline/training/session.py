@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ class TrainingContext(Protocol):
     log: logging.Logger
     metric: Metric  # the recipe's: what each epoch's validation figure (and early stopping) reads
     after_epoch: Callable[[float], None] | None  # told each epoch's validation figure (a tune's pruner stops a poor trial early)
+    task: Any  # the recipe's task (pipeline/tasks/): training reads its `augment`, which keeps the labels true
 
 
 @dataclass
@@ -47,7 +48,7 @@ def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: O
     """
     log = ctx.log.info if epoch_log else ctx.log.debug
     history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log,
-                  metric=ctx.metric, after_epoch=ctx.after_epoch)
+                  metric=ctx.metric, after_epoch=ctx.after_epoch, augment_batch=ctx.task.augment)
     model.cpu()
     heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
     return Trained(history, heads)

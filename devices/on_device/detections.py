@@ -1,0 +1,103 @@
+"""A detector's outputs turned into boxes, in numpy alone: the same code on the host and on a board.
+
+A detection model returns one tensor per image, [A, 4 + 1 + K] over its A locations: the box
+(x1, y1, x2, y2 in input pixels, decoded inside the graph), a centre-ness logit and K class
+logits. Post-processing (scores, a score floor, class-wise non-maximum suppression, the best
+`MAX_DETECTIONS`) lives outside the model file, so an INT8 graph never quantizes a threshold and
+every runtime's file is judged by the same decoding. This file imports numpy only: it is copied to
+a board beside the torch-free script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCORE_FLOOR = 0.05  # detections below this score are dropped before NMS (COCO practice: mAP wants the low ones)
+NMS_IOU = 0.6  # a box overlapping a better one of its class by more than this is suppressed
+MAX_DETECTIONS = 100  # per image, as COCO's evaluation counts them
+CANDIDATES = 1000  # the best-scoring boxes considered for NMS per image
+SHOWN = 0.3  # the score a detection needs to count in agreement checks (what a user would draw)
+MATCH_IOU = 0.5  # two files agree on a detection when their boxes overlap at least this, same class
+
+
+@dataclass
+class Detections:
+    """One image's detections: boxes [D, 4] (x1, y1, x2, y2 pixels), scores [D], classes [D]."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def shown(self, floor: float = SHOWN) -> "Detections":
+        keep = self.scores >= floor
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warning for large |x|
+
+
+def scores(raw: np.ndarray) -> np.ndarray:
+    """Per-location class scores [A, K]: the geometric mean of class and centre-ness probabilities."""
+    return np.sqrt(sigmoid(raw[:, 5:]) * sigmoid(raw[:, 4:5]))
+
+
+def decode(raw: np.ndarray, score_floor: float = SCORE_FLOOR, nms_iou: float = NMS_IOU, max_detections: int = MAX_DETECTIONS) -> Detections:
+    """One image's raw output [A, 5 + K] as its final detections, best first."""
+    raw = np.asarray(raw, dtype=np.float32)
+    per_class = scores(raw)
+    locations, classes = np.nonzero(per_class > score_floor)
+    values = per_class[locations, classes]
+    if len(values) > CANDIDATES:
+        best = np.argpartition(-values, CANDIDATES - 1)[:CANDIDATES]
+        locations, classes, values = locations[best], classes[best], values[best]
+    boxes = raw[locations, :4]
+    keep = nms(boxes, values, classes, nms_iou, max_detections)
+    return Detections(boxes[keep], values[keep], classes[keep].astype(np.int64))
+
+
+def decode_batch(raw: np.ndarray, **kwargs) -> list[Detections]:
+    return [decode(image, **kwargs) for image in raw]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of `a` [n, 4] with every box of `b` [m, 4]."""
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
+    area = lambda boxes: np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)  # noqa: E731
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, values: np.ndarray, classes: np.ndarray, iou: float, most: int = MAX_DETECTIONS) -> np.ndarray:
+    """Indices kept by class-wise greedy non-maximum suppression, best score first, at most `most`."""
+    order = np.argsort(-values, kind="stable")
+    kept = []
+    while len(order) and len(kept) < most:
+        best, rest = order[0], order[1:]
+        kept.append(best)
+        overlap = iou_matrix(boxes[best : best + 1], boxes[rest])[0]
+        order = rest[(overlap <= iou) | (classes[rest] != classes[best])]
+    return np.array(kept, dtype=np.int64)
+
+
+def images_agree(a: Detections, b: Detections) -> bool:
+    """Whether two files saw the same objects in one image: every shown detection of each has a
+    partner of the same class in the other overlapping it by at least `MATCH_IOU`."""
+    a, b = a.shown(), b.shown()
+    if len(a.scores) != len(b.scores):
+        return False
+    if not len(a.scores):
+        return True
+    overlap = iou_matrix(a.boxes, b.boxes) * (a.classes[:, None] == b.classes[None, :])
+    return bool((overlap.max(axis=1) >= MATCH_IOU).all() and (overlap.max(axis=0) >= MATCH_IOU).all())
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """The share of images on which two files' raw outputs [N, A, 5 + K] decode to the same objects."""
+    if not len(reference):
+        return 1.0
+    return float(np.mean([images_agree(decode(r), decode(o)) for r, o in zip(reference, other)]))
