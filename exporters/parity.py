@@ -2,7 +2,8 @@
 
 One rule for all runtimes, so "passed parity" means the same for an ONNX, ExecuTorch, ncnn or
 OpenVINO file: on real samples, the largest |difference| of any output within `max_abs_diff`, and
-the predicted class (argmax of each 2-D output) the same on at least `min_top1_agreement` of them.
+the decision (a classifier's predicted class, a detector's decoded objects: `agreement.py`) the same
+on at least `min_top1_agreement` of them.
 A file that fails is renamed `*.rejected` (all its files: ncnn and OpenVINO keep weights in a .bin)
 and never shipped.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from devices.on_device.agreement import output_agreement
 from devices.on_device.runtimes import model_files
 
 
@@ -68,7 +70,7 @@ def check_parity(
             reject(path)
             raise ParityError(f"{runtime} export of {path.name}: output {len(diffs)} has shape {list(g.shape)}, PyTorch's {list(e.shape)}. The file was not shipped.")
         diffs.append(float(np.abs(e - g).max()))
-        agreements.append(float((e.argmax(1) == g.argmax(1)).mean()) if e.ndim == 2 else 1.0)
+        agreements.append(output_agreement(e, g))
     result = ExportResult(path=path, max_abs_diff=max(diffs), top1_agreement=min(agreements), parity_samples=len(expected[0]), runtime=runtime)
     failing = [k for k, (d, a) in enumerate(zip(diffs, agreements)) if d > max_abs_diff or a < min_top1_agreement]
     if failing:

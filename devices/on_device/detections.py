@@ -84,20 +84,23 @@ def nms(boxes: np.ndarray, values: np.ndarray, classes: np.ndarray, iou: float, 
     return np.array(kept, dtype=np.int64)
 
 
-def images_agree(a: Detections, b: Detections) -> bool:
-    """Whether two files saw the same objects in one image: every shown detection of each has a
-    partner of the same class in the other overlapping it by at least `MATCH_IOU`."""
-    a, b = a.shown(), b.shown()
-    if len(a.scores) != len(b.scores):
-        return False
-    if not len(a.scores):
-        return True
+def matched(a: Detections, b: Detections) -> int:
+    """How many of `a`'s shown detections `b` also found: a detection of the same class overlapping
+    it by at least `MATCH_IOU`, at no less than half the shown score (a score just under the line in
+    one file and just over it in the other is the same object, not a disagreement)."""
+    a, b = a.shown(), b.shown(SHOWN / 2)
+    if not len(a.scores) or not len(b.scores):
+        return 0
     overlap = iou_matrix(a.boxes, b.boxes) * (a.classes[:, None] == b.classes[None, :])
-    return bool((overlap.max(axis=1) >= MATCH_IOU).all() and (overlap.max(axis=0) >= MATCH_IOU).all())
+    return int((overlap.max(axis=1) >= MATCH_IOU).sum())
 
 
 def agreement(reference: np.ndarray, other: np.ndarray) -> float:
-    """The share of images on which two files' raw outputs [N, A, 5 + K] decode to the same objects."""
-    if not len(reference):
-        return 1.0
-    return float(np.mean([images_agree(decode(r), decode(o)) for r, o in zip(reference, other)]))
+    """How far two files' raw outputs [N, A, 5 + K] decode to the same objects: of all the shown
+    detections of both, the share the other file also found (`matched`). 1.0 when neither shows any."""
+    found = total = 0
+    for r, o in zip(reference, other):
+        dr, do = decode(r), decode(o)
+        found += matched(dr, do) + matched(do, dr)
+        total += len(dr.shown().scores) + len(do.shown().scores)
+    return found / total if total else 1.0

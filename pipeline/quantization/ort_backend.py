@@ -71,6 +71,23 @@ def compute_nodes(model_path: Path) -> list[str]:
     return [n.name for n in onnx.load(str(model_path)).graph.node if n.op_type in QUANTIZABLE_COMPUTE]
 
 
+def beyond_compute(model_path: Path) -> list[str]:
+    """Nodes that feed no conv or matmul: what a graph computes after its last compute layer (a
+    detector's box decoding and its grid of points, which share one output tensor with the logits).
+    They stay FP32: one INT8 scale over pixel coordinates and logits would cost the logits their
+    precision, and their arithmetic is too cheap for INT8 to save anything. A classifier has none."""
+    nodes = onnx.load(str(model_path)).graph.node
+    producer = {output: node for node in nodes for output in node.output}
+    feeding, todo = set(), [n for n in nodes if n.op_type in QUANTIZABLE_COMPUTE]
+    while todo:
+        node = todo.pop()
+        if id(node) in feeding:
+            continue
+        feeding.add(id(node))
+        todo += [producer[i] for i in node.input if i in producer]
+    return [n.name for n in nodes if id(n) not in feeding and n.name]
+
+
 def quantize_static_file(
     prepared: Path,
     out: Path,
@@ -79,8 +96,10 @@ def quantize_static_file(
     exclude: tuple[str, ...] = (),
     tick: Callable[[int], None] = lambda _n: None,
 ) -> Path:
-    """Calibrate on `samples` and write the INT8 file; nodes in `exclude` stay FP32."""
+    """Calibrate on `samples` and write the INT8 file; nodes in `exclude`, and those beyond the last
+    compute layer (`beyond_compute`), stay FP32."""
     input_name = onnx.load(str(prepared)).graph.input[0].name
+    exclude = (*exclude, *beyond_compute(prepared))
     symmetric = settings.activations == "symmetric"
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
         _quantize_static(prepared, out, input_name, samples, settings, symmetric, exclude, tick)

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from pipeline.core.errors import StageError
 from pipeline.core.state import ModelState
 from pipeline.pruning.channel_mixing import ChannelMixing
 from pipeline.pruning.pruner import build_pruner, prune_once
@@ -33,7 +34,6 @@ from pipeline.stages.base import StageContext, stage
 from pipeline.training.distillation import Distillation, KDConfig
 from pipeline.training.evaluation import size_figures
 from pipeline.models.heads import headed
-from pipeline.training.objectives import supervised_objective
 from pipeline.training.evaluation import head_accuracy
 from pipeline.training.loop import TrainConfig
 from pipeline.training.session import train
@@ -61,10 +61,14 @@ class PruneConfig(BaseModel):
     distill: KDConfig = Field(default_factory=KDConfig, description="teacher-to-student settings when recovery: distill")
 
 
-@stage("prune", PruneConfig, changes_model=True, removes_channels=True, trains=True)
+@stage("prune", PruneConfig, changes_model=True, removes_channels=True, trains=True, tasks=("classification", "detection"))
 def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Prune channels with torch-pruning in rounds with recovery (fine-tuning or distillation); records each round."""
     data, shape = ctx.data, ctx.data.input_shape
+    if ctx.task.name != "classification" and (cfg.importance == "taylor" or cfg.recovery == "distill"):
+        chosen = "importance: taylor" if cfg.importance == "taylor" else "recovery: distill"
+        raise StageError(f"prune: {chosen} reads class logits, which a {ctx.task.name} model does not return; "
+                         "use importance magnitude, bn_scale or lamp and recovery: finetune")
     start = size_figures(state.model, shape)
     if not state.reference:
         state.reference = {
@@ -80,7 +84,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             traced, torch.zeros(1, *shape, device=ctx.device), cfg.importance,
             global_pruning=cfg.global_pruning, pruning_ratio=kind.ratio(cfg.target, cfg.max_layer_ratio),
             max_layer_ratio=cfg.max_layer_ratio, increments=kind.increments(cfg.steps), ignore=cfg.ignore,
-            round_to=cfg.round_to, num_classes=data.num_classes, mixing=mixing,
+            round_to=cfg.round_to, num_classes=ctx.task.prediction_outputs(data.num_classes), mixing=mixing,
         )
         if mixing.barriers:
             ctx.log.info(f"prune: {mixing.barriers} channel-mixing reshape(s) (channel shuffles): the channels passing through them stay unpruned")
@@ -107,7 +111,7 @@ def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx:
     """Fine-tune after a pruning round, from the labels or from the unpruned model (heads keep learning too)."""
     with headed(state) as view:
         if teacher is None:
-            objective = supervised_objective(view, cfg.finetune.label_smoothing)
+            objective = ctx.task.objective(view, cfg.finetune)
         else:
             objective = Distillation(cfg.distill, teacher, view, ctx.data.input_shape, ctx.device, cfg.finetune.label_smoothing).objective
         # a one-epoch recovery is summed up by its round's line; a longer one logs each epoch, or a

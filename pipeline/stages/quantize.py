@@ -109,7 +109,8 @@ def check_quantize(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
     return ([problem] if problem else []) + (extras.missing(needed, f"quantize.backend {cfg.backend}") if needed else [])
 
 
-@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.route().trains, check=check_quantize)
+@stage("quantize", QuantizeConfig, requires=("onnx_fp32",), provides=("onnx_int8",), trains=lambda cfg: cfg.route().trains, check=check_quantize,
+       tasks=("classification", "detection"))
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
     if cfg.route().calibrated and cfg.calibration_samples > len(ctx.data.train):
