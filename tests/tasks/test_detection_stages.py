@@ -1,0 +1,141 @@
+"""Detection through every stage it takes, on a tiny scene set (64 training images): train, prune,
+export, INT8, validate; and the recipe-time refusals of what detection does not take."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from pipeline.core.errors import DataError, RecipeError, UserError
+from pipeline.recipe import parse_recipe
+from pipeline.runner import run_recipe
+from pipeline.tasks.detection import check_detector
+from tests.tasks.detection_data import tiny_scenes
+
+
+def detection_recipe(path, stages=None) -> dict:
+    return {
+        "name": "tiny-det",
+        "task": "detection",
+        "accelerator": "cpu",
+        "data": {"source": "coco", "path": str(path), "batch_size": 16, "workers": 0},
+        "model": {"name": "tiny_det", "kwargs": {"width": 0.5}},
+        "stages": stages or [
+            {"train": {"epochs": 3, "lr": 0.01}},
+            {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "finetune": {"epochs": 1, "lr": 0.005}}},
+            {"export": {}},
+            {"quantize": {"calibration_samples": 32, "min_top1_agreement": 0.5}},
+            {"validate": {"runs": 20, "warmup": 2}},
+        ],
+        "devices": ["host"],
+    }
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return tiny_scenes(tmp_path_factory.mktemp("scenes"))
+
+
+@pytest.fixture(scope="module")
+def finished(scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "tiny-det"
+    report = run_recipe(parse_recipe(detection_recipe(scenes)), out, quiet=True)
+    return out, report
+
+
+def stage_metrics(out, name):
+    return json.loads(next(out.glob(f"*-{name}/metrics.json")).read_text())
+
+
+def test_every_stage_runs_and_scores_coco_map(finished):
+    out, report = finished
+    assert report["recipe"]["metric"] == "coco_map"
+    trained = stage_metrics(out, "train")
+    assert [row["val_accuracy"] for row in trained["history"]][-1] > 0  # the detector found something on validation
+    assert 0 <= trained["accuracy"] <= 1
+
+
+def test_pruning_removes_channels_and_keeps_the_prediction_layer(finished):
+    out, _ = finished
+    pruned = stage_metrics(out, "prune")
+    assert pruned["macs"] < 0.75 * pruned["before"]["macs"] and pruned["params"] < pruned["before"]["params"]
+    session = ort.InferenceSession(str(next(out.glob("*-export/model.onnx"))))
+    output = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 1, 64, 64), np.float32)})[0]
+    assert output.shape == (1, 8 * 8, 5 + 10)  # every location: 4 box, centre-ness, 10 classes
+
+
+def test_export_parity_compares_decoded_boxes(finished):
+    out, _ = finished
+    exported = stage_metrics(out, "export")["parity"]
+    assert exported["max_abs_diff"] < 1e-3 and exported["top1_agreement"] == 1.0
+
+
+def test_int8_keeps_the_box_decoding_in_fp32_and_agrees_with_fp32(finished):
+    out, _ = finished
+    quantized = stage_metrics(out, "quantize")
+    assert quantized["top1_agreement_with_fp32"] >= 0.5
+    graph = onnx.load(str(next(out.glob("*-quantize/model.int8.onnx")))).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    last = producer[graph.output[0].name]
+    assert last.op_type == "Concat"  # not a DequantizeLinear: the boxes and logits leave the graph in FP32
+    assert all(producer[i].op_type != "DequantizeLinear" for i in last.input if i in producer)
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+
+
+def test_validate_reads_map_of_each_file(finished):
+    out, report = finished
+    host = report["devices"]["host"]
+    assert host["artifact"] in ("onnx_fp32", "onnx_int8")
+    assert 0 <= host["accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    "stages, expected",
+    [
+        ([{"train": {"epochs": 1}}, {"self_distill": {}}], "stages.1.self_distill: does not take task detection yet"),
+        ([{"train": {"epochs": 1, "augment": {"mixup": 0.2}}}], "stages.0.train.augment.mixup: task detection cannot keep its labels true under mixup"),
+        ([{"prune": {"target": {"keep_macs": 0.5}, "finetune": {"augment": {"erasing": 0.5}}}}], "stages.0.prune.finetune.augment.erasing"),
+    ],
+)
+def test_what_detection_does_not_take_is_refused_by_recipe_check(tmp_path, stages, expected):
+    with pytest.raises(RecipeError) as error:
+        parse_recipe(detection_recipe(tmp_path, stages))
+    assert expected in str(error.value)
+
+
+def test_a_classification_source_under_a_detection_task_is_named(tmp_path):
+    recipe = detection_recipe(tmp_path, [{"train": {"epochs": 1}}])
+    recipe["data"] = {"source": "embedded", "train_subset": 100, "test_subset": 50}
+    with pytest.raises(DataError, match="its labels are classes, but the recipe's task detection needs boxes; set task: classification"):
+        run_recipe(parse_recipe(recipe), tmp_path / "run", quiet=True)
+
+
+def test_prune_refuses_what_reads_class_logits(scenes, tmp_path):
+    recipe = detection_recipe(scenes, [{"train": {"epochs": 1}}, {"prune": {"target": {"keep_macs": 0.5}, "importance": "taylor"}}])
+    with pytest.raises(Exception, match="importance: taylor reads class logits"):
+        run_recipe(parse_recipe(recipe), tmp_path / "run", quiet=True)
+
+
+class NoStride(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(len(x), 4, 15)
+
+
+class WrongShape(torch.nn.Module):
+    stride = 8
+
+    def forward(self, x):
+        return torch.zeros(len(x), 10)
+
+
+def test_the_detector_contract_names_the_fix():
+    sample = torch.zeros(2, 1, 16, 16)
+    with pytest.raises(UserError, match="integer attribute `stride`"):
+        check_detector(NoStride(), sample, 10, "model.factory m:f")
+    with pytest.raises(UserError, match=r"forward returns \[2, 10\], but a detector for 10 classes at stride 8 on 16x16 images must return \[2, 4, 15\]"):
+        check_detector(WrongShape(), sample, 10, "model.factory m:f")
