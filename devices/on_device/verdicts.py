@@ -20,6 +20,8 @@ RULES = {
     "min_accuracy": ("accuracy", False),
     "max_accuracy_drop": ("accuracy_drop", True),
     "max_peak_memory_mb": ("peak_memory_mb", True),
+    "min_map": ("accuracy", False),  # a detector's: the recipe's metric (COCO mAP) is its "accuracy" figure
+    "max_map_drop": ("accuracy_drop", True),
 }
 DATA_FIGURES = ("accuracy", "accuracy_drop")  # figures only labelled data can give
 SPEED_BUDGETS = tuple(name for name, (figure, _) in RULES.items() if figure not in DATA_FIGURES)  # what a file alone is judged on

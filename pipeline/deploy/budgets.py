@@ -14,5 +14,6 @@ overall = verdicts.overall
 VERDICT = verdicts.VERDICT
 
 
-def judge(budgets: Budgets, figures: dict[str, float | None]) -> dict[str, dict]:
-    return verdicts.judge(budgets.model_dump(exclude_none=True), figures)
+def judge(budgets: Budgets, figures: dict[str, float | None], task: str = "classification") -> dict[str, dict]:
+    """The rows of the budgets that apply to `task` (a detector is not judged by min_accuracy, nor a classifier by min_map)."""
+    return verdicts.judge(budgets.for_task(task), figures)

@@ -102,7 +102,7 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
             "files": {name: bundle_files.sha256(f) for name, f in files.items()},
         },
         "device": profile.model_dump(),
-        "budgets": profile.budgets.model_dump(exclude_none=True),
+        "budgets": profile.budgets.for_task(header.get("task", "classification")),
         "samples": {
             **({"pixels": "samples/pixels.npy"} if stored else {"inputs": "samples/inputs.npy"}),
             "labels": "samples/labels.npy",

@@ -63,8 +63,9 @@ def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DevicePr
             variant.peak_memory[threads] = peak_memory_mb(variant.path, threads, sample[:1].shape)
 
 
-def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger) -> dict[str, dict]:
-    """Per device: the chosen variant's figures, budgets and verdict, and why it was chosen."""
+def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger,
+                  task: str = "classification") -> dict[str, dict]:
+    """Per device: the chosen variant's figures, budgets (those of the recipe's `task`) and verdict, and why it was chosen."""
     devices = {}
     for profile in profiles:
         admitted = [v for v in variants if v.runtime in profile.runtimes]
@@ -74,7 +75,7 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
                 f"{', '.join(sorted({v.runtime for v in variants}))} only: in a recipe, add the device's runtimes to export.runtimes (or `auto`); "
                 f"for a file made elsewhere, judge it against a profile that admits its runtime"
             )
-        judged = {variant.name: device_figures(variant, profile) for variant in admitted}
+        judged = {variant.name: device_figures(variant, profile, task) for variant in admitted}
         candidates = [
             Candidate(
                 name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets_on_validation"],
@@ -110,7 +111,7 @@ def _figure(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
+def device_figures(variant: Variant, profile: DeviceProfile, task: str = "classification") -> dict:
     """One variant on one device: its latency (measured on the device's board when it was, else the
     estimate from the host's one-thread timing), and the budgets judged on it, on validation figures
     (`budgets_on_validation`: the choice reads these) and on test figures (`budgets`: the verdict and
@@ -133,8 +134,8 @@ def device_figures(variant: Variant, profile: DeviceProfile) -> dict:
         "latency_p90_ms": latency["p90"],
         "peak_memory_mb": memory,
     }
-    budgets = judge(profile.budgets, {**figures, "accuracy": variant.accuracy, "accuracy_drop": variant.drop})
-    on_validation = judge(profile.budgets, {**figures, "accuracy": variant.val_accuracy, "accuracy_drop": variant.val_drop})
+    budgets = judge(profile.budgets, {**figures, "accuracy": variant.accuracy, "accuracy_drop": variant.drop}, task)
+    on_validation = judge(profile.budgets, {**figures, "accuracy": variant.val_accuracy, "accuracy_drop": variant.val_drop}, task)
     return {
         "artifact": variant.name,
         "runtime": variant.runtime,

@@ -47,6 +47,18 @@ class Budgets(BaseModel):
     max_peak_memory_mb: float | None = Field(
         None, gt=0, description="peak resident memory of a process that loads the model and runs it (Python + onnxruntime included), MB"
     )
+    min_map: float | None = Field(
+        None, ge=0, le=1, description="detection: COCO mAP (or the recipe's metric) of the exported model, 0..1; validation to choose, test to judge"
+    )
+    max_map_drop: float | None = Field(None, ge=0, le=100, description="detection: mAP points lost vs the uncompressed float model")
+
+    def for_task(self, task: str) -> dict[str, float]:
+        """The budgets set, less those of another task: a profile may hold a classifier's accuracy
+        floor and a detector's mAP floor at once, and each recipe is judged by its own."""
+        return {name: limit for name, limit in self.model_dump(exclude_none=True).items() if TASK_BUDGETS.get(name, task) == task}
+
+
+TASK_BUDGETS = {"min_accuracy": "classification", "max_accuracy_drop": "classification", "min_map": "detection", "max_map_drop": "detection"}
 
 
 class Board(BaseModel):

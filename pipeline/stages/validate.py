@@ -73,7 +73,7 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     if cfg.on_boards:
         measure_on_boards(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
-    devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log)
+    devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log, ctx.task.name)
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
     main = variants[shipped[0][0] if shipped else names[0]]
     ctx.metrics.update(

@@ -135,7 +135,7 @@ def test_rows_of_the_wrong_kind_are_named_exactly():
     assert rejudge("max_size_kb", 12) == ((None, None, None), "is not a {value, limit} object (got int)")
     assert rejudge("max_speed", {"value": 1, "limit": 2}) == (
         (1, 2, None),
-        "is not a budget this version knows (known: max_size_kb, max_size_gzip_kb, max_latency_p90_ms, min_accuracy, max_accuracy_drop, max_peak_memory_mb)",
+        "is not a budget this version knows (known: max_size_kb, max_size_gzip_kb, max_latency_p90_ms, min_accuracy, max_accuracy_drop, max_peak_memory_mb, min_map, max_map_drop)",
     )
 
 

@@ -92,6 +92,8 @@ def test_validate_reads_map_of_each_file(finished):
     host = report["devices"]["host"]
     assert host["artifact"] in ("onnx_fp32", "onnx_int8")
     assert 0 <= host["accuracy"] <= 1
+    assert "max_map_drop" in host["budgets"] and "min_accuracy" not in host["budgets"]  # a detector's budgets, not a classifier's
+    assert host["budgets"]["max_map_drop"]["value"] == pytest.approx(host["accuracy_drop_points"], abs=1e-4)
 
 
 @pytest.mark.parametrize(
