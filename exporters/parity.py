@@ -2,7 +2,7 @@
 
 One rule for all runtimes, so "passed parity" means the same for an ONNX, ExecuTorch, ncnn or
 OpenVINO file: on real samples, the largest |difference| of any output within `max_abs_diff`, and
-the decision (a classifier's predicted class, a detector's decoded objects: `agreement.py`) the same
+the decision (a classifier's predicted class, a detector's decoded objects: `decisions.py`) the same
 on at least `min_top1_agreement` of them.
 A file that fails is renamed `*.rejected` (all its files: ncnn and OpenVINO keep weights in a .bin)
 and never shipped.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from devices.on_device.agreement import output_agreement
+from devices.on_device.decisions import output_agreement
 from devices.on_device.runtimes import model_files
 
 

@@ -83,6 +83,8 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     profiles = [load_profile(d) for d in header.devices]
     data = load_data(header.data, header.seed)
     task = TASKS.get(header.task)
+    if header.metric != "top1":
+        log.info(f"metric: {header.metric} ({task.name}): every accuracy figure of this run, and its budgets, read it")
     if data.targets != task.targets:
         raise DataError(f"{data.description}: its labels are {data.targets}, but the recipe's task {task.name} needs {task.targets}; "
                         f"set task: {next(t for t in TASKS if TASKS.get(t).targets == data.targets)} or use a source that gives {task.targets}")

@@ -109,12 +109,25 @@ def matched(a: Detections, b: Detections) -> int:
     return int((overlap.max(axis=1) >= MATCH_IOU).sum())
 
 
-def agreement(reference: np.ndarray, other: np.ndarray) -> float:
-    """How far two files' raw outputs [N, A, 5 + K] decode to the same objects: of all the shown
-    detections of both, the share the other file also found (`matched`). 1.0 when neither shows any."""
+def agreement(reference: list[Detections], other: list[Detections]) -> float:
+    """How far two files saw the same objects, image by image: of all the shown detections of both,
+    the share the other file also found (`matched`). 1.0 when neither shows any."""
     found = total = 0
-    for r, o in zip(reference, other):
-        dr, do = decode(r), decode(o)
-        found += matched(dr, do) + matched(do, dr)
-        total += len(dr.shown().scores) + len(do.shown().scores)
+    for a, b in zip(reference, other):
+        found += matched(a, b) + matched(b, a)
+        total += len(a.shown().scores) + len(b.shown().scores)
     return found / total if total else 1.0
+
+
+def padded(found: list[Detections], most: int = MAX_DETECTIONS) -> np.ndarray:
+    """Per-image detections as one array [N, most, 6]: x1, y1, x2, y2, score, class (class -1 pads),
+    what a bundle stores and a board compares against."""
+    out = np.full((len(found), most, 6), -1.0, dtype=np.float32)
+    for i, d in enumerate(found):
+        n = min(most, len(d.scores))
+        out[i, :n, :4], out[i, :n, 4], out[i, :n, 5] = d.boxes[:n], d.scores[:n], d.classes[:n]
+    return out
+
+
+def unpadded(array: np.ndarray) -> list[Detections]:
+    return [Detections(rows[rows[:, 5] >= 0, :4], rows[rows[:, 5] >= 0, 4], rows[rows[:, 5] >= 0, 5].astype(np.int64)) for rows in array]

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 try:  # the pipeline imports this file as part of the `devices` package
-    from devices.on_device import runtimes
+    from devices.on_device import decisions, runtimes
 except ImportError:  # on the board: runtimes.py stands beside it in the bundle
+    import decisions
     import runtimes
 
 
@@ -66,6 +67,16 @@ def session(model: Path, threads: int, optimized_copy: Path | None = None):
     return runtimes.OnnxRuntime(Path(model), threads, optimized_copy).session
 
 
+def with_post_processing(runner, x):
+    """What a latency figure times: the model, and for a detector also the post-processing an app
+    runs on its output (`decisions.app_post_processing`: decode, score floor, NMS), because that is
+    the latency the app pays; a classifier's argmax is left out (a microsecond), so its figures
+    are the model's alone."""
+    if getattr(runner(x)[0], "ndim", 0) != 3:
+        return runner
+    return lambda batch: decisions.app_post_processing(runner(batch)[0])
+
+
 def measure_latency(runner, sample, warmup: int = 20, min_runs: int = 200, max_runs: int = 5000, max_seconds: float = 20.0, tolerance: float = 0.02) -> dict:
     """Batch-1 latency in ms of a runner (`runtimes.open_runner`): warm-up, then batches of runs until
     p90 moves less than `tolerance` between batches (or `max_runs` / `max_seconds` is reached).
@@ -73,6 +84,7 @@ def measure_latency(runner, sample, warmup: int = 20, min_runs: int = 200, max_r
     import numpy as np
 
     x = np.ascontiguousarray(sample[:1], dtype=np.float32)
+    runner = with_post_processing(runner, x)
     for _ in range(warmup):
         runner(x)
     times, previous_p90, started = [], None, time.perf_counter()
@@ -98,6 +110,7 @@ def interleaved_latencies(runners: dict, sample, warmup: int = 20, runs: int = 2
     import numpy as np
 
     x = np.ascontiguousarray(sample[:1], dtype=np.float32)
+    runners = {name: with_post_processing(runner, x) for name, runner in runners.items()}
     for runner in runners.values():
         for _ in range(warmup):
             runner(x)
@@ -151,9 +164,10 @@ def normalise(pixels, preprocessing: dict):
 
 
 def predictions(runner, inputs, batch: int = 64):
+    """What the model decided on each input (`decisions.decisions`: classes, or a detector's padded detections)."""
     import numpy as np
 
-    return np.concatenate([runner(inputs[i : i + batch])[0].argmax(1) for i in range(0, len(inputs), batch)])
+    return np.concatenate([decisions.decisions(runner(inputs[i : i + batch])[0]) for i in range(0, len(inputs), batch)])
 
 
 def memory_probe(model: Path, threads: int, shape, runs: int = 20) -> dict:

@@ -29,28 +29,30 @@ import zipfile
 from pathlib import Path
 
 try:  # run from the repository, or by the pipeline's tests
-    from devices.on_device import bundle_files, measure, runtimes, verdicts
+    from devices.on_device import bundle_files, decisions, measure, runtimes, verdicts
 except ImportError:
     try:  # on the device, inside the unpacked bundle: the shipped modules stand beside this script
         import bundle_files
+        import decisions
         import measure
         import runtimes
         import verdicts
     except ImportError:  # the script was copied out on its own: `shipped_modules` imports them from the bundle
-        bundle_files = measure = runtimes = verdicts = None
+        bundle_files = decisions = measure = runtimes = verdicts = None
 
-SHIPPED_BESIDE = ("runtimes", "verdicts", "measure", "bundle_files")  # the modules each bundle carries next to this script
+SHIPPED_BESIDE = ("runtimes", "verdicts", "measure", "bundle_files", "decisions", "detections", "coco_eval")  # the modules each bundle carries next to this script
 
 
 def shipped_modules(bundle: Path) -> None:
     """Where the script was copied out of its bundle alone, import the modules the bundle carries from
     the bundle itself: a zip is importable as it stands (zipimport), an unpacked folder by its path."""
-    global bundle_files, measure, runtimes, verdicts
+    global bundle_files, decisions, measure, runtimes, verdicts
     if measure is not None:
         return
     sys.path.insert(0, str(bundle))
     try:
         import bundle_files
+        import decisions
         import measure
         import runtimes
         import verdicts
@@ -98,7 +100,7 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
         if threads > 1:  # the host estimates from one thread; this pair calibrates the thread speed-up
             with measure.pinned(1):
                 one_thread = measure.measure_latency(runtimes.open_runner(model, runtime, 1), inputs)
-        accuracy = float((predicted == labels).mean())
+        accuracy = decisions.score(predicted, labels)  # top-1, or a detector's COCO mAP (None without pycocotools)
         files = runtimes.model_files(model)
         size, size_gzip = sum(f.stat().st_size for f in files), sum(measure.gzip_size(f) for f in files)
         reference = manifest["expected"].get("reference_accuracy")
@@ -107,7 +109,7 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             "size_gzip_kb": size_gzip / 1024,
             "latency_p90_ms": latency["p90"],
             "accuracy": accuracy,
-            "accuracy_drop": None if reference is None else (reference - accuracy) * 100,
+            "accuracy_drop": None if reference is None or accuracy is None else (reference - accuracy) * 100,
             "peak_memory_mb": measure.peak_memory_mb(),
         }
         budgets = verdicts.judge(manifest["budgets"], figures)
@@ -118,8 +120,8 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
             "artifact": manifest["model"]["artifact"],
             "run": manifest.get("run", {}),
             "samples": int(len(labels)),
-            "accuracy": round(accuracy, 5),
-            "agreement_with_host": round(float((predicted == expected).mean()), 5),
+            "accuracy": None if accuracy is None else round(accuracy, 5),
+            "agreement_with_host": round(decisions.agreement(predicted, expected), 5),
             "expected": manifest["expected"],
             "latency_ms": latency,
             "latency_one_thread_ms": one_thread,
@@ -147,7 +149,8 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
 
 def print_verdict(results: dict) -> None:
     print(f"device {results['device']}: {results['artifact']} ({results['model_sha256'][:12]}), {results['threads']} thread(s)")
-    print(f"  accuracy {results['accuracy']:.4f} on {results['samples']} samples (host expected {results['expected']['sample_accuracy']:.4f}); agreement with host {results['agreement_with_host']:.4f}")
+    accuracy = "not measured (a detector's mAP needs pycocotools here: pip install pycocotools)" if results["accuracy"] is None else f"{results['accuracy']:.4f}"
+    print(f"  accuracy {accuracy} on {results['samples']} samples (host expected {results['expected']['sample_accuracy']:.4f}); agreement with host {results['agreement_with_host']:.4f}")
     lat = results["latency_ms"]
     print(f"  latency p50 {lat['p50']:.4f} ms, p90 {lat['p90']:.4f} ms, p99 {lat['p99']:.4f} ms over {lat['runs']} runs (spread {lat['spread']:.2%})")
     print(f"  peak memory {results['peak_memory_mb']} MB, size {results['size_bytes'] / 1024:.1f} KiB ({results['size_gzip_bytes'] / 1024:.1f} KiB gzipped)")

@@ -23,11 +23,13 @@ def data() -> None:
 @click.option("--test", "test_count", type=click.IntRange(1), default=500, show_default=True, help="test scenes")
 @click.option("--canvas", type=click.IntRange(28), default=96, show_default=True, help="canvas side in pixels")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "layout", type=click.Choice(["coco", "yolo"]), default="coco", show_default=True,
+              help="coco: <split>/instances.json; yolo: images/<split>, labels/<split>/*.txt, data.yaml")
 @click.option("--force", is_flag=True, help="write into OUT even if it holds files")
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def data_scenes(out: str, source: str, path: str | None, train_count: int, val_count: int, test_count: int, canvas: int, seed: int, force: bool, debug: bool) -> None:
-    """Write Fashion-MNIST items composed on canvases (several scales, overlap, clutter) to OUT in COCO format: train/, val/, test/."""
+def data_scenes(out: str, source: str, path: str | None, train_count: int, val_count: int, test_count: int, canvas: int, seed: int, layout: str, force: bool, debug: bool) -> None:
+    """Write Fashion-MNIST items composed on canvases (several scales, overlap, clutter) to OUT in COCO or YOLO format: train, val, test."""
     from pipeline.core.errors import UserError
     from pipeline.data import DataConfig
     from pipeline.data.registry import SOURCES, RawData
@@ -40,6 +42,6 @@ def data_scenes(out: str, source: str, path: str | None, train_count: int, val_c
     if not isinstance(raw, RawData):
         raise UserError(f"--source {source} streams its images; scenes are composed from an array source: embedded or fashion-mnist")
     counts = {"train": train_count, "val": val_count, "test": test_count}
-    written = write_scenes(folder, raw.x_train, raw.y_train, raw.x_test, raw.y_test, raw.class_names, counts, canvas, seed)
+    written = write_scenes(folder, raw.x_train, raw.y_train, raw.x_test, raw.y_test, raw.class_names, counts, canvas, seed, layout=layout)
     click.echo(f"{folder}: " + ", ".join(f"{split} {counts[split]} images / {written[split]} objects" for split in counts)
-               + f", {canvas}x{canvas} grey, from {raw.description}\nuse it: data: {{source: coco, path: {folder}}}")
+               + f", {canvas}x{canvas} grey, from {raw.description}\nuse it: data: {{source: {layout}, path: {folder}}}")

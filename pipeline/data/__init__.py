@@ -7,7 +7,7 @@ plan of indices (`index_plan.py`) and the training split's statistics (`normalis
 `splits.py` is how every stage reads a split.
 """
 
-from pipeline.data import coco, embedded, factory, fashion_mnist, image_folder, npz  # noqa: F401, I001  (each source registers itself, before DataConfig lists them)
+from pipeline.data import coco, embedded, factory, fashion_mnist, image_folder, npz, yolo  # noqa: F401, I001  (each source registers itself, before DataConfig lists them)
 from pipeline.data.config import DataConfig
 from pipeline.data.index_plan import trained_on_validation_note
 from pipeline.data.loading import load_data

@@ -158,10 +158,10 @@ def load_coco(cfg: DataConfig) -> Streamed:
     splits = {"train": train, "test": read_split(root / "test", categories)}
     if (root / "val").is_dir():
         splits["val"] = read_split(root / "val", categories)
-    size = _input_size(cfg, splits, root)
+    size = input_size(cfg, splits, root)
     if not train[0]:
         raise DataError(f"{root / 'train' / ANNOTATIONS}: lists no images; the training split needs some")
-    channels = cfg.channels or _channels_of(train[0][0])
+    channels = cfg.channels or channels_of(train[0][0])
     most = max(1, max(len(b) for files, _, boxes, _ in splits.values() for b in boxes or [[]]))
     datasets = {name: CocoImages(files, sizes, boxes, channels, size, most) for name, (files, sizes, boxes, _) in splits.items()}
     return Streamed(
@@ -171,14 +171,14 @@ def load_coco(cfg: DataConfig) -> Streamed:
     )
 
 
-def _channels_of(path: Path) -> int:
+def channels_of(path: Path) -> int:
     from PIL import Image
 
     with Image.open(path) as image:
         return 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
 
 
-def _input_size(cfg: DataConfig, splits: dict, root: Path) -> tuple[int, int]:
+def input_size(cfg: DataConfig, splits: dict, root: Path) -> tuple[int, int]:
     """(height, width) every image is letterboxed to: `input_size`, or the one size all images share."""
     if cfg.input_size is not None:
         return (cfg.input_size, cfg.input_size) if isinstance(cfg.input_size, int) else tuple(cfg.input_size)

@@ -9,7 +9,8 @@ pixel wins, so occluded parts stay visible where the top item is dark); plus clu
 fragments (6-10 px crops of other items) and faint noise. A box is the tight box of the item's
 visible ink (pixels above `INK`), not its 28 x 28 frame. Train and validation scenes draw items from
 disjoint halves of the source's training images; test scenes from its test images only. The same
-seed writes the same files.
+seed writes the same files. `layout="yolo"` writes the same scenes in the YOLO (Ultralytics) layout
+instead: images/<split>/, labels/<split>/*.txt (`class cx cy w h`, fractions) and data.yaml.
 """
 
 from __future__ import annotations
@@ -70,28 +71,39 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def write_split(folder: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str], count: int, canvas: int, seed: int, quiet: bool = False) -> int:
-    """`count` scenes drawn from `images` into `folder` (PNG files + instances.json); returns the objects written."""
+def write_split(folder: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str], count: int, canvas: int, seed: int, quiet: bool = False,
+                layout: str = "coco") -> int:
+    """`count` scenes drawn from `images` into `folder` (PNG files + instances.json, or the YOLO
+    layout's images/ and labels/ under folder's parent); returns the objects written."""
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    if layout == "yolo":
+        image_dir, label_dir = folder.parent / "images" / folder.name, folder.parent / "labels" / folder.name
+        label_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        image_dir = label_dir = folder
+    image_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     document = {"images": [], "annotations": [], "categories": [{"id": k, "name": n} for k, n in enumerate(class_names)]}
     for image_id in progress(range(count), total=count, desc=f"scenes {folder.name}", quiet=quiet):
         picked = rng.integers(len(images), size=int(rng.integers(1, MOST_OBJECTS + 1)))
         pixels, objects = scene(images[picked], labels[picked], images, canvas, rng)
         name = f"{image_id:06d}.png"
-        Image.fromarray(pixels).save(folder / name)
+        Image.fromarray(pixels).save(image_dir / name)
+        if layout == "yolo":
+            (label_dir / f"{image_id:06d}.txt").write_text("".join(
+                f"{label} {(x + w / 2) / canvas:.6f} {(y + h / 2) / canvas:.6f} {w / canvas:.6f} {h / canvas:.6f}\n" for label, (x, y, w, h) in objects))
         document["images"].append({"id": image_id, "file_name": name, "width": canvas, "height": canvas})
         for label, bbox in objects:
             document["annotations"].append({"id": len(document["annotations"]) + 1, "image_id": image_id, "category_id": label,
                                             "bbox": [round(v, 2) for v in bbox], "area": round(bbox[2] * bbox[3], 2), "iscrowd": 0})
-    (folder / "instances.json").write_text(json.dumps(document))
+    if layout == "coco":
+        (folder / "instances.json").write_text(json.dumps(document))
     return len(document["annotations"])
 
 
 def write_scenes(out: Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, class_names: list[str],
-                 counts: dict[str, int], canvas: int = 96, seed: int = 0, quiet: bool = False) -> dict[str, int]:
+                 counts: dict[str, int], canvas: int = 96, seed: int = 0, quiet: bool = False, layout: str = "coco") -> dict[str, int]:
     """Train, val and test scenes (`counts`) under `out`; items: train/val from disjoint halves of
     the training images, test from the test images. Returns the objects per split."""
     if canvas < SCALES[0] * 2:
@@ -104,5 +116,7 @@ def write_scenes(out: Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np
     written = {}
     for offset, split in enumerate(("train", "val", "test")):
         x, y = (x_test, y_test) if split == "test" else (x_train[pools[split]], y_train[pools[split]])
-        written[split] = write_split(out / split, x, y, class_names, counts[split], canvas, seed * 3 + offset, quiet)
+        written[split] = write_split(out / split, x, y, class_names, counts[split], canvas, seed * 3 + offset, quiet, layout)
+    if layout == "yolo":
+        (out / "data.yaml").write_text(json.dumps({"names": list(class_names)}) + "\n")  # JSON is YAML
     return written

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.on_device import bundle_files, measure, runtimes, verdicts
+from devices.on_device import bundle_files, decisions, measure, runtimes, verdicts
 from devices.on_device import validate_on_device as script
 from pipeline.core.errors import UserError
 from pipeline.core.output_paths import writable_file
@@ -87,9 +87,9 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
     x, y = test.take(count)
     stored = as_pixels(x.numpy(), data.mean, data.std)
     inputs = measure.normalise(stored[1], stored[0]) if stored else np.ascontiguousarray(x.numpy(), dtype=np.float32)
-    labels = y.numpy().astype(np.int64)
+    labels = y.numpy() if y.is_floating_point() else y.numpy().astype(np.int64)  # float: a detector's box targets [N, M, 5]
     runtime = runtimes.runtime_of(model)
-    predicted = measure.predictions(runtimes.open_runner(model, runtime), inputs).astype(np.int64)
+    predicted = measure.predictions(runtimes.open_runner(model, runtime), inputs)
     model_path = f"model/{model.name}"
     files = {f"model/{f.name}": f for f in runtimes.model_files(model)}  # ncnn and OpenVINO keep the weights in a .bin beside the graph
     same = entry is not None and entry["artifact"] == chosen
@@ -111,7 +111,7 @@ def make_bundle(run_dir: Path, device: str, out: Path, artifact: str | None = No
         },
         **({"preprocessing": stored[0]} if stored else {}),
         "expected": {
-            "sample_accuracy": round(float((predicted == labels).mean()), 5),
+            "sample_accuracy": round(decisions.score(predicted, labels), 5),
             "test_accuracy": entry["accuracy"] if same else None,
             "reference_accuracy": (report.get("reference") or {}).get("accuracy"),
             "host_latency_ms": entry["host_latency_ms"] if same else None,  # measured on the host, at the device's threads

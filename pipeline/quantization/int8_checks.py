@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.on_device.agreement import output_agreement
+from devices.on_device.decisions import output_agreement
 from exporters.parity import ParityError, reject
 
 INT8_COMPUTE = {"QLinearConv", "QLinearMatMul", "QGemm", "MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
@@ -24,7 +24,7 @@ NAMED = 8  # FP32 nodes named in a message
 
 def top1_agreement(fp32_logits: np.ndarray, int8_logits: np.ndarray) -> float:
     """The share of samples on which both files decide the same: the same class, or for a
-    detector the same decoded objects (`devices/on_device/agreement.py`)."""
+    detector the same decoded objects (`devices/on_device/decisions.py`)."""
     return output_agreement(fp32_logits, int8_logits)
 
 

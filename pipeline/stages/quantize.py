@@ -113,6 +113,9 @@ def check_quantize(cfg: QuantizeConfig, earlier: Earlier) -> list[str]:
        tasks=("classification", "detection"))
 def run(cfg: QuantizeConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Make `model.int8.onnx` by the chosen method, then check agreement, INT8 coverage and accuracy."""
+    if cfg.route().trains and ctx.task.name != "classification":
+        raise StageError(f"quantize.method {cfg.method} trains with class labels, which a {ctx.task.name} model does not return; "
+                         "use method static or accuracy_aware")
     if cfg.route().calibrated and cfg.calibration_samples > len(ctx.data.train):
         raise StageError(
             f"quantize.calibration_samples: {cfg.calibration_samples} asked, the training split has only {len(ctx.data.train)}"

@@ -5,7 +5,7 @@ once and ask the task for what depends on it: which metric "accuracy" means by d
 data's labels must be, what the model must return, the training objective, the augmentation that
 keeps labels true, and how many outputs the prediction layer has (the layer pruning spares).
 Comparing two files' outputs (parity, INT8 agreement) is decided by the output itself, in
-`devices/on_device/detections.py:output_agreement`, because exporters and the torch-free script sit
+`devices/on_device/decisions.py:output_agreement`, because exporters and the torch-free script sit
 below this room and must judge alike.
 """
 

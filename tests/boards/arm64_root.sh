@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # An emulated Arm board's Python: Debian 12's aarch64 Python 3.11 unpacked into a folder (no chroot, no
-# binfmt registration needed) and run by qemu-user, with numpy's, ONNX Runtime's and ncnn's aarch64
+# binfmt registration needed) and run by qemu-user, with numpy's, ONNX Runtime's, ncnn's and pycocotools' aarch64
 # wheels beside it. The board tests marked `emulated` run the bundle's script with it, so the script and the
 # runtime's Arm kernels really run on the Arm instruction set. Needs root (apt) and the package index.
 #
@@ -17,7 +17,8 @@ ORT_ARM="${ORT_ARM:-1.32.0}"  # the host's (pyproject's): the board runs the sam
 PY="$(realpath "$(command -v "${PYTHON:-python3}")")"  # its pip downloads the aarch64 wheels; absolute: we change folders
 NUMPY_ARM="${NUMPY_ARM:-2.2.6}"
 NCNN_ARM="${NCNN_ARM:-1.0.20261020}"  # the host's (pyproject's ncnn extra): the same converter output runs on both
-if [ -x "$ROOT/python" ] && "$ROOT/python" -c "import numpy, onnxruntime, ncnn; assert onnxruntime.__version__ == '$ORT_ARM'" >/dev/null 2>&1; then
+COCO_ARM="${COCO_ARM:-2.0.11}"  # pycocotools: a detector's mAP on the board, computed as the host computes it
+if [ -x "$ROOT/python" ] && "$ROOT/python" -c "import numpy, onnxruntime, ncnn, pycocotools; assert onnxruntime.__version__ == '$ORT_ARM'" >/dev/null 2>&1; then
   echo "$ROOT/python: ready"; exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -43,13 +44,14 @@ done > "$ROOT/sysroot/proc/cpuinfo"
 printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B (emulated by qemu-user)\n' >> "$ROOT/sysroot/proc/cpuinfo"
 AARCH64=(--only-binary :all: --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64
          --python-version 3.11 --implementation cp --abi cp311 --no-deps)
-"$PY" -m pip download --quiet "${AARCH64[@]}" -d "$ROOT/wheels" "numpy==$NUMPY_ARM" "onnxruntime==$ORT_ARM" "ncnn==$NCNN_ARM"
+"$PY" -m pip download --quiet "${AARCH64[@]}" -d "$ROOT/wheels" "numpy==$NUMPY_ARM" "onnxruntime==$ORT_ARM" "ncnn==$NCNN_ARM" "pycocotools==$COCO_ARM"
 rm -rf "$ROOT/site"  # only the pinned versions, whatever an earlier root held
-"$PY" -m pip install --quiet "${AARCH64[@]}" --target "$ROOT/site" "$ROOT/wheels/numpy-$NUMPY_ARM"-*.whl "$ROOT/wheels/onnxruntime-$ORT_ARM"-*.whl "$ROOT/wheels/ncnn-$NCNN_ARM"-*.whl
+"$PY" -m pip install --quiet "${AARCH64[@]}" --target "$ROOT/site" "$ROOT/wheels/numpy-$NUMPY_ARM"-*.whl "$ROOT/wheels/onnxruntime-$ORT_ARM"-*.whl "$ROOT/wheels/ncnn-$NCNN_ARM"-*.whl \
+  "$ROOT/wheels/pycocotools-$COCO_ARM"-*.whl
 cat > "$ROOT/python" <<EOF
 #!/bin/sh
 # aarch64 Python 3.11 under qemu-user: $ROOT/sysroot, packages from $ROOT/site
 PYTHONPATH="$ROOT/site" exec qemu-aarch64-static -L "$ROOT/sysroot" "$ROOT/sysroot/usr/bin/python3.11" "\$@"
 EOF
 chmod +x "$ROOT/python"
-"$ROOT/python" -c "import platform, numpy, onnxruntime, ncnn; print(platform.machine(), 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__, 'ncnn', ncnn.__version__)"
+"$ROOT/python" -c "import platform, numpy, onnxruntime, ncnn, pycocotools.coco; print(platform.machine(), 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__, 'ncnn', ncnn.__version__, 'pycocotools')"

@@ -88,3 +88,32 @@ def test_int8_with_full_range_weights_agrees_on_arm(finished_run, board_profile,
     results = json.loads((tmp_path / "int8" / "board.results.json").read_text())
     assert results["platform"]["machine"] == "aarch64"
     assert results["agreement_with_host"] >= QuantizeConfig.model_fields["min_top1_agreement"].default
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory) -> Path:
+    """A tiny detection run (scenes from the embedded images) for the Pi 4: FP32 and INT8 files."""
+    from pipeline.recipe import parse_recipe
+    from pipeline.runner import run_recipe
+    from tests.tasks.detection_data import tiny_scenes
+    from tests.tasks.test_detection_stages import detection_recipe
+
+    scenes = tiny_scenes(tmp_path_factory.mktemp("scenes"))
+    recipe = detection_recipe(scenes, [{"train": {"epochs": 3, "lr": 0.01}}, {"export": {}}, {"quantize": {"calibration_samples": 32, "min_top1_agreement": 0.5}},
+                                       {"validate": {"runs": 20, "warmup": 2}}])
+    recipe["devices"] = ["raspberry-pi-4"]
+    out = tmp_path_factory.mktemp("detection-run") / "tiny-det"
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    return out
+
+
+def test_a_detector_decodes_and_scores_map_on_arm_as_on_the_host(detection_run, board_profile, arm_python, tmp_path):
+    """numpy NMS and pycocotools on the Arm board: the same objects as the host, the same mAP."""
+    profile = board_profile("raspberry-pi-4", profile={"runtimes": ["onnxruntime"]}, python=str(arm_python), emulated=True, timeout_s=900)
+    done = CliRunner().invoke(main, ["board", "run", str(detection_run), "--device", str(profile), "--artifact", "onnx_fp32", "--out", str(tmp_path / "det")])
+    assert done.exit_code in (0, 1), done.output
+    results = json.loads((tmp_path / "det" / "board.results.json").read_text())
+    assert results["platform"]["machine"] == "aarch64"
+    assert results["agreement_with_host"] == 1.0
+    assert results["accuracy"] == pytest.approx(results["expected"]["sample_accuracy"], abs=1e-4)  # mAP, by pycocotools on Arm
+    assert "max_map_drop" in results["budgets"] and "min_accuracy" not in results["budgets"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from devices.on_device import bundle_files, measure, runtimes, verdicts
+from devices.on_device import bundle_files, coco_eval, decisions, detections, measure, runtimes, verdicts
 from devices.on_device import validate_on_device as on_device
 from pipeline.cli import main
 
@@ -57,11 +57,21 @@ def imports(tree: ast.AST) -> set[str]:
     return imported | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
 
 
-@pytest.mark.parametrize("module", [on_device, measure, verdicts, bundle_files], ids=["script", "measure", "verdicts", "bundle_files"])
+SHIPPED = [on_device, measure, verdicts, bundle_files, decisions, detections, coco_eval]
+
+
+@pytest.mark.parametrize("module", SHIPPED, ids=["script", "measure", "verdicts", "bundle_files", "decisions", "detections", "coco_eval"])
 def test_the_script_and_its_library_are_python_3_8_and_import_nothing_of_torch_or_the_project(module):
     tree = ast.parse(Path(module.__file__).read_text(), feature_version=(3, 8))
-    # `devices` only as the package they ship from; on the board the siblings `runtimes` (checked below) and `measure`
-    assert imports(tree) <= set(sys.stdlib_module_names) | {"numpy", "__future__", "devices", "runtimes", "measure", "verdicts", "bundle_files"}
+    # `devices` only as the package they ship from; on the board the siblings `runtimes` (checked below) and the others;
+    # pycocotools only where a detector's mAP is computed, and only when asked (a board without it reports no mAP)
+    siblings = {"runtimes", "measure", "verdicts", "bundle_files", "decisions", "detections", "coco_eval"}
+    allowed = set(sys.stdlib_module_names) | {"numpy", "__future__", "devices"} | siblings | ({"pycocotools"} if module is coco_eval else set())
+    assert imports(tree) <= allowed
+
+
+def test_every_module_the_script_imports_ships_in_the_bundle():
+    assert {Path(m.__file__).stem for m in SHIPPED[1:]} | {"runtimes"} == set(on_device.SHIPPED_BESIDE)
 
 
 def test_the_runtimes_module_imports_torch_only_for_executorch():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from devices.on_device import detections
-from devices.on_device.agreement import output_agreement
+from devices.on_device.decisions import output_agreement
 from pipeline.tasks.coco_map import coco_map, coco_map50
 
 CLASSES = 2

@@ -141,3 +141,25 @@ def test_the_detector_contract_names_the_fix():
         check_detector(NoStride(), sample, 10, "model.factory m:f")
     with pytest.raises(UserError, match=r"forward returns \[2, 10\], but a detector for 10 classes at stride 8 on 16x16 images must return \[2, 4, 15\]"):
         check_detector(WrongShape(), sample, 10, "model.factory m:f")
+
+
+def test_the_board_script_decodes_and_scores_map_as_the_host_did(finished, tmp_path):
+    """The bundle of a detection run, run by the torch-free script: the same decoded objects as the
+    host (agreement 1.0 on the same machine) and the same COCO mAP on the bundled scenes."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from tests.devices.test_on_device import on_board
+
+    out, report = finished
+    bundle = tmp_path / "bundle.zip"
+    made = CliRunner().invoke(main, ["bundle", str(out), "--device", "host", "-o", str(bundle)])
+    assert made.exit_code == 0, made.output
+    done = on_board(tmp_path, str(bundle), "--out", str(tmp_path / "results.json"))
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["agreement_with_host"] == 1.0
+    assert results["accuracy"] == pytest.approx(results["expected"]["sample_accuracy"], abs=1e-5)
+    assert results["samples"] == 24  # the whole test split: its mAP is the test figure validate judged
+    assert results["expected"]["sample_accuracy"] == pytest.approx(report["devices"]["host"]["accuracy"], abs=1e-5)
+    assert set(results["budgets"]) >= {"max_map_drop"} and "min_accuracy" not in results["budgets"]
