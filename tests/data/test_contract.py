@@ -276,3 +276,60 @@ def test_a_streamed_source_is_sampled_split_by_split_and_wrapped_to_check_every_
     assert refused(contract.streamed, Streamed(Items(*good), Items((torch.zeros(1, 4, 4), 3)), None, ["a", "b", "c"], WHERE)) == (
         f"{WHERE}: test item 0's label 3 is outside 0..2 (3 classes)"
     )
+
+
+def box_targets(*rows, most: int = 3) -> torch.Tensor:
+    out = torch.full((most, 5), -1.0)
+    for i, row in enumerate(rows):
+        out[i] = torch.tensor(row, dtype=torch.float32)
+    return out
+
+
+@pytest.mark.parametrize("targets, message", [
+    ("boxes", "train item 4's targets are str; detection targets are a float tensor [M, 5]: class, x1, y1, x2, y2 (class -1 pads)"),
+    (torch.zeros(3, 4), "train item 4's targets are a [3, 4] torch.float32 tensor; detection targets are a float tensor [M, 5]"),
+    (torch.zeros(5), "train item 4's targets are a [5] torch.float32 tensor"),
+    (torch.zeros(3, 5, dtype=torch.int64), "train item 4's targets are a [3, 5] torch.int64 tensor"),
+    (box_targets((0, 1, 1, 4, float("nan"))), "train item 4's targets hold NaN or infinite values"),
+    (box_targets((1.5, 1, 1, 4, 4)), "train item 4 has an object of class 1.5; classes are 0..2 (3), and -1 pads"),
+    (box_targets((3, 1, 1, 4, 4)), "train item 4 has an object of class 3; classes are 0..2 (3)"),
+    (box_targets((-2, 1, 1, 4, 4)), "train item 4 has an object of class -2"),
+    (box_targets((0, 1, 1, 1, 4)), "train item 4 has a box of zero area (x2 <= x1 or y2 <= y1)"),
+    (box_targets((0, 1, 3, 4, 3)), "train item 4 has a box of zero area"),
+    (box_targets((0, 2, 1, 1, 4)), "train item 4 has a box of zero area"),
+    (box_targets((0, -1.01, 1, 4, 4)), "train item 4 has a box reaching outside its 8x6 image; clip boxes to the image"),
+    (box_targets((0, 1, -1.01, 4, 4)), "reaching outside its 8x6 image"),
+    (box_targets((0, 1, 1, 9.01, 4)), "reaching outside its 8x6 image"),
+    (box_targets((0, 1, 1, 4, 7.01)), "reaching outside its 8x6 image"),
+])
+def test_every_detection_target_is_checked_as_it_streams(targets, message):
+    from pipeline.data import contract
+
+    assert message in refused(contract.boxes_item, (torch.zeros(1, 6, 8), targets), "train", 4, 3, WHERE)
+
+
+def test_detection_targets_may_touch_the_edges_within_a_pixel_and_padding_is_not_an_object():
+    from pipeline.data import contract
+
+    edge = box_targets((2, -1.0, -1.0, 9.0, 7.0), (0, 1, 1, 2, 2))  # the image is 8 wide, 6 high: one pixel of tolerance
+    x, y = contract.boxes_item((torch.zeros(1, 6, 8), edge), "train", 4, 3, WHERE)
+    assert y is edge and x.shape == (1, 6, 8)
+    padding_anywhere = torch.tensor([[-1.0, 50, 50, 0, 0], [0, 1, 1, 2, 2]])
+    assert contract.boxes_item((torch.zeros(1, 6, 8), padding_anywhere), "train", 0, 1, WHERE)[1] is padding_anywhere
+    assert refused(contract.boxes_item, (torch.zeros(1, 6, 8),), "val", 2, 3, WHERE) == (
+        f"{WHERE}: val item 2 is a tuple; each item must be (image tensor [C,H,W], targets [M, 5])")
+    assert refused(contract.boxes_item, (torch.zeros(6, 8), edge), "val", 2, 3, WHERE).startswith(f"{WHERE}: val item 2's image is a 2-D")
+    assert refused(contract.boxes_item, (torch.zeros(1, 5, 8), edge), "val", 2, 3, WHERE, (1, 6, 8)).startswith(f"{WHERE}: val item 2 is [1, 5, 8] but")
+
+
+def test_a_streamed_detection_source_checks_boxes_not_class_labels():
+    from pipeline.data import contract
+    from pipeline.data.registry import Streamed
+
+    items = [(torch.zeros(1, 6, 8), box_targets((i % 3, 1, 1, 4, 4))) for i in range(contract.SAMPLED)]
+    checked = contract.streamed(Streamed(Items(*items), Items(*items), None, ["a", "b", "c"], WHERE, targets="boxes"))
+    assert checked.train.check is contract.boxes_item and checked.test[0][1].shape == (3, 5)
+    bad_late = contract.Checked(Items(*items, (torch.zeros(1, 6, 8), box_targets((5, 1, 1, 4, 4)))), "train", 3, WHERE, (1, 6, 8), contract.boxes_item)
+    assert "train item 8 has an object of class 5" in refused(bad_late.__getitem__, contract.SAMPLED)
+    class_labels = Streamed(Items(*[(torch.zeros(1, 6, 8), 0)] * 2), Items(*items), None, ["a", "b", "c"], WHERE, targets="boxes")
+    assert "train item 0's targets are int; detection targets are a float tensor" in refused(contract.streamed, class_labels)

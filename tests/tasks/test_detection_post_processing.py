@@ -94,3 +94,66 @@ def test_agreement_compares_decoded_objects():
 def test_agreement_of_classifier_logits_is_the_predicted_class():
     a = np.array([[2.0, 1.0], [0.0, 1.0]])
     assert output_agreement(a, np.array([[3.0, 0.0], [1.0, 0.0]])) == 0.5
+
+
+def test_decisions_are_classes_or_padded_detections_and_score_as_the_metric_does():
+    from devices.on_device import decisions
+
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 3.0]])
+    assert decisions.decisions(logits).tolist() == [0, 2] and decisions.decisions(logits).dtype == np.int64
+    assert decisions.score(decisions.decisions(logits), np.array([0, 1])) == 0.5
+    assert decisions.score(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)) == 0.0
+    truth = targets([[[0, 10, 10, 30, 30]], [[1, 20, 20, 40, 40]]])
+    raw = raw_outputs(2, [(0, 0, [10, 10, 30, 30], 0.9), (1, 1, [20, 20, 40, 20 + 20 / 0.58], 0.9)])
+    decided = decisions.decisions(raw)
+    assert decided.shape == (2, detections.MAX_DETECTIONS, 6)
+    assert decided[0, 0].tolist() == pytest.approx([10, 10, 30, 30, 0.9, 0], abs=1e-4) and (decided[0, 1:, 5] == -1).all()
+    assert decisions.score(decided, truth) == pytest.approx(coco_map(raw, truth))
+
+
+def test_decisions_agree_as_the_raw_outputs_do():
+    from devices.on_device import decisions
+
+    a = raw_outputs(2, [(0, 0, [10, 10, 30, 30], 0.9), (1, 1, [40, 40, 60, 60], 0.8)])
+    moved = raw_outputs(2, [(0, 0, [10, 10, 30, 30], 0.9), (1, 1, [52, 52, 72, 72], 0.8)])
+    assert decisions.agreement(decisions.decisions(a), decisions.decisions(moved)) == output_agreement(a, moved) == pytest.approx(0.5)
+    assert decisions.agreement(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
+    assert decisions.agreement(np.zeros(0), np.zeros(0)) == 1.0
+    assert output_agreement(np.zeros((2, 3, 4, 5)), np.ones((2, 3, 4, 5))) == 1.0  # no decision in it: parity rests on the difference
+    assert output_agreement(np.zeros(4), np.ones(4)) == 1.0
+
+
+def test_a_board_without_pycocotools_reports_no_map_rather_than_its_own(monkeypatch):
+    import builtins
+
+    from devices.on_device import decisions
+
+    real_import = builtins.__import__
+
+    def no_pycocotools(name, *args, **kwargs):
+        if name.startswith("pycocotools"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pycocotools)
+    decided = decisions.decisions(raw_outputs(1, [(0, 0, [10, 10, 30, 30], 0.9)]))
+    assert decisions.score(decided, targets([[[0, 10, 10, 30, 30]]])) is None
+    assert decisions.score(np.array([1]), np.array([1])) == 1.0
+
+
+def test_a_detectors_timing_includes_its_post_processing_and_a_classifiers_does_not():
+    from devices.on_device import measure
+
+    calls = []
+
+    def detector(x):
+        return [raw_outputs(1, [(0, 0, [10, 10, 30, 30], 0.9)])]
+
+    def classifier(x):
+        calls.append(x)
+        return [np.zeros((1, 3))]
+
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    assert measure.with_post_processing(classifier, x) is classifier
+    timed = measure.with_post_processing(detector, x)
+    assert timed is not detector and timed(x).classes.tolist() == [0]

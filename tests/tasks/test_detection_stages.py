@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from pipeline.core.errors import DataError, RecipeError, UserError
+from pipeline.core.errors import DataError, UserError
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe
 from pipeline.tasks.detection import check_detector
@@ -94,20 +94,6 @@ def test_validate_reads_map_of_each_file(finished):
     assert 0 <= host["accuracy"] <= 1
     assert "max_map_drop" in host["budgets"] and "min_accuracy" not in host["budgets"]  # a detector's budgets, not a classifier's
     assert host["budgets"]["max_map_drop"]["value"] == pytest.approx(host["accuracy_drop_points"], abs=1e-4)
-
-
-@pytest.mark.parametrize(
-    "stages, expected",
-    [
-        ([{"train": {"epochs": 1}}, {"self_distill": {}}], "stages.1.self_distill: does not take task detection yet"),
-        ([{"train": {"epochs": 1, "augment": {"mixup": 0.2}}}], "stages.0.train.augment.mixup: task detection cannot keep its labels true under mixup"),
-        ([{"prune": {"target": {"keep_macs": 0.5}, "finetune": {"augment": {"erasing": 0.5}}}}], "stages.0.prune.finetune.augment.erasing"),
-    ],
-)
-def test_what_detection_does_not_take_is_refused_by_recipe_check(tmp_path, stages, expected):
-    with pytest.raises(RecipeError) as error:
-        parse_recipe(detection_recipe(tmp_path, stages))
-    assert expected in str(error.value)
 
 
 def test_a_classification_source_under_a_detection_task_is_named(tmp_path):
