@@ -3,7 +3,8 @@
 The teacher is the model as it entered an earlier stage (`teacher: before:prune` recovers what
 pruning took, with the unpruned model as teacher), or another model from a checkpoint
 (`teacher: {name: resnet20, checkpoint: runs/teacher/01-train/model.pt}`), which may be wider or a
-different architecture: it only has to predict the same classes.
+different architecture: it only has to predict the same classes. A detector learns from the
+teacher's dense outputs (`pipeline/tasks/detection_distillation.py`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def teacher_stage_exists(cfg: DistillConfig, earlier: Earlier) -> list[str]:
     return []
 
 
-@stage("distill", DistillConfig, changes_model=True, trains=True, check=teacher_stage_exists)
+@stage("distill", DistillConfig, changes_model=True, trains=True, check=teacher_stage_exists, tasks=("classification", "detection"))
 def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Train the model as a student of a teacher (KL at temperature T + cross-entropy, optional feature matching)."""
     if isinstance(cfg.teacher, str):
@@ -57,10 +58,12 @@ def run(cfg: DistillConfig, state: ModelState, ctx: StageContext) -> ModelState:
         if not Path(cfg.teacher.checkpoint).is_file():
             raise StageError(f"distill.teacher.checkpoint: {cfg.teacher.checkpoint} does not exist (a path relative to where compress runs)")
         teacher, source = build_model(cfg.teacher, ctx.data.input_shape[0], ctx.data.num_classes), cfg.teacher.checkpoint
+    if cfg.dual_head_weight > 0 and ctx.task.name != "classification":
+        raise StageError(f"distill.dual_head_weight: Dual-Head KD's auxiliary head scores classes, which a {ctx.task.name} model does not return; set it to 0")
     teacher_metrics = ctx.figures(teacher)
     ctx.log.info(f"distill: teacher {source}: test acc {teacher_metrics['accuracy']:.4f}, {teacher_metrics['params']:,} params")
     with headed(state) as view:
-        kd = Distillation(cfg, teacher, view, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing)
+        kd = Distillation(cfg, teacher, view, ctx.data.input_shape, ctx.device, cfg.train.label_smoothing, ctx.task.distillation(view))
         trained = train(view, cfg.train, ctx, kd.objective, desc="distill")
     ctx.record_training(state, trained, "distill", teacher={"source": source, **teacher_metrics})
     return state

@@ -65,10 +65,9 @@ class PruneConfig(BaseModel):
 def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Prune channels with torch-pruning in rounds with recovery (fine-tuning or distillation); records each round."""
     data, shape = ctx.data, ctx.data.input_shape
-    if ctx.task.name != "classification" and (cfg.importance == "taylor" or cfg.recovery == "distill"):
-        chosen = "importance: taylor" if cfg.importance == "taylor" else "recovery: distill"
-        raise StageError(f"prune: {chosen} reads class logits, which a {ctx.task.name} model does not return; "
-                         "use importance magnitude, bn_scale or lamp and recovery: finetune")
+    if ctx.task.name != "classification" and cfg.importance == "taylor":
+        raise StageError(f"prune: importance: taylor reads class logits, which a {ctx.task.name} model does not return; "
+                         "use importance magnitude, bn_scale or lamp")
     start = size_figures(state.model, shape)
     if not state.reference:
         state.reference = {
@@ -113,7 +112,8 @@ def recover(cfg: PruneConfig, state: ModelState, teacher: nn.Module | None, ctx:
         if teacher is None:
             objective = ctx.task.objective(view, cfg.finetune)
         else:
-            objective = Distillation(cfg.distill, teacher, view, ctx.data.input_shape, ctx.device, cfg.finetune.label_smoothing).objective
+            objective = Distillation(cfg.distill, teacher, view, ctx.data.input_shape, ctx.device, cfg.finetune.label_smoothing,
+                                     ctx.task.distillation(view)).objective
         # a one-epoch recovery is summed up by its round's line; a longer one logs each epoch, or a
         # 20-minute recovery would leave the log silent
         train(view, cfg.finetune, ctx, objective, desc=desc, epoch_log=cfg.finetune.epochs > 1)

@@ -36,6 +36,7 @@ class Task:
     augment: BatchAugment
     prediction_outputs: Callable[[int], int]  # channels of the prediction layer for K classes (what pruning spares)
     refused_augment: Callable[[Augment], list[str]] = lambda _cfg: []  # augment options this task cannot honour
+    distillation: Callable[[nn.Module], Callable | None] = lambda _model: None  # a distillation's output terms (None: the classifier's KL at T)
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -16,6 +16,7 @@ from pipeline.core.errors import UserError, what_failed
 from pipeline.tasks import coco_map  # noqa: F401  (registers coco_map, coco_map50)
 from pipeline.tasks.base import TASKS, Task
 from pipeline.tasks.box_augment import augment_boxes, refused
+from pipeline.tasks.detection_distillation import detection_distillation_terms
 from pipeline.tasks.detection_loss import detection_loss
 
 
@@ -77,4 +78,5 @@ DETECTION = TASKS.register("detection")(Task(
     augment=_augment,
     prediction_outputs=lambda classes: 5 + classes,
     refused_augment=refused,
+    distillation=lambda model: detection_distillation_terms(grid_stride(model)),
 ))

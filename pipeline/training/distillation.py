@@ -15,7 +15,7 @@ The extra head is an adapter: training only, never exported.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +106,9 @@ def check_compatible(student: nn.Module, teacher: nn.Module, input_shape: tuple[
     return s.shape[1]
 
 
+OutputTerms = Callable[[Batch, torch.Tensor, float, float], dict]  # (batch, teacher outputs, alpha, temperature) -> loss terms
+
+
 class Distillation:
     """A teacher wired to a student view (the backbone with its heads, if any): `objective` trains the view.
 
@@ -113,9 +116,13 @@ class Distillation:
     adapters, so both leave with the view when its owner closes it.
     """
 
-    def __init__(self, cfg: KDConfig, teacher_model: nn.Module, view: HeadedModel, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float):
+    def __init__(self, cfg: KDConfig, teacher_model: nn.Module, view: HeadedModel, input_shape: tuple[int, ...], device: torch.device, label_smoothing: float,
+                 output_terms: OutputTerms | None = None):
+        """`output_terms(batch, teacher_outputs, alpha, temperature)`: the labels' and the teacher's
+        terms on the model's outputs, for a task whose outputs are not class logits (a detector's,
+        `pipeline/tasks/detection_distillation.py`); default: cross-entropy and KL at T."""
         classes = check_compatible(view.backbone, teacher_model, input_shape, device)
-        self.cfg, self.label_smoothing, self.view = cfg, label_smoothing, view
+        self.cfg, self.label_smoothing, self.view, self.output_terms = cfg, label_smoothing, view, output_terms
         teacher_layer = student_layer = None
         if cfg.feature_weight > 0:
             student_layer, s_shape = pick_layer(view.backbone, input_shape, cfg.student_layer, "student")
@@ -132,10 +139,13 @@ class Distillation:
     def objective(self, batch: Batch) -> dict[str, torch.Tensor]:
         teacher_logits = self.teacher(batch.x)
         a = self.cfg.alpha
-        terms = {
-            "ce": (1 - a) * batch.ce(batch.logits, self.label_smoothing),
-            "kd": a * kl_divergence(batch.logits, teacher_logits, self.cfg.temperature),
-        }
+        if self.output_terms is not None:
+            terms = self.output_terms(batch, teacher_logits, a, self.cfg.temperature)
+        else:
+            terms = {
+                "ce": (1 - a) * batch.ce(batch.logits, self.label_smoothing),
+                "kd": a * kl_divergence(batch.logits, teacher_logits, self.cfg.temperature),
+            }
         if self.student_layer is not None:
             terms["feature"] = self.cfg.feature_weight * feature_mse(
                 self.view.adapters["kd"](self.view.taps[self.student_layer]), self.teacher.features

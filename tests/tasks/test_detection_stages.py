@@ -103,10 +103,14 @@ def test_a_classification_source_under_a_detection_task_is_named(tmp_path):
         run_recipe(parse_recipe(recipe), tmp_path / "run", quiet=True)
 
 
-def test_prune_refuses_what_reads_class_logits(scenes, tmp_path):
-    recipe = detection_recipe(scenes, [{"train": {"epochs": 1}}, {"prune": {"target": {"keep_macs": 0.5}, "importance": "taylor"}}])
-    with pytest.raises(Exception, match="importance: taylor reads class logits"):
-        run_recipe(parse_recipe(recipe), tmp_path / "run", quiet=True)
+@pytest.mark.parametrize("stages, expected", [
+    ([{"train": {"epochs": 1}}, {"prune": {"target": {"keep_macs": 0.5}, "importance": "taylor"}}], "importance: taylor reads class logits"),
+    ([{"train": {"epochs": 1}}, {"distill": {"teacher": "before:train", "dual_head_weight": 1.0}}], "Dual-Head KD's auxiliary head scores classes"),
+    ([{"train": {"epochs": 1}}, {"export": {}}, {"quantize": {"method": "qat"}}], "quantize.method qat trains with class labels"),
+])
+def test_what_reads_class_logits_is_refused_for_a_detector(scenes, tmp_path, stages, expected):
+    with pytest.raises(Exception, match=expected):
+        run_recipe(parse_recipe(detection_recipe(scenes, stages)), tmp_path / "run", quiet=True)
 
 
 class NoStride(torch.nn.Module):
@@ -149,3 +153,34 @@ def test_the_board_script_decodes_and_scores_map_as_the_host_did(finished, tmp_p
     assert results["samples"] == 24  # the whole test split: its mAP is the test figure validate judged
     assert results["expected"]["sample_accuracy"] == pytest.approx(report["devices"]["host"]["accuracy"], abs=1e-5)
     assert set(results["budgets"]) >= {"max_map_drop"} and "min_accuracy" not in results["budgets"]
+
+
+def test_a_detector_distils_from_its_unpruned_self(scenes, tmp_path):
+    """Pruning's recovery and the distill stage teach a detector from a teacher's dense outputs."""
+    recipe = detection_recipe(scenes, [
+        {"train": {"epochs": 2, "lr": 0.01}},
+        {"prune": {"target": {"keep_macs": 0.6}, "steps": 1, "recovery": "distill", "finetune": {"epochs": 1, "lr": 0.005}}},
+        {"distill": {"teacher": "before:prune", "train": {"epochs": 1, "lr": 0.002}, "feature_weight": 0.1}},
+    ])
+    out = tmp_path / "run"
+    run_recipe(parse_recipe(recipe), out, quiet=True)
+    distilled = stage_metrics(out, "distill")
+    terms = distilled["history"][0]["terms"]
+    assert {"cls", "box", "ctr", "kd_cls", "kd_box", "kd_ctr", "feature"} <= set(terms)
+    assert all(np.isfinite(v) and v >= 0 for v in terms.values())
+    assert distilled["teacher"]["params"] > distilled["params"]  # the unpruned model taught the pruned one
+
+
+def test_the_teachers_terms_vanish_where_the_student_already_agrees():
+    from types import SimpleNamespace
+
+    from pipeline.tasks.detection_distillation import detection_distillation_terms
+
+    torch.manual_seed(0)
+    outputs = torch.cat([torch.tensor([8.0, 8, 24, 24]).expand(2, 64, 4), torch.randn(2, 64, 11)], dim=2)
+    batch = SimpleNamespace(logits=outputs, y=torch.full((2, 1, 5), -1.0), x=torch.zeros(2, 1, 64, 64))
+    same = detection_distillation_terms(8)(batch, outputs.clone(), 1.0, 2.0)
+    assert same["kd_cls"].item() == pytest.approx(0.0, abs=1e-7) and same["kd_box"].item() == pytest.approx(0.0, abs=1e-6)
+    other = detection_distillation_terms(8)(batch, outputs + torch.cat([torch.full((2, 64, 4), 5.0), torch.randn(2, 64, 11)], dim=2), 1.0, 2.0)
+    assert other["kd_cls"] > 0 and other["kd_box"] > 0
+    assert all(v.item() == 0.0 for k, v in detection_distillation_terms(8)(batch, outputs, 0.0, 2.0).items() if k.startswith("kd"))
