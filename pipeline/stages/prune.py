@@ -86,7 +86,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             round_to=cfg.round_to, num_classes=ctx.task.prediction_outputs(data.num_classes), mixing=mixing,
         )
         if mixing.barriers:
-            ctx.log.info(f"prune: {mixing.barriers} channel-mixing reshape(s) (channel shuffles): the channels passing through them stay unpruned")
+            ctx.log.info(f"prune: {mixing.barriers} reshape(s) moving values across channels (a channel shuffle; a detector's output layout): the channels passing through them stay unpruned")
         outcome = kind.run(cfg.target, Pruning(
             pruner=pruner, traced=traced, input_shape=shape, steps=cfg.steps, schedule=cfg.schedule, max_layer_ratio=cfg.max_layer_ratio,
             step=lambda until=None: prune_once(pruner, traced, cfg.importance, data, ctx.device, until, whole_groups=cfg.round_to is not None),
