@@ -32,9 +32,9 @@ def test_what_detection_does_not_take_is_named(stages, expected):
 
 
 def test_every_problem_is_listed_at_once():
-    message = problems([{"train": {"epochs": 1, "augment": {"mixup": 0.2, "erasing": 0.3}}}, {"distill": {"teacher": "before:train"}}])
+    message = problems([{"train": {"epochs": 1, "augment": {"mixup": 0.2, "erasing": 0.3}}}, {"nested": {}}])
     assert "stages.0.train.augment.erasing" in message and "stages.0.train.augment.mixup" in message
-    assert "stages.1.distill: does not take task detection yet" in message
+    assert "stages.1.nested: does not take task detection yet" in message
 
 
 def test_what_detection_takes_passes_and_a_classifier_may_mix():
