@@ -81,35 +81,12 @@ def _op(node) -> str:
     return getattr(node.target, "_opname", None) or getattr(node.target, "__name__", str(node.target))
 
 
-COMPUTE = {"conv1d", "conv2d", "convolution", "linear", "addmm", "mm"}  # aten ops: the layers INT8 is for
-
-
-def feeding_compute(graph) -> set:
-    """The graph's nodes that are a conv or linear, or feed one. What comes after the last such layer
-    (a detector's box decoding, sharing one output with the logits) is left FP32: one INT8 scale
-    over pixel coordinates and logits would cost the logits their precision. A classifier has no
-    such node, so its INT8 program is unchanged. The same rule as onnxruntime's route
-    (`pipeline/quantization/ort_backend.beyond_compute`). The filter reads the graph it is asked
-    about: prepare_pt2e folds BatchNorm into new nodes first."""
-    nodes = list(graph.nodes)
-    todo = [n for n in nodes if n.op == "call_function" and _op(n) in COMPUTE]
-    feeding: set = set()
-    while todo:
-        node = todo.pop()
-        if node in feeding:
-            continue
-        feeding.add(node)
-        todo += [arg for arg in node.all_input_nodes]
-    return feeding
-
-
 def quantize_pt2e(graph_module: nn.Module, calibration: torch.Tensor, batch: int = 64) -> nn.Module:
     """PT2E static INT8 with ExecuTorch's XNNPACK quantizer, calibrated on `calibration`."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    quantizer.set_filter_function(lambda node: node in feeding_compute(node.graph))  # the graph as prepare_pt2e holds it (BN folded: new nodes)
     prepared = prepare_pt2e(graph_module, quantizer)
     with torch.no_grad():
         for i in range(0, len(calibration), batch):
