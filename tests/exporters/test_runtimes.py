@@ -158,4 +158,3 @@ def test_openvino_leaves_the_process_able_to_take_signals(tmp_path):
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0 and done.stdout.strip().endswith("alive"), (done.returncode, done.stderr[-2000:])
-
