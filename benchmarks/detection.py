@@ -217,6 +217,10 @@ def main() -> None:
     base = timed["plain fp32"]["p50"]
     for name, t in timed.items():
         print(f"| {name} | {t['p50']:.3f} ({t['p50'] / base:.2f}x) | {t['p90']:.3f} | {post[name][0]:.3f} / {post[name][1]:.3f} |")
+    files_seen = {n: e for d in report["devices"].values() for n, e in d["choice"]["candidates"].items()}
+    print("\n| file (every runtime) | validation mAP | test mAP |\n|---|---|---|")
+    for name, e in sorted(files_seen.items()):
+        print(f"| {name} | {e['val_accuracy']:.4f} | {e['accuracy']:.4f} |")
     print("\ndevices:", json.dumps({d: {k: v[k] for k in ("artifact", "accuracy", "passed", "latency_kind")} | {"p90": v["latency_ms"]["p90"]}
                                     for d, v in report["devices"].items()}, indent=1))
     if math.isfinite(pipeline_seconds):
