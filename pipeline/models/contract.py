@@ -14,19 +14,27 @@ from torch import nn
 from pipeline.core.errors import UserError, what_failed
 
 
-def check_model(model: nn.Module, sample: torch.Tensor, num_classes: int, what: str) -> None:
-    """Run `model` once on `sample` (a few real images) in eval mode; refuse what the pipeline cannot use."""
+def forward_once(model: nn.Module, sample: torch.Tensor, what: str):
+    """`model`'s output on `sample` (a few real images) in eval mode, its mode restored after; a
+    failure is one paragraph naming the model, the input shape and, where it is the cause, the
+    channel count its first conv takes. Every task's model check starts here."""
     shape = list(sample.shape)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            output = model(sample)
+            return model(sample)
     except Exception as e:  # noqa: BLE001  user code may raise anything
         raise UserError(f"{what}: forward failed on a batch of the data's images, shape {shape}: {what_failed(e)}"
                         f"{_channel_hint(model, shape[1])} (--debug shows where)") from e
     finally:
         model.train(was_training)
+
+
+def check_model(model: nn.Module, sample: torch.Tensor, num_classes: int, what: str) -> None:
+    """Run `model` once on `sample` (a few real images) in eval mode; refuse what the pipeline cannot use."""
+    shape = list(sample.shape)
+    output = forward_once(model, sample, what)
     if isinstance(output, (tuple, list, dict)):
         kind = f"a dict with keys {list(output)}" if isinstance(output, dict) else f"a {type(output).__name__} of {len(output)}"
         raise UserError(

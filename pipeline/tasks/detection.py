@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.core.errors import UserError, what_failed
+from pipeline.core.errors import UserError
+from pipeline.models.contract import forward_once
 from pipeline.tasks import coco_map  # noqa: F401  (registers coco_map, coco_map50)
 from pipeline.tasks.base import TASKS, Task
 from pipeline.tasks.box_augment import augment_boxes, refused
@@ -37,15 +38,7 @@ def check_detector(model: nn.Module, sample: torch.Tensor, num_classes: int, wha
         raise UserError(f"{what}: a detector must say its output grid with an integer attribute `stride` (e.g. `self.stride = 8`); "
                         "its output has one row per location of that grid")
     n, _, h, w = sample.shape
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            output = model(sample)
-    except Exception as e:  # noqa: BLE001  user code may raise anything
-        raise UserError(f"{what}: forward failed on a batch of the data's images, shape {list(sample.shape)}: {what_failed(e)} (--debug shows where)") from e
-    finally:
-        model.train(was_training)
+    output = forward_once(model, sample, what)
     expected = [n, (h // stride) * (w // stride), 5 + num_classes]
     if not isinstance(output, torch.Tensor) or list(output.shape) != expected:
         got = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
