@@ -20,7 +20,7 @@ def test_top1_and_top5():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("top3", "unknown metric 'top3'; known: top1, top5"),
+        ("top3", "unknown metric 'top3'; known: coco_map, coco_map50, top1, top5"),
         ("tests.core.user_metrics:missing", "metric: cannot load tests.core.user_metrics:missing"),
     ],
 )
