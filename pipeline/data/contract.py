@@ -125,11 +125,7 @@ def item(value, name: str, index: int, classes: int, where: str, shape: tuple[in
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
         raise DataError(f"{where}: {name} item {index} is a {type(value).__name__}; each item must be (image tensor [C,H,W], int label)")
     x, y = value
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
-        got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise DataError(f"{where}: {name} item {index}'s image is {got}; images must be float tensors [C,H,W]")
-    if not math.isfinite(float(x.sum(dtype=torch.float64))):  # one reduction: a third of isfinite().all()'s cost per item
-        raise DataError(f"{where}: {name} item {index} has NaN or infinite pixel values")
+    item_image(x, name, index, where)
     label = y
     if (isinstance(y, torch.Tensor) and y.numel() == 1) or (isinstance(y, np.ndarray) and y.size == 1):
         label = y.item()
@@ -137,9 +133,22 @@ def item(value, name: str, index: int, classes: int, where: str, shape: tuple[in
         raise DataError(f"{where}: {name} item {index}'s label is {label!r}; labels are int class indices 0..{classes - 1}")
     if not 0 <= int(label) < classes:
         raise DataError(f"{where}: {name} item {index}'s label {int(label)} is outside 0..{classes - 1} ({classes} classes)")
+    item_shape(x, name, index, where, shape)
+    return x, int(label)
+
+
+def item_image(x, name: str, index: int, where: str) -> None:
+    """An item's image: a float tensor [C,H,W], finite."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+        got = f"a {x.dim()}-D {x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise DataError(f"{where}: {name} item {index}'s image is {got}; images must be float tensors [C,H,W]")
+    if not math.isfinite(float(x.sum(dtype=torch.float64))):  # one reduction: a third of isfinite().all()'s cost per item
+        raise DataError(f"{where}: {name} item {index} has NaN or infinite pixel values")
+
+
+def item_shape(x: torch.Tensor, name: str, index: int, where: str, shape: tuple[int, ...] | None) -> None:
     if shape is not None and tuple(x.shape) != tuple(shape):
         raise DataError(f"{where}: {name} item {index} is {list(x.shape)} but the training images are {list(shape)} (C,H,W); every image must have one size")
-    return x, int(label)
 
 
 BOX_EDGE_TOLERANCE = 1.0  # pixels a box may reach past the image (letterbox rounding)
@@ -151,24 +160,24 @@ def boxes_item(value, name: str, index: int, classes: int, where: str, shape: tu
     y1 < y2), or padding (class -1)."""
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
         raise DataError(f"{where}: {name} item {index} is a {type(value).__name__}; each item must be (image tensor [C,H,W], targets [M, 5])")
-    x, _ = item((value[0], 0), name, index, 1, where, shape)
-    y = value[1]
+    x, y = value
+    item_image(x, name, index, where)
+    item_shape(x, name, index, where, shape)
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != 5 or not y.is_floating_point():
         got = f"a {list(y.shape)} {y.dtype} tensor" if isinstance(y, torch.Tensor) else type(y).__name__
         raise DataError(f"{where}: {name} item {index}'s targets are {got}; detection targets are a float tensor [M, 5]: class, x1, y1, x2, y2 (class -1 pads)")
     if not torch.isfinite(y).all():
         raise DataError(f"{where}: {name} item {index}'s targets hold NaN or infinite values")
     cls = y[:, 0]
-    real = cls >= 0
-    if ((cls != cls.round()) | (cls < -1) | (cls >= classes)).any():
-        bad = cls[(cls != cls.round()) | (cls < -1) | (cls >= classes)][0].item()
-        raise DataError(f"{where}: {name} item {index} has an object of class {bad:g}; classes are 0..{classes - 1} ({classes}), and -1 pads")
-    boxes = y[real, 1:]
-    height, width = x.shape[1:]
-    if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
+    wrong = (cls != cls.round()) | (cls < -1) | (cls >= classes)
+    if wrong.any():
+        raise DataError(f"{where}: {name} item {index} has an object of class {cls[wrong][0].item():g}; classes are 0..{classes - 1} ({classes}), and -1 pads")
+    left, top, right, bottom = y[cls >= 0, 1:].unbind(1)
+    if ((right <= left) | (bottom <= top)).any():
         raise DataError(f"{where}: {name} item {index} has a box of zero area (x2 <= x1 or y2 <= y1); drop it or give its real size")
+    height, width = x.shape[1:]
     edge = BOX_EDGE_TOLERANCE
-    if ((boxes[:, :2] < -edge).any() or (boxes[:, 2] > width + edge).any() or (boxes[:, 3] > height + edge).any()):
+    if ((left < -edge) | (top < -edge) | (right > width + edge) | (bottom > height + edge)).any():
         raise DataError(f"{where}: {name} item {index} has a box reaching outside its {width}x{height} image; clip boxes to the image")
     return x, y
 

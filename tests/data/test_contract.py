@@ -297,6 +297,9 @@ def box_targets(*rows, most: int = 3) -> torch.Tensor:
     (box_targets((0, 1, 1, 1, 4)), "train item 4 has a box of zero area (x2 <= x1 or y2 <= y1)"),
     (box_targets((0, 1, 3, 4, 3)), "train item 4 has a box of zero area"),
     (box_targets((0, 2, 1, 1, 4)), "train item 4 has a box of zero area"),
+    (box_targets((0, 5, 1, 4, 6)), "train item 4 has a box of zero area"),  # x2 < x1 while x2 > y1
+    (box_targets((0, 1, 5, 6, 4)), "train item 4 has a box of zero area"),  # y2 < y1 while y2 > x1
+    (box_targets((-1, 0, 0, 0, 0), (0, 1, 1, 2, 2), (3, 1, 1, 4, 4)), "train item 4 has an object of class 3"),  # the first wrong row is named
     (box_targets((0, -1.01, 1, 4, 4)), "train item 4 has a box reaching outside its 8x6 image; clip boxes to the image"),
     (box_targets((0, 1, -1.01, 4, 4)), "reaching outside its 8x6 image"),
     (box_targets((0, 1, 1, 9.01, 4)), "reaching outside its 8x6 image"),
@@ -327,8 +330,8 @@ def test_a_streamed_detection_source_checks_boxes_not_class_labels():
     from pipeline.data.registry import Streamed
 
     items = [(torch.zeros(1, 6, 8), box_targets((i % 3, 1, 1, 4, 4))) for i in range(contract.SAMPLED)]
-    checked = contract.streamed(Streamed(Items(*items), Items(*items), None, ["a", "b", "c"], WHERE, targets="boxes"))
-    assert checked.train.check is contract.boxes_item and checked.test[0][1].shape == (3, 5)
+    checked = contract.streamed(Streamed(Items(*items), Items(*items), Items(*items[:2]), ["a", "b", "c"], WHERE, targets="boxes"))
+    assert checked.train.check is contract.boxes_item and checked.test[0][1].shape == (3, 5) and checked.val.check is contract.boxes_item
     bad_late = contract.Checked(Items(*items, (torch.zeros(1, 6, 8), box_targets((5, 1, 1, 4, 4)))), "train", 3, WHERE, (1, 6, 8), contract.boxes_item)
     assert "train item 8 has an object of class 5" in refused(bad_late.__getitem__, contract.SAMPLED)
     class_labels = Streamed(Items(*[(torch.zeros(1, 6, 8), 0)] * 2), Items(*items), None, ["a", "b", "c"], WHERE, targets="boxes")

@@ -147,7 +147,7 @@ def test_a_detectors_timing_includes_its_post_processing_and_a_classifiers_does_
     calls = []
 
     def detector(x):
-        return [raw_outputs(1, [(0, 0, [10, 10, 30, 30], 0.9)])]
+        return [raw_outputs(1, [(0, 0, [10, 10, 30, 30], 0.9), (0, 1, [40, 40, 60, 60], 0.2)])]  # 0.2: under what an app draws
 
     def classifier(x):
         calls.append(x)

@@ -31,6 +31,11 @@ def test_what_detection_does_not_take_is_named(stages, expected):
     assert expected in problems(stages)
 
 
+def test_a_refused_stage_does_not_hide_the_problems_after_it():
+    message = problems([{"self_distill": {}}, {"train": {"epochs": 1, "augment": {"mixup": 0.2}}}])
+    assert "stages.0.self_distill: does not take task detection yet" in message and "stages.1.train.augment.mixup" in message
+
+
 def test_every_problem_is_listed_at_once():
     message = problems([{"train": {"epochs": 1, "augment": {"mixup": 0.2, "erasing": 0.3}}}, {"nested": {}}])
     assert "stages.0.train.augment.erasing" in message and "stages.0.train.augment.mixup" in message
