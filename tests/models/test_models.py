@@ -58,7 +58,7 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 
 
 def test_zoo_registry_names():
-    assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2", "shufflenetv2"}
+    assert set(ZOO.names()) == {"tiny_cnn", "ds_cnn", "resnet8", "resnet20", "mobilenetv2", "shufflenetv2", "tiny_det"}
 
 
 def test_ds_cnn_width_scales_every_block_keeping_at_least_four_channels():
