@@ -184,3 +184,22 @@ def test_the_teachers_terms_vanish_where_the_student_already_agrees():
     other = detection_distillation_terms(8)(batch, outputs + torch.cat([torch.full((2, 64, 4), 5.0), torch.randn(2, 64, 11)], dim=2), 1.0, 2.0)
     assert other["kd_cls"] > 0 and other["kd_box"] > 0
     assert all(v.item() == 0.0 for k, v in detection_distillation_terms(8)(batch, outputs, 0.0, 2.0).items() if k.startswith("kd"))
+
+
+def test_accuracy_aware_int8_judges_map_on_validation(finished, tmp_path):
+    """The accuracy-aware route reads the recipe's metric: for a detector, mAP of each candidate INT8
+    file on the validation scenes, within the budget in mAP points."""
+    import shutil
+
+    out, _ = finished
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)  # train, prune and export are reused: quantize and validate run again
+    recipe = detection_recipe(copy.parent)
+    recipe["data"]["path"] = json.loads((out / "recipe.json").read_text())["data"]["path"]
+    recipe["stages"][3] = {"quantize": {"method": "accuracy_aware", "calibration_samples": 32, "min_top1_agreement": 0.5, "max_accuracy_drop": 1.0}}
+    run_recipe(parse_recipe(recipe), copy, quiet=True)
+    search = stage_metrics(copy, "quantize")["accuracy_aware"]
+    fp32_val = stage_metrics(copy, "export")["val_accuracy"]
+    assert search["fp32_val_accuracy"] == pytest.approx(fp32_val, abs=1e-4)  # the FP32 file's mAP, on validation
+    assert search["trials"] and all(0 <= t["val_accuracy"] <= 1 for t in search["trials"])
+    assert search["budget_met"] == (search["chosen"]["drop_points"] <= 1.0)
