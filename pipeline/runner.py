@@ -117,7 +117,8 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
         record.status, record.seconds = "resumed", folder.saved_state()["seconds"]
         record.metrics = folder.metrics()
         feed.replay(record.metrics)
-    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "metric": header.metric, "train_on_validation": header.data.train_on_validation}
+    recipe_meta = {"name": recipe.name, "sha256": recipe.sha256, "task": header.task, "metric": header.metric,
+                   "train_on_validation": header.data.train_on_validation}
     env = environment()
 
     def report() -> dict:

@@ -34,8 +34,8 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     for row in rows:
         row["device_p90_ms"] = {n: p.estimate_ms(row["latency"][HOST_THREADS]["p90"]) for n, p in profiles.items()}
     plots = {
-        "accuracy_vs_latency.png": plot(rows, profiles, "latency", report.get("devices")),
-        "accuracy_vs_size.png": plot(rows, profiles, "size", report.get("devices")),
+        "accuracy_vs_latency.png": plot(rows, profiles, "latency", report.get("devices"), report["recipe"]),
+        "accuracy_vs_size.png": plot(rows, profiles, "size", report.get("devices"), report["recipe"]),
     }
     for name, png in plots.items():
         (out_dir / name).write_bytes(png)
@@ -48,7 +48,9 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
     return md_path, html_path
 
 
-def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = None) -> bytes:
+def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = None, recipe: dict | None = None) -> bytes:
+    """`recipe`: report.json's, whose task picks the accuracy floor drawn (a detector's `min_map`)
+    and whose metric names the axis."""
     """Accuracy (%) against device p90 latency (one series per device, log x) or against ONNX size,
     with each device's budgets as dashed lines in its colour and the file it ships as a star; stages
     whose models land on one point share one label."""
@@ -59,12 +61,19 @@ def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = Non
     import matplotlib.pyplot as plt
 
     devices = devices or {}
+    recipe = recipe or {}
+    task, metric = recipe.get("task", "classification"), recipe.get("metric", "top1")
+
+    def floor(profile) -> float | None:
+        budgets = profile.budgets.for_task(task)
+        return budgets.get("min_accuracy", budgets.get("min_map"))
+
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     if kind == "latency":
         for name, profile in profiles.items():
             xs = [r["device_p90_ms"][name] for r in rows]
             (line,) = ax.plot(xs, [r["accuracy"] * 100 for r in rows], "o:", label=f"{name} ({profile.latency_kind})", alpha=0.8)
-            _budget_lines(ax, profile.budgets.max_latency_p90_ms, profile.budgets.min_accuracy, line.get_color())
+            _budget_lines(ax, profile.budgets.max_latency_p90_ms, floor(profile), line.get_color())
             if name in devices:
                 ax.plot(devices[name]["latency_ms"]["p90"], devices[name]["accuracy"] * 100, "*", ms=13, color=line.get_color(), mec="black", mew=0.5)
         ax.set_xscale("log")
@@ -75,7 +84,7 @@ def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = Non
     else:
         ax.plot([r["onnx_kib"] for r in rows], [r["accuracy"] * 100 for r in rows], "o:", color="tab:purple")
         for (name, profile), color in zip(profiles.items(), matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]):
-            _budget_lines(ax, profile.budgets.max_size_kb, profile.budgets.min_accuracy, color, label=name)
+            _budget_lines(ax, profile.budgets.max_size_kb, floor(profile), color, label=name)
             if name in devices:
                 ax.plot(devices[name]["size_bytes"] / 1024, devices[name]["accuracy"] * 100, "*", ms=13, color=color, mec="black", mew=0.5)
         ax.set_xlabel("ONNX file size, KiB; dashed: each device's budget, star: the file it ships")
@@ -85,7 +94,7 @@ def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = Non
     points = [(r["device_p90_ms"][first] if kind == "latency" else r["onnx_kib"], r["accuracy"] * 100, r["stage"]) for r in rows]
     for i, (x, y, label) in enumerate(_shared_labels(points, log_x=kind == "latency")):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5 if i % 2 == 0 else -11), fontsize=7)
-    ax.set_ylabel("test accuracy, %")
+    ax.set_ylabel("test accuracy, %" if metric == "top1" else f"test {metric}, %")
     ax.grid(alpha=0.3)
     ax.set_title("accuracy vs latency, every stage's model" if kind == "latency" else "accuracy vs size, every stage's model", fontsize=10)
     fig.tight_layout()

@@ -54,7 +54,7 @@ def stage_metrics(out, name):
 
 def test_every_stage_runs_and_scores_coco_map(finished):
     out, report = finished
-    assert report["recipe"]["metric"] == "coco_map"
+    assert report["recipe"]["metric"] == "coco_map" and report["recipe"]["task"] == "detection"
     trained = stage_metrics(out, "train")
     assert [row["val_accuracy"] for row in trained["history"]][-1] > 0  # the detector found something on validation
     assert 0 <= trained["accuracy"] <= 1
