@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.training.augment import Augment, default_shift
+from pipeline.training.augment import Augment, color_jittered, default_shift
 
 KEPT_AREA = 0.3  # share of a box's area that must stay on the canvas for it to remain an object
 MIN_SIDE = 2.0  # px
@@ -48,11 +48,7 @@ def augment_boxes(x: torch.Tensor, targets: torch.Tensor, cfg: Augment, mean: to
     x = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
     targets = _moved_boxes(targets, flip, zoom, offset_x, offset_y, w, h)
     if cfg.color_jitter:
-        pixels = x * std + mean
-        brightness = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
-        contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
-        grey = pixels.mean(dim=(1, 2, 3), keepdim=True)
-        x = (((pixels * brightness.to(x.device) - grey) * contrast.to(x.device) + grey).clamp(0, 1) - mean) / std
+        x = color_jittered(x, cfg.color_jitter, mean, std, generator)
     return x, targets
 
 

@@ -62,12 +62,7 @@ def augment(x: torch.Tensor, cfg: Augment, mean: torch.Tensor, std: torch.Tensor
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x - background, grid, mode="nearest", padding_mode="zeros", align_corners=False) + background
     if cfg.color_jitter:
-        pixels = x * std + mean
-        brightness = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
-        contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * cfg.color_jitter
-        grey = pixels.mean(dim=(1, 2, 3), keepdim=True)
-        pixels = ((pixels * brightness.to(x.device) - grey) * contrast.to(x.device) + grey).clamp(0, 1)
-        x = (pixels - mean) / std
+        x = color_jittered(x, cfg.color_jitter, mean, std, generator)
     if cfg.erasing:
         x = x.clone()
         for i in torch.nonzero(torch.rand(n, generator=generator) < cfg.erasing).flatten().tolist():
@@ -78,6 +73,18 @@ def augment(x: torch.Tensor, cfg: Augment, mean: torch.Tensor, std: torch.Tensor
             left = int(torch.randint(0, w - ew + 1, (1,), generator=generator))
             x[i, :, top : top + eh, left : left + ew] = 0  # the dataset mean, normalised
     return x
+
+
+def color_jittered(x: torch.Tensor, amount: float, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Brightness and contrast of each image scaled by a random factor in 1 ± `amount`, on the
+    de-normalised pixels (a detector's boxes stay where they are: `pipeline/tasks/box_augment.py`)."""
+    n = x.shape[0]
+    pixels = x * std + mean
+    brightness = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * amount
+    contrast = 1 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * amount
+    grey = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    pixels = ((pixels * brightness.to(x.device) - grey) * contrast.to(x.device) + grey).clamp(0, 1)
+    return (pixels - mean) / std
 
 
 def _resized_crop(x: torch.Tensor, area_range: list[float], background: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
