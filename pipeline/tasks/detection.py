@@ -19,6 +19,7 @@ from pipeline.tasks.base import TASKS, Task
 from pipeline.tasks.box_augment import augment_boxes, refused
 from pipeline.tasks.detection_distillation import detection_distillation_terms
 from pipeline.tasks.detection_loss import detection_loss
+from pipeline.training.objectives import Objective
 
 
 def grid_stride(model: nn.Module) -> int | None:
@@ -48,7 +49,8 @@ def check_detector(model: nn.Module, sample: torch.Tensor, num_classes: int, wha
         )
 
 
-def detection_objective(model: nn.Module, cfg) -> callable:
+def detection_objective(model: nn.Module, cfg) -> Objective:
+    """The detection loss at the model's grid (`detection_loss.py`); `cfg` (a TrainConfig) sets nothing of it."""
     stride = grid_stride(model)
 
     def terms(batch) -> dict[str, torch.Tensor]:
