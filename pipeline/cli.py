@@ -157,17 +157,18 @@ def gate(source: str, device: str | None, junit_path: str | None, summary_path: 
     sys.exit(result.exit_code)
 
 
+TASK_HELP = "classification | detection: what the model does (a detector returns [N, A, 5 + K]: its budgets are min_map / max_map_drop); default: what --data's labels say, else classification"
 ESTIMATE_HELP = "estimate each device's latency from this host even where its profile names a board (default: time the file on the board)"
 
 
-def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str = "top1", on_boards: bool = True):
-    """Shared by validate and bench; `data`: a `pipeline.external.DataSpec` or None."""
+def _validate_model(model, devices, out, data, reference_accuracy, runs, metric: str | None = None, on_boards: bool = True, task: str | None = None):
+    """`compress validate`; `data`: a `pipeline.external.DataSpec` or None."""
     from pipeline.deploy.gate import judge_report
     from pipeline.external import data_config, validate_file
 
     config = data_config(data) if data is not None else None
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
-    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric, on_boards=on_boards)
+    report = validate_file(Path(model), list(devices), out_dir, config, reference_accuracy, runs=runs, metric=metric, on_boards=on_boards, task=task)
     click.echo(summary_table(report))
     result = judge_report(report)
     for problem in result.problems:
@@ -181,26 +182,27 @@ def _validate_model(model, devices, out, data, reference_accuracy, runs, metric:
 @main.command("validate")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--device", "devices", multiple=True, required=True, help="profile name or .yaml path (repeatable)")
-@click.option("--data", help="test data, SOURCE[:PATH]: embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR")
+@click.option("--data", help="test data, SOURCE[:PATH]: embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR, coco:DIR, yolo:DIR")
 @click.option("--input-size", type=int, help="image_folder: resize the shorter side, centre-crop to this")
 @click.option("--mean", help="per-channel mean the model expects (pixels 0..1), comma-separated; default: the file's metadata")
 @click.option("--std", help="per-channel std, comma-separated")
 @click.option("--test-subset", type=click.IntRange(min=10), help="judge on this many test images")
-@click.option("--reference-accuracy", type=click.FloatRange(0, 1), help="the float model's accuracy, for max_accuracy_drop budgets")
-@click.option("--metric", default="top1", show_default=True, help='top1 | top5 | "package.module:function(logits, labels)"')
+@click.option("--task", help=TASK_HELP)
+@click.option("--reference-accuracy", type=click.FloatRange(0, 1), help="the float model's figure on the metric (a detector's mAP), for max_accuracy_drop / max_map_drop budgets")
+@click.option("--metric", help='default: the task\'s (top1; a detector coco_map) | top5 | coco_map50 | "package.module:function(outputs, labels)"')
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=200, show_default=True)
 @click.option("--estimate", is_flag=True, help=ESTIMATE_HELP)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def validate_cmd(model, devices, data, input_size, mean, std, test_subset, reference_accuracy, metric, out, runs, estimate, debug):
+def validate_cmd(model, devices, data, input_size, mean, std, test_subset, task, reference_accuracy, metric, out, runs, estimate, debug):
     """Judge MODEL.onnx, made anywhere, against device budgets: size, latency, memory, and accuracy
     with --data. Writes report.json (gate, bundle and report read it); exits like `compress gate`."""
     from pipeline.external import DataSpec
 
     setup_logging(quiet=False, debug=debug)
     spec = None if data is None else DataSpec(data, input_size, mean, std, test_subset)
-    _validate_model(model, devices, out, spec, reference_accuracy, runs, metric, on_boards=not estimate)
+    _validate_model(model, devices, out, spec, reference_accuracy, runs, metric, on_boards=not estimate, task=task)
 
 
 @main.command("bench")
@@ -209,12 +211,14 @@ def validate_cmd(model, devices, data, input_size, mean, std, test_subset, refer
 @click.option("--budgets", "which", type=click.Choice(["speed", "all"]), default="speed", show_default=True,
               help="speed: judge the budgets a file alone can meet (size, latency, memory) and say which were left out; all: every budget, "
               "so an accuracy budget is CANNOT JUDGE (exit 2) without data")
+@click.option("--task", default="classification", show_default=True,
+              help="classification | detection: which accuracy budgets --budgets all cannot judge without data; a detector's latency includes its post-processing either way")
 @click.option("--out", type=click.Path(file_okay=False), help="result folder (default runs/validate-<model>)")
 @click.option("--runs", type=click.IntRange(min=10), default=500, show_default=True)
 @click.option("--estimate", is_flag=True, help=ESTIMATE_HELP)
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def bench_cmd(model, devices, which, out, runs, estimate, debug):
+def bench_cmd(model, devices, which, task, out, runs, estimate, debug):
     """Time MODEL.onnx for each device without data: size, latency p50/p90/p99, peak memory; judged
     on the speed budgets (`--budgets all`: every budget). Exits like `compress gate`."""
     from devices.on_device.verdicts import SPEED_BUDGETS
@@ -224,7 +228,7 @@ def bench_cmd(model, devices, which, out, runs, estimate, debug):
 
     setup_logging(quiet=True, debug=debug)
     out_dir = Path(out or Path("runs") / f"validate-{Path(model).stem}")
-    report = validate_file(Path(model), list(devices), out_dir, None, None, runs=runs, on_boards=not estimate)
+    report = validate_file(Path(model), list(devices), out_dir, None, None, runs=runs, on_boards=not estimate, task=task)
     result = judge_report(report, only=SPEED_BUDGETS if which == "speed" else None)
     click.echo(bench_table(report, result))
     for problem in result.problems:

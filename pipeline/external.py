@@ -6,6 +6,10 @@ host latency scaled per device, peak memory, and with data the test accuracy. Th
 the same `report.json` (and `recipe.json` with the data, so `compress bundle` works from it), which
 `compress gate` judges with its usual exit codes.
 
+A detector (`task="detection"`, or data that gives boxes) is judged as a run judges one: its first
+output [N, A, 5 + K] is checked against the data's classes, scored by COCO mAP, timed with its
+post-processing, and held to the `min_map` / `max_map_drop` budgets.
+
 Accuracy needs the model's own preprocessing: `mean`/`std` given, or read from the file's
 `preprocessing` metadata (files exported by this tool carry it). An accuracy budget without data,
 or an accuracy-drop budget without `reference_accuracy`, cannot be judged: the gate says so (exit 2).
@@ -35,6 +39,8 @@ from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.report_json import build_report, environment
 from pipeline.quantization.int8_checks import coverage
+from pipeline.tasks import TASKS, Task
+from pipeline.tasks.base import check_labels, task_for_targets
 from pipeline.runtime.onnx_files import onnx_accuracy, optimized_nodes
 
 log = logging.getLogger("compress")
@@ -89,17 +95,30 @@ def input_shape(path: Path) -> tuple[int, int, int]:
     return tuple(dims[1:])
 
 
-def check_classes(path: Path, sample: np.ndarray, class_names: list[str]) -> None:
-    """The file's first output must score each of the data's classes: a 1000-class file judged on
-    10-class data would be scored, and its accuracy would mean nothing."""
+def check_classes(path: Path, sample: np.ndarray, class_names: list[str], task: Task) -> None:
+    """The file's first output must score each of the data's classes (a detector: per location, a box,
+    a centre-ness and the classes): a 1000-class file judged on 10-class data would be scored, and its
+    accuracy would mean nothing."""
     outputs = runtimes.open_runner(path, threads=1)(np.ascontiguousarray(sample[:1], dtype=np.float32))
-    scores = outputs[0].shape[-1] if outputs and outputs[0].ndim >= 2 else None
-    if scores != len(class_names):
+    rank = 3 if task.targets == "boxes" else 2  # [N, A, 5 + K] or [N, K]
+    width = outputs[0].shape[-1] if outputs and outputs[0].ndim == rank else None
+    if width != task.prediction_outputs(len(class_names)):
+        what = "values per location (4 box, 1 centre-ness, one per class)" if rank == 3 else "class score(s) per image"
         raise UserError(
-            f"{path.name} gives {scores if scores is not None else 'no'} class score(s) per image (its first output is "
-            f"{list(outputs[0].shape) if outputs else 'missing'}), but the data has {len(class_names)} classes "
-            f"({', '.join(class_names[:5])}{', …' if len(class_names) > 5 else ''}); judge it on the data it was trained for"
+            f"{path.name} gives {width if width is not None else 'no'} {what} (its first output is "
+            f"{list(outputs[0].shape) if outputs else 'missing'}), but a {task.name} model for the data's {len(class_names)} classes "
+            f"({', '.join(class_names[:5])}{', …' if len(class_names) > 5 else ''}) gives {task.prediction_outputs(len(class_names))}; "
+            "judge it on the data it was trained for, with the task it was trained for (--task)"
         )
+
+
+def task_of(given: str | None, targets: str | None) -> Task:
+    """The task named, else the one the data's labels imply, else classification; refused when the
+    data's labels do not fit the task named."""
+    task = TASKS.get(given or (task_for_targets(targets) if targets else "classification"))
+    if targets is not None:
+        check_labels(task, targets, "--data")
+    return task
 
 
 def preprocessing_of(path: Path) -> dict | None:
@@ -112,11 +131,14 @@ def preprocessing_of(path: Path) -> dict | None:
 
 def validate_file(
     model: Path, devices: list[str], out: Path, data: DataConfig | None = None, reference_accuracy: float | None = None,
-    warmup: int = 20, runs: int = 200, seed: int = 0, metric: str = "top1", on_boards: bool = True,
+    warmup: int = 20, runs: int = 200, seed: int = 0, metric: str | None = None, on_boards: bool = True, task: str | None = None,
 ) -> dict:
     """Measure `model` for each device into `out`; returns the report (also out/report.json). Where a
-    profile names a real board, the file is timed there (`on_boards`), as the validate stage does."""
-    model, score = Path(model), resolve(metric)
+    profile names a real board, the file is timed there (`on_boards`), as the validate stage does.
+    `metric` defaults to the task's (top1, coco_map); `task` to what the data's labels imply."""
+    model = Path(model)
+    if metric is not None:
+        resolve(metric)  # an unknown metric is refused before anything is read or written
     if not model.is_file():
         raise UserError(f"{model}: no such file")
     shape = input_shape(model)
@@ -129,27 +151,29 @@ def validate_file(
         copy = folder / model.name
         shutil.copyfile(model, copy)
         name = "onnx_int8" if coverage(optimized_nodes(copy))["int8_compute_ops"] else "onnx_fp32"
-        accuracy, sample = None, np.zeros((1, *shape), dtype=np.float32)
+        accuracy, sample, splits = None, np.zeros((1, *shape), dtype=np.float32), None
         if data is not None:
-            data = with_preprocessing(data, copy)
-            splits = load_data(data, seed)
+            splits = load_data(with_preprocessing(data, copy), seed)
+        judged_as = task_of(task, splits.targets if splits else None)
+        metric = metric or judged_as.metric
+        if splits is not None:
             if tuple(splits.input_shape) != shape:
                 raise UserError(f"the data's images are {list(splits.input_shape)} (C,H,W) but {model.name} takes {list(shape)}; set data.input_size or pick matching data")
             sample = splits.test.take(1)[0].numpy()
-            check_classes(copy, sample, splits.class_names)
-            accuracy = onnx_accuracy(copy, splits.test, metric=score)
+            check_classes(copy, sample, splits.class_names, judged_as)
+            accuracy = onnx_accuracy(copy, splits.test, metric=resolve(metric))
         drop = None if accuracy is None or reference_accuracy is None else (reference_accuracy - accuracy) * 100
         variant = Variant(name, copy, accuracy, drop)
         measure([variant], sample, profiles, warmup, runs)
         if on_boards:
             measure_on_boards([variant], sample, profiles, warmup, runs)
-        judged = judge_devices([variant], profiles, None, log)
+        judged = judge_devices([variant], profiles, None, log, judged_as.name)
         ref = str(copy.relative_to(run.path))
         report = build_report(
-            {"name": f"validate {model.name}", "sha256": sha256(model), "metric": metric}, [], {name: ref}, run.artifact_hashes({name: ref}),
+            {"name": f"validate {model.name}", "sha256": sha256(model), "metric": metric, "task": judged_as.name}, [], {name: ref}, run.artifact_hashes({name: ref}),
             {"accuracy": reference_accuracy, "source": "given"} if reference_accuracy is not None else {}, judged, environment(),
         )
-        run.write_recipe_header({"seed": seed, "data": None if data is None else data.model_dump(mode="json"), "devices": devices})
+        run.write_recipe_header({"seed": seed, "data": None if data is None else data.model_dump(mode="json"), "devices": devices, "task": judged_as.name})
         run.write_report(report)
     return report
 

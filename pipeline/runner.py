@@ -29,7 +29,7 @@ from pipeline.core.checkpoints import load_model, save_model, weights_digest
 from pipeline.core.disk_space import disk_full, out_of_space
 from pipeline.core.epoch_feed import EpochFeed
 from pipeline.fingerprints import stage_fingerprints
-from pipeline.core.errors import DataError, StageError, UserError
+from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
 from pipeline.core.repeatable import make_repeatable
 from pipeline.core.run_folder import RunFolder, StageFolder
@@ -39,6 +39,7 @@ from pipeline.data.loading import load_data
 from pipeline.deploy.profiles import load_profile
 from pipeline.models.building import build_model
 from pipeline.tasks import TASKS
+from pipeline.tasks.base import check_labels
 from pipeline.recipe import Recipe
 from pipeline.reporting.report_json import StageRecord, build_report, environment
 from pipeline.stages import STAGES
@@ -85,9 +86,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
     task = TASKS.get(header.task)
     if header.metric != "top1":
         log.info(f"metric: {header.metric} ({task.name}): every accuracy figure of this run, and its budgets, read it")
-    if data.targets != task.targets:
-        raise DataError(f"{data.description}: its labels are {data.targets}, but the recipe's task {task.name} needs {task.targets}; "
-                        f"set task: {next(t for t in TASKS if TASKS.get(t).targets == data.targets)} or use a source that gives {task.targets}")
+    check_labels(task, data.targets, data.description)
     ranks = distributed.world().size
     log.info(f"data: {data.description}: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test; device {device}"
              + (f"; {ranks} processes" if ranks > 1 else ""))

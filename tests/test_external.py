@@ -93,5 +93,5 @@ def test_a_file_with_a_larger_fixed_batch_or_other_classes_is_refused(tmp_path):
     assert refused.exit_code == 1 and "has its batch fixed at 4" in refused.output and "dynamic_axes" in refused.output
     five = plain_export(tmp_path, classes=5, name="five.onnx")
     refused = invoke("validate", five, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35", "--out", tmp_path / "p")
-    assert refused.exit_code == 1 and "gives 5 class score(s) per image" in refused.output and "the data has 10 classes" in refused.output
+    assert refused.exit_code == 1 and "gives 5 class score(s) per image" in refused.output and "a classification model for the data's 10 classes" in refused.output
     assert "Traceback" not in refused.output

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from pipeline.core.errors import DataError
 from pipeline.core.registry import Registry
 from pipeline.training.augment import Augment
 from pipeline.training.loop import TrainConfig
@@ -40,3 +41,15 @@ class Task:
 
 
 TASKS: Registry[Task] = Registry("task")
+
+
+def task_for_targets(targets: str) -> str:
+    """The task whose data gives these labels ("classes" -> classification, "boxes" -> detection)."""
+    return next(name for name in TASKS if TASKS.get(name).targets == targets)
+
+
+def check_labels(task: Task, targets: str, description: str) -> None:
+    """Refuse data whose labels the task cannot learn from or score; the fix names both ways out."""
+    if targets != task.targets:
+        raise DataError(f"{description}: its labels are {targets}, but the task {task.name} needs {task.targets}; "
+                        f"set task: {task_for_targets(targets)} or use a source that gives {task.targets}")

@@ -99,7 +99,7 @@ def test_validate_reads_map_of_each_file(finished):
 def test_a_classification_source_under_a_detection_task_is_named(tmp_path):
     recipe = detection_recipe(tmp_path, [{"train": {"epochs": 1}}])
     recipe["data"] = {"source": "embedded", "train_subset": 100, "test_subset": 50}
-    with pytest.raises(DataError, match="its labels are classes, but the recipe's task detection needs boxes; set task: classification"):
+    with pytest.raises(DataError, match="its labels are classes, but the task detection needs boxes; set task: classification"):
         run_recipe(parse_recipe(recipe), tmp_path / "run", quiet=True)
 
 
@@ -203,3 +203,51 @@ def test_accuracy_aware_int8_judges_map_on_validation(finished, tmp_path):
     assert search["fp32_val_accuracy"] == pytest.approx(fp32_val, abs=1e-4)  # the FP32 file's mAP, on validation
     assert search["trials"] and all(0 <= t["val_accuracy"] <= 1 for t in search["trials"])
     assert search["budget_met"] == (search["chosen"]["drop_points"] <= 1.0)
+
+
+def test_validate_judges_a_detector_file_made_elsewhere_by_map(finished, scenes, tmp_path):
+    """`compress validate MODEL.onnx --data coco:DIR`: the boxes in the data make it a detector's
+    verdict: the same test mAP the run's validate read for that file, the detector's budgets, and a
+    bundle the board script can check. A task the data cannot serve, or classes it does not have,
+    is one paragraph."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    out, report = finished
+    model = next(out.glob("*-export/model.onnx"))
+    invoke = lambda *args: CliRunner().invoke(main, [str(a) for a in args])  # noqa: E731
+    reference = stage_metrics(out, "validate")["variants"]["onnx_fp32"]["accuracy"]
+    judged = invoke("validate", model, "--device", "host", "--data", f"coco:{scenes}", "--reference-accuracy", reference,
+                    "--out", tmp_path / "judged", "--runs", "10")
+    assert judged.exit_code in (0, 1), judged.output
+    written = json.loads((tmp_path / "judged/report.json").read_text())
+    host = written["devices"]["host"]
+    assert written["recipe"]["task"] == "detection" and written["recipe"]["metric"] == "coco_map"
+    assert host["accuracy"] == pytest.approx(reference, abs=1e-5)  # the same file on the same test scenes
+    assert host["budgets"]["max_map_drop"]["value"] == pytest.approx(0.0, abs=1e-3) and "min_accuracy" not in host["budgets"]
+    assert invoke("bundle", tmp_path / "judged", "--device", "host", "-o", tmp_path / "b.zip").exit_code == 0
+
+    refused = invoke("validate", model, "--device", "host", "--data", f"coco:{scenes}", "--task", "classification", "--out", tmp_path / "o")
+    assert refused.exit_code == 1 and "its labels are boxes, but the task classification needs classes; set task: detection" in refused.output
+    other = invoke("validate", model, "--device", "host", "--data", "embedded", "--task", "detection", "--out", tmp_path / "o")
+    assert other.exit_code == 1 and "its labels are classes, but the task detection needs boxes" in other.output
+
+
+class ThreeClassDetector(torch.nn.Module):
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x, 8).flatten(2).transpose(1, 2).repeat(1, 1, 8)  # [N, 64, 8]: 5 + 3 classes
+
+
+def test_validate_refuses_a_detector_for_other_classes(scenes, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    path = tmp_path / "three.onnx"
+    torch.onnx.export(ThreeClassDetector(), torch.zeros(1, 1, 64, 64), str(path), input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    refused = CliRunner().invoke(main, ["validate", str(path), "--device", "host", "--data", f"coco:{scenes}", "--mean", "0.2", "--std", "0.3",
+                                        "--out", str(tmp_path / "o")])
+    assert refused.exit_code == 1, refused.output
+    assert "three.onnx gives 8 values per location (4 box, 1 centre-ness, one per class) (its first output is [1, 64, 8]), " \
+           "but a detection model for the data's 10 classes" in refused.output and "gives 15" in refused.output
