@@ -19,6 +19,7 @@ from pipeline.deploy.budgets import VERDICT
 from pipeline.deploy.gate import judge_report
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.stage_figures import stage_rows
+from pipeline.reporting.summary import metric_label
 from pipeline.runtime.onnx_files import HOST_THREADS
 
 
@@ -94,7 +95,7 @@ def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = Non
     points = [(r["device_p90_ms"][first] if kind == "latency" else r["onnx_kib"], r["accuracy"] * 100, r["stage"]) for r in rows]
     for i, (x, y, label) in enumerate(_shared_labels(points, log_x=kind == "latency")):
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5 if i % 2 == 0 else -11), fontsize=7)
-    ax.set_ylabel("test accuracy, %" if metric == "top1" else f"test {metric}, %")
+    ax.set_ylabel("test accuracy, %" if metric == "top1" else f"test {metric_label(metric)}, %")
     ax.grid(alpha=0.3)
     ax.set_title("accuracy vs latency, every stage's model" if kind == "latency" else "accuracy vs size, every stage's model", fontsize=10)
     fig.tight_layout()
@@ -128,12 +129,13 @@ def _shared_labels(points: list[tuple[float, float, str]], log_x: bool) -> list[
 def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for every table, shared by both renderings."""
     devices = list(profiles)
+    acc = metric_label(report["recipe"].get("metric"))
     stages = [
         [r["stage"] + (" (INT8)" if r["int8"] else ""), f"{r['seconds']:.1f}", f"{r['accuracy']:.4f}", f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} M",
          f"{r['onnx_kib']:.1f}", *[f"{r['device_p90_ms'][d]:.4g}" for d in devices]]
         for r in rows
     ]
-    stage_header = ["stage", "seconds", "test acc", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
+    stage_header = ["stage", "seconds", f"test {acc}", "params", "MACs", "ONNX KiB", *[f"p90 ms {d} ({profiles[d].latency_kind})" for d in devices]]
     shipped = [
         [name, d["artifact"], _num(d.get("val_accuracy")), _num(d["accuracy"]), latency_cell(d), f"{d['size_bytes'] / 1024:.1f}",
          VERDICT[d["passed"]], (d.get("choice") or {}).get("summary") or (d.get("choice") or {}).get("reason", "")]  # a report older than the summary: its full reason
@@ -163,7 +165,7 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
         if not rounds:
             continue
         extra = [k for k in ("latency_p90_ms", "size_kb", "meets") if rounds and k in rounds[0]]
-        header = ["round" if "round" in (rounds or [{}])[0] else "increment", "params", "MACs", *extra, "val acc"]
+        header = ["round" if "round" in (rounds or [{}])[0] else "increment", "params", "MACs", *extra, f"val {acc}"]
         body = [
             [str(r.get("round", r.get("step"))), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f} M", *[_cell(r[k]) for k in extra], _cell(r.get("val_accuracy"))]
             for r in rounds
@@ -172,9 +174,9 @@ def _tables(run: RunFolder, report: dict, rows: list[dict], profiles: dict, gate
     return tables + [
 
         ("What each device gets (chosen on validation, judged on test)",
-         ["device", "file", "val acc", "test acc", "p90 ms (how)", "KiB", "verdict (test)", "why this file"], shipped),
+         ["device", "file", f"val {acc}", f"test {acc}", "p90 ms (how)", "KiB", "verdict (test)", "why this file"], shipped),
         ("Every file each device could get (fastest first; validation chose, test judged)",
-         ["device", "file", "shipped", "val acc", "on validation", "test acc", "p50 ms", "p90 ms", "KiB", "verdict (test)"], candidates),
+         ["device", "file", "shipped", f"val {acc}", "on validation", f"test {acc}", "p50 ms", "p90 ms", "KiB", "verdict (test)"], candidates),
         ("Gate", ["device", "budget", "value", "limit", "verdict"], verdicts),
     ]
 

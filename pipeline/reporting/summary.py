@@ -6,8 +6,19 @@ from __future__ import annotations
 from pipeline.deploy.gate import GateResult
 
 
+SHORT_NAMES = {"top1": "acc", "top5": "top-5", "coco_map": "mAP", "coco_map50": "mAP@0.5"}
+
+
+def metric_label(metric: str | None) -> str:
+    """What a table calls the run's accuracy figure: a detector's is mAP, a user's function its name."""
+    metric = metric or "top1"
+    return SHORT_NAMES.get(metric, metric.rpartition(":")[2])
+
+
 def summary_table(report: dict) -> str:
-    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {'accuracy':>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"] if report["stages"] else []
+    label = metric_label(report.get("recipe", {}).get("metric"))
+    label = "accuracy" if label == "acc" else label
+    lines = [f"{'stage':<16} {'status':<8} {'seconds':>8} {label:>9} {'params':>9} {'MACs':>10} {'size KiB':>9}"] if report["stages"] else []
     for s in report["stages"]:
         m = s["metrics"]
         lines.append(
@@ -17,7 +28,7 @@ def summary_table(report: dict) -> str:
     if report["devices"]:
         lines += [""] if lines else []
         w = max(10, *(len(d["artifact"]) for d in report["devices"].values()))
-        lines.append(f"{'device':<20} {'artifact':<{w}} {'accuracy':>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
+        lines.append(f"{'device':<20} {'artifact':<{w}} {label:>9} {'p90 ms':>9} {'latency':<10} {'size KiB':>9}  verdict")
         for name, d in report["devices"].items():
             failed = [b for b, r in d["budgets"].items() if r["passed"] is False]
             verdict = {True: "PASS", False: "FAIL " + ", ".join(failed), None: "CANNOT JUDGE"}[d["passed"]]

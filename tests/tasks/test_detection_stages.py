@@ -251,3 +251,18 @@ def test_validate_refuses_a_detector_for_other_classes(scenes, tmp_path):
     assert refused.exit_code == 1, refused.output
     assert "three.onnx gives 8 values per location (4 box, 1 centre-ness, one per class) (its first output is [1, 64, 8]), " \
            "but a detection model for the data's 10 classes" in refused.output and "gives 15" in refused.output
+
+
+def test_the_report_and_the_summary_name_the_figure_map(finished, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.reporting.summary import summary_table
+
+    out, report = finished
+    made = CliRunner().invoke(main, ["report", str(out), "-o", str(tmp_path), "--runs", "10"])
+    assert made.exit_code == 0, made.output
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| stage | seconds | test mAP |" in markdown and "| device | file | val mAP | test mAP |" in markdown
+    assert "acc |" not in markdown and "val mAP |" in markdown.split("## Pruning")[1]  # prune's rounds too
+    assert summary_table(report).splitlines()[0].split()[3] == "mAP"
