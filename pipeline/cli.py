@@ -18,6 +18,7 @@ from pipeline.commands.board import board
 from pipeline.commands.common import friendly_errors, log, setup_logging
 from pipeline.commands.data import data
 from pipeline.commands.devices import devices
+from pipeline.commands.nms import nms
 from pipeline.commands.tune import tune, tune_clean
 from pipeline.reporting.summary import fmt, summary_table
 
@@ -281,3 +282,4 @@ main.add_command(data)
 main.add_command(tune_clean)
 main.add_command(board)
 main.add_command(devices)
+main.add_command(nms)

@@ -62,6 +62,17 @@ def decode_batch(raw: np.ndarray, **kwargs) -> list[Detections]:
     return [decode(image, **kwargs) for image in raw]
 
 
+def from_graph(index: np.ndarray, values: np.ndarray, boxes: np.ndarray, images: int, most: int = MAX_DETECTIONS) -> list[Detections]:
+    """The outputs of a file with NMS in its graph (`exporters/onnx_nms.py`: (image, class, location)
+    per kept object, its score and box) as each image's detections, best first, at most `most`."""
+    found = []
+    for image in range(images):
+        mine = np.flatnonzero(index[:, 0] == image)
+        mine = mine[np.argsort(-values[mine], kind="stable")][:most]
+        found.append(Detections(boxes[mine].astype(np.float32), values[mine].astype(np.float32), index[mine, 1].astype(np.int64)))
+    return found
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of every box of `a` [n, 4] with every box of `b` [m, 4]."""
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])

@@ -266,3 +266,42 @@ def test_the_report_and_the_summary_name_the_figure_map(finished, tmp_path):
     assert "| stage | seconds | test mAP |" in markdown and "| device | file | val mAP | test mAP |" in markdown
     assert "acc |" not in markdown and "val mAP |" in markdown.split("## Pruning")[1]  # prune's rounds too
     assert summary_table(report).splitlines()[0].split()[3] == "mAP"
+
+
+@pytest.mark.parametrize("stage, name", [("export", "model.onnx"), ("quantize", "model.int8.onnx")])
+def test_nms_in_the_graph_finds_what_numpy_finds(finished, scenes, tmp_path, stage, name):
+    """`compress nms`: ONNX NonMaxSuppression appended to the FP32 and the INT8 file keeps the same
+    objects as the numpy post-processing on the test scenes, so both score the same mAP."""
+    from click.testing import CliRunner
+
+    from devices.on_device import coco_eval, detections
+    from devices.on_device.runtimes import open_runner
+    from exporters.onnx_nms import OUTPUTS
+    from pipeline.cli import main
+    from pipeline.data import DataConfig, load_data
+
+    out, _ = finished
+    source, target = next(out.glob(f"*-{stage}/{name}")), tmp_path / "with-nms.onnx"
+    made = CliRunner().invoke(main, ["nms", str(source), "-o", str(target), "--score-floor", "0.05"])
+    assert made.exit_code == 0, made.output
+    assert [o.name for o in onnx.load(str(target)).graph.output] == list(OUTPUTS)
+    recipe = json.loads((out / "recipe.json").read_text())
+    x, targets = load_data(DataConfig.model_validate(recipe["data"]), 0).test.take(24)[:2]
+    x = x.numpy()
+    expected = detections.decode_batch(open_runner(source)(x)[0])
+    found = detections.from_graph(*open_runner(target)(x), len(x))
+    assert sum(len(d.scores) for d in expected) > 24  # something to compare
+    for a, b in zip(expected, found):
+        assert np.allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-5)
+    assert detections.agreement(expected, found) == 1.0
+    assert coco_eval.stats(found, targets.numpy())[0] == pytest.approx(coco_eval.stats(expected, targets.numpy())[0], abs=2e-3)
+
+
+def test_nms_refuses_a_classifier(finished_run, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    refused = CliRunner().invoke(main, ["nms", str(finished_run / "02-export/model.onnx"), "-o", str(tmp_path / "x.onnx")])
+    assert refused.exit_code == 1 and "not a detector's 3; this command takes a detector's file" in refused.output
+    assert not (tmp_path / "x.onnx").exists()
