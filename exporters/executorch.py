@@ -3,7 +3,7 @@
 ExecuTorch is PyTorch's on-device runtime (Android, iOS, embedded Linux); XNNPACK is its CPU back
 end for Arm and x86. The program is exported at batch 1, the shape a device app feeds. INT8 goes
 through PT2E with the XNNPACK quantizer (per-channel symmetric weights, calibrated activations), the
-route ExecuTorch documents; its parity is judged against the quantized model in PyTorch, whose
+route ExecuTorch documents, with what follows the last compute layer kept FP32 (`beyond_compute`); its parity is judged against the quantized model in PyTorch, whose
 arithmetic the kernels implement (sample by sample: the exported graph is
 specialised to batch 1), and its accuracy is measured in the runtime by whoever ships it.
 """
@@ -81,12 +81,51 @@ def _op(node) -> str:
     return getattr(node.target, "_opname", None) or getattr(node.target, "__name__", str(node.target))
 
 
+COMPUTE_OPS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "linear", "matmul", "mm", "addmm", "bmm"})
+
+
+def beyond_compute(graph) -> list:
+    """The graph's operator nodes that feed no convolution or matrix product: what it computes after
+    its last compute layer (a detector's box decoding and its grid of points, which end in one tensor
+    with the class logits). The rule the onnxruntime route applies to ONNX nodes
+    (`quantization/ort_backend.beyond_compute`), on a PT2E graph. A classifier has none."""
+    nodes = [n for n in graph.nodes if n.op == "call_function"]
+    feeding, todo = set(), [n for n in nodes if _op(n) in COMPUTE_OPS]
+    while todo:
+        node = todo.pop()
+        if node not in feeding:
+            feeding.add(node)
+            todo += node.all_input_nodes
+    return [n for n in nodes if n not in feeding]
+
+
 def quantize_pt2e(graph_module: nn.Module, calibration: torch.Tensor, batch: int = 64) -> nn.Module:
-    """PT2E static INT8 with ExecuTorch's XNNPACK quantizer, calibrated on `calibration`."""
+    """PT2E static INT8 with ExecuTorch's XNNPACK quantizer, calibrated on `calibration`. Nodes beyond
+    the last compute layer are left unannotated, so they run in FP32: XNNPACK's quantizer otherwise
+    shares one INT8 scale along slices and concatenations, and a detector's output (pixel coordinates
+    beside logits) lost 9 mAP points to it."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import Quantizer
 
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    class ComputeOnly(Quantizer):
+        def __init__(self, inner: Quantizer):
+            super().__init__()
+            self.inner = inner
+
+        def transform_for_annotation(self, model):
+            return self.inner.transform_for_annotation(model)
+
+        def annotate(self, model):
+            model = self.inner.annotate(model)
+            for node in beyond_compute(model.graph):
+                node.meta.pop("quantization_annotation", None)
+            return model
+
+        def validate(self, model) -> None:
+            self.inner.validate(model)
+
+    quantizer = ComputeOnly(XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True)))
     prepared = prepare_pt2e(graph_module, quantizer)
     with torch.no_grad():
         for i in range(0, len(calibration), batch):

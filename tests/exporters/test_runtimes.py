@@ -105,6 +105,28 @@ def test_executorch_int8_runs_in_xnnpack_int8_kernels(tmp_path):
     assert (tmp_path / "int8.pte").stat().st_size < 0.6 * (tmp_path / "fp32.pte").stat().st_size, "INT8 weights"
 
 
+def test_pt2e_int8_keeps_what_follows_the_last_convolution_in_fp32():
+    """A detector's decoding (points, softplus, the concatenation of pixels and logits) stays FP32 in
+    the ExecuTorch INT8 graph, as in the onnxruntime one; a classifier has nothing beyond its last
+    compute layer, so its INT8 graph is what XNNPACK's quantizer makes of it."""
+    from exporters.executorch import beyond_compute, quantize_pt2e
+    from pipeline.models.detector import tiny_det
+
+    torch.manual_seed(0)
+    detector, x = tiny_det(width=0.25).eval(), torch.randn(8, 1, 32, 32)
+    graph = torch.export.export(detector, (x[:1],)).module()
+    assert {"softplus", "cat", "permute"} <= {n.target.__name__.split(".")[0] for n in beyond_compute(graph.graph)}
+    assert not {n.target.__name__.split(".")[0] for n in beyond_compute(graph.graph)} & {"conv2d", "linear"}
+    quantized = quantize_pt2e(graph, x)
+    output = next(n for n in quantized.graph.nodes if n.op == "output").args[0][0]
+    assert output.target.__name__.startswith("cat"), f"the output is made by {output.target}: the decoding was quantized"
+    tail = [n for n in quantized.graph.nodes if n.op == "call_function"][-10:]
+    assert not any("quantize" in n.target.__name__ for n in tail)
+    assert any("quantize_per_tensor" in str(n.target) for n in quantized.graph.nodes), "the convolutions are still INT8"
+    classifier = torch.export.export(small(), (x[:1, :, :12, :12],)).module()
+    assert beyond_compute(classifier.graph) == []
+
+
 def test_openvino_runs_a_qdq_file_with_int8_convolutions(tmp_path):
     import openvino as ov
 
