@@ -160,21 +160,23 @@ def decode_ms(path: Path, data: Path, floor: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30, help="the pipeline's training epochs (the recipe's)")
-    parser.add_argument("--finetune", type=int, default=10, help="the pipeline's fine-tuning epochs after the cut (the recipe's)")
+    parser.add_argument("--epochs", type=int, help="the pipeline's training epochs (default: the recipe's)")
+    parser.add_argument("--finetune", type=int, help="the pipeline's fine-tuning epochs after the cut (default: the recipe's)")
     parser.add_argument("--train", type=int, default=4000, help="training scenes, when the data is made")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--plain-only", type=Path, help=argparse.SUPPRESS)  # the plain script's own process
     args = parser.parse_args()
+    import yaml
+
+    recipe = yaml.safe_load(RECIPE.read_text())
+    args.epochs = args.epochs or recipe["stages"][0]["train"]["epochs"]
+    args.finetune = args.finetune or recipe["stages"][1]["prune"]["finetune"]["epochs"]
     if args.plain_only:
         print("RESULT " + json.dumps(plain(args.data, args.epochs + args.finetune, args.plain_only)))
         return
     if not args.data.exists():
         make_data(args.data, args.train)
     work = Path(tempfile.mkdtemp(prefix="detection-bench-"))
-    import yaml
-
-    recipe = yaml.safe_load(RECIPE.read_text())
     recipe["data"]["path"] = str(args.data)
     recipe["stages"][0]["train"]["epochs"] = args.epochs
     recipe["stages"][1]["prune"]["finetune"]["epochs"] = args.finetune
