@@ -12,7 +12,9 @@ runtime. The file then returns three tensors over the S objects kept in the whol
 
 ONNX's operator keeps at most `max_per_class` objects per class and image; the app (or
 `detections.from_graph`) keeps each image's best `MAX_DETECTIONS` of them. The nodes are appended
-after the model's last node, so an INT8 file keeps them in FP32 like the rest of its tail.
+after the model's last node, so an INT8 file keeps them in FP32 like the rest of its tail. ONNX reads
+boxes as (y1, x1, y2, x2); ours are (x1, y1, x2, y2), and IoU is the same either way. `nms_parity.py`
+checks the file against the numpy post-processing.
 """
 
 from __future__ import annotations
@@ -22,9 +24,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from devices.on_device import detections
-from devices.on_device.runtimes import open_runner
 
 OUTPUTS = ("detections_index", "detections_score", "detections_box")
 NMS_OPSET = 11  # NonMaxSuppression with its current inputs; GatherND since 11
@@ -82,18 +81,3 @@ def append_nms(source: Path, target: Path, score_floor: float, iou: float, max_p
     onnx.save(model, str(target))
     return Path(target)
 
-
-def check_against_numpy(source: Path, target: Path, images: np.ndarray, score_floor: float, iou: float, max_per_class: int = 100) -> int:
-    """Run both files on `images` and demand the same objects: the in-graph NMS against the numpy
-    post-processing of the raw outputs (`detections.decode`) at the same settings. The scores are
-    compared sorted, because equal scores (common in INT8 files) may leave NMS in either order.
-    Returns how many objects were compared; raises ValueError naming the first image that differs."""
-    raw = open_runner(Path(source))(images)[0]
-    expected = [detections.decode(r, score_floor, iou, max_per_class) for r in raw]
-    found = detections.from_graph(*open_runner(Path(target))(images), len(images), max_per_class)
-    for image, (a, b) in enumerate(zip(expected, found)):
-        same = len(a.scores) == len(b.scores) and np.allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-5)
-        if not same or detections.agreement([a], [b]) < 1.0:
-            raise ValueError(f"{Path(target).name}: image {image}: the graph's NMS kept {len(b.scores)} object(s), "
-                             f"numpy post-processing {len(a.scores)} (or other boxes)")
-    return sum(len(a.scores) for a in expected)

@@ -24,7 +24,8 @@ def nms(model: str, out: str | None, score_floor: float | None, iou: float | Non
     import numpy as np
 
     from devices.on_device import detections
-    from exporters.onnx_nms import append_nms, check_against_numpy
+    from exporters.nms_parity import check_against_numpy
+    from exporters.onnx_nms import append_nms
     from pipeline.core.errors import UserError
     from pipeline.external import input_shape
 
