@@ -76,19 +76,32 @@ def test_a_graph_that_gathers_other_boxes_is_refused(detector_file, tmp_path):
     index = next(i for i in model.graph.initializer if i.name == "nms_image_and_location")
     index.CopyFrom(numpy_helper.from_array(np.array([0, 1], np.int64), index.name))
     onnx.save(model, str(target))
-    with pytest.raises(ValueError, match="nms.onnx: image 0: the graph's NMS kept other boxes or classes"):
+    with pytest.raises(ValueError, match=r"nms.onnx: image 0: the graph's NMS kept other boxes or classes than numpy post-processing \(\d+ object"):
         check_against_numpy(detector_file, target, images(), 0.15, 0.3, 100)
 
 
-def test_objects_tied_with_the_last_one_kept_are_compared_by_score_only():
-    """Where the cap cuts through equal scores, either file may keep either object: those are left
-    out of the box comparison, every object scored above them is in it, in a fixed order."""
-    from exporters.nms_parity import _untied
+def test_objects_tied_in_score_are_compared_by_score_only():
+    """Where the cap cuts through equal scores, either file may keep either object; where two
+    locations of a class share a score, NMS may keep either box. Those are left out of the box
+    comparison; every other object needs its partner: same class, score and box."""
+    from exporters.nms_parity import clear_of_ties, unmatched
 
     box = lambda x: [x, 0.0, x + 10, 10.0]  # noqa: E731
+    per_class = np.full((8, 5), 0.01, np.float32)
+    per_class[[0, 1, 2, 3, 4], [1, 2, 3, 3, 4]] = [0.9, 0.8, 0.5, 0.5, 0.5]
     one = detections.Detections(np.array([box(0), box(20), box(40), box(60)], np.float32), np.array([0.9, 0.8, 0.5, 0.5], np.float32), np.array([1, 2, 3, 3]))
     other = detections.Detections(np.array([box(20), box(0), box(80), box(90)], np.float32), np.array([0.8, 0.9, 0.5, 0.5], np.float32), np.array([2, 1, 3, 4]))
-    assert np.array_equal(_untied(one), _untied(other))
-    assert np.array_equal(_untied(one), np.array([[1, *box(0)], [2, *box(20)]], np.float32))
+    assert clear_of_ties(one, per_class).tolist() == [True, True, False, False]
+    assert unmatched(one, other, per_class) == 0
+    moved = detections.Detections(other.boxes + np.array([[0, 0, 0, 0.01], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32), other.scores, other.classes)
+    assert unmatched(one, moved, per_class) == 1  # one box 0.01 px off
+    relabelled = detections.Detections(other.boxes, other.scores, np.array([2, 0, 3, 4]))
+    assert unmatched(one, relabelled, per_class) == 1
+    rescored = detections.Detections(other.boxes, other.scores + np.array([0, 2e-5, 0, 0], np.float32), other.classes)
+    assert unmatched(one, rescored, per_class) == 1
+    per_class[5, 2] = 0.8  # a second location of class 2 at the same score: which box NMS keeps is open
+    assert clear_of_ties(one, per_class).tolist() == [True, False, False, False]
+    per_class[5, 2] = 0.8 + 2e-6  # a score apart by more than float rounding is not a tie
+    assert clear_of_ties(one, per_class).tolist() == [True, True, False, False]
     empty = detections.Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-    assert _untied(empty).shape == (0, 5)
+    assert unmatched(empty, one, per_class) == 0 and unmatched(one, empty, per_class) == 2
