@@ -13,7 +13,7 @@ from devices.on_device import detections
 from devices.on_device.runtimes import open_runner
 
 
-def check_against_numpy(source: Path, target: Path, images: np.ndarray, score_floor: float, iou: float, max_per_class: int = 100) -> int:
+def check_against_numpy(source: Path, target: Path, images: np.ndarray, score_floor: float, iou: float, max_per_class: int) -> int:
     """Run both files on `images` and demand the same objects: the in-graph NMS against the numpy
     post-processing of the raw outputs (`detections.decode`) at the same settings: as many objects,
     the same scores, and the same class and box for each. Objects whose score another location of

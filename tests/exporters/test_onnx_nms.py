@@ -66,6 +66,28 @@ def test_a_classifier_is_refused(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+def test_the_cap_on_objects_is_checked_too(detector_file, tmp_path):
+    """At most 20 per class in the graph and 20 per image after it, as numpy keeps them (about 50
+    objects survive NMS per image here): both sides are held to the cap."""
+    target = append_nms(detector_file, tmp_path / "nms.onnx", score_floor=0.15, iou=0.3, max_per_class=20)
+    assert check_against_numpy(detector_file, target, images(), 0.15, 0.3, 20) == 4 * 20
+
+
+def test_a_graph_that_scores_otherwise_is_refused(detector_file, tmp_path):
+    """The same objects, each score 1 % lower: refused on the scores, before the boxes are compared."""
+    from onnx import helper, numpy_helper
+
+    target = append_nms(detector_file, tmp_path / "nms.onnx", score_floor=0.15, iou=0.3, max_per_class=100)
+    model = onnx.load(str(target))
+    kept = next(n for n in model.graph.node if n.name == "nms_kept_scores")
+    kept.output[0] = "unscaled"
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.99, np.float32), "one_percent_less"))
+    model.graph.node.append(helper.make_node("Mul", ["unscaled", "one_percent_less"], ["detections_score"]))
+    onnx.save(model, str(target))
+    with pytest.raises(ValueError, match=r"image 0: the graph's NMS kept \d+ object\(s\), numpy post-processing \d+, or other scores"):
+        check_against_numpy(detector_file, target, images(), 0.15, 0.3, 100)
+
+
 def test_a_graph_that_gathers_other_boxes_is_refused(detector_file, tmp_path):
     """The right number of objects and scores, but each box read from the wrong row (by class
     instead of location): the check compares classes and boxes too."""
@@ -88,14 +110,14 @@ def test_objects_tied_in_score_are_compared_by_score_only():
 
     box = lambda x: [x, 0.0, x + 10, 10.0]  # noqa: E731
     per_class = np.full((8, 5), 0.01, np.float32)
-    per_class[[0, 1, 2, 3, 4], [1, 2, 3, 3, 4]] = [0.9, 0.8, 0.5, 0.5, 0.5]
-    one = detections.Detections(np.array([box(0), box(20), box(40), box(60)], np.float32), np.array([0.9, 0.8, 0.5, 0.5], np.float32), np.array([1, 2, 3, 3]))
-    other = detections.Detections(np.array([box(20), box(0), box(80), box(90)], np.float32), np.array([0.8, 0.9, 0.5, 0.5], np.float32), np.array([2, 1, 3, 4]))
+    per_class[[0, 1, 2, 3, 4], [1, 2, 3, 0, 4]] = [0.9, 0.8, 0.5, 0.5, 0.5]  # each score at one location of its class
+    one = detections.Detections(np.array([box(0), box(20), box(40), box(60)], np.float32), np.array([0.9, 0.8, 0.5, 0.5], np.float32), np.array([1, 2, 3, 0]))
+    other = detections.Detections(np.array([box(20), box(0), box(80), box(90)], np.float32), np.array([0.8, 0.9, 0.5, 0.5], np.float32), np.array([2, 1, 4, 3]))
     assert clear_of_ties(one, per_class).tolist() == [True, True, False, False]
     assert unmatched(one, other, per_class) == 0
     moved = detections.Detections(other.boxes + np.array([[0, 0, 0, 0.01], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32), other.scores, other.classes)
     assert unmatched(one, moved, per_class) == 1  # one box 0.01 px off
-    relabelled = detections.Detections(other.boxes, other.scores, np.array([2, 0, 3, 4]))
+    relabelled = detections.Detections(other.boxes, other.scores, np.array([2, 0, 4, 3]))
     assert unmatched(one, relabelled, per_class) == 1
     rescored = detections.Detections(other.boxes, other.scores + np.array([0, 2e-5, 0, 0], np.float32), other.classes)
     assert unmatched(one, rescored, per_class) == 1
