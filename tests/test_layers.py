@@ -26,7 +26,7 @@ MAY_IMPORT = {
     "stages": {"core", "data", "models", "training", "tasks", "runtime", "quantization", "deploy", "pruning", "widths", "exporters", "devices", "boards"},  # boards: validate times candidate files on a profile's board
     "tune": {"core", "deploy", "recipe", "runner", "external", "exporters"},  # above the runner: a study runs recipes (external: the --data parser; exporters: a trial's ParityError)
     "boards": {"core", "deploy", "devices"},  # a finished run's bundle, run on a board over SSH, judged with the gate's rules
-    "commands": {"core", "data", "deploy", "reporting", "tune", "boards", "exporters", "devices"},  # the CLI's command groups: the top, like cli.py
+    "commands": {"core", "data", "deploy", "reporting", "tune", "boards", "exporters", "devices", "external"},  # the CLI's command groups: the top, like cli.py (external: nms reads a file's input shape as validate does)
 }
 
 
