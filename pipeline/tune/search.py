@@ -36,7 +36,7 @@ def make_sampler(tune: TuneConfig, constraints):
 
     name = tune.sampler_name
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=tune.seed, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=tune.seed, constraints_func=constraints, n_startup_trials=tune.startup_trials)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=tune.seed, constraints_func=constraints)
     return optuna.samplers.RandomSampler(seed=tune.seed)

@@ -77,6 +77,8 @@ class TuneConfig(BaseModel):
         "metric", description="metric: the lowest validation metric over the devices, within every budget; pareto-latency / pareto-size: "
         "that metric against each device's p50 latency or file size, a Pareto front (budgets still constrain)")
     sampler: Literal["tpe", "nsga2", "random"] | None = Field(None, description="default: tpe for metric, nsga2 for a Pareto objective")
+    startup_trials: int = Field(10, ge=1, description="tpe: trials drawn at random before it models the space (Optuna's default 10); "
+                                "fewer when a trial is long and the time short, or the whole study is spent at random")
     pruner: Literal["hyperband", "asha", "median", "none"] | None = Field(
         None, description="stops poor trials early on their per-epoch validation figures (default: hyperband for metric; "
         "a Pareto objective cannot be pruned)")
