@@ -180,7 +180,7 @@ def test_a_spec_is_a_recipe_with_a_tune_section():
         split_spec({"tune": {"trials": 0, "trails": 2, "space": {"train.lr": {"float": [0.1, 0.2]}}}}, "spec.yaml")
     assert str(refused.value).splitlines() == [
         "spec.yaml: invalid tune section:", "  - tune.trials: Input should be greater than or equal to 1 (got 0)",
-        "  - tune.trails: unknown field; allowed: space, trials, time, seed, objective, sampler, pruner, min_epochs, reduction_factor, limits, first"]
+        "  - tune.trails: unknown field; allowed: space, trials, time, seed, objective, sampler, startup_trials, pruner, min_epochs, reduction_factor, limits, first"]
 
 
 def test_an_unknown_value_counts_as_zero_on_the_pareto_front():
@@ -196,3 +196,11 @@ def test_a_model_limit_is_broken_above_it_and_when_the_figure_is_missing():
     assert broken_limits(limits, {"params": 14863, "macs": 8e6 + 1}) == ["max_params", "max_macs"]
     assert broken_limits(limits, {"params": 100}) == ["max_macs"], "not recorded: not passed"
     assert broken_limits({"max_params": None, "max_macs": 1.0}, {"params": 10**9, "macs": 0.5}) == []
+
+
+def test_tpe_starts_from_ten_random_trials_unless_told_at_least_one():
+    space = {"train.lr": {"float": [0.001, 0.1]}}
+    assert TuneConfig.model_validate({"space": space, "trials": 8}).startup_trials == 10
+    assert TuneConfig.model_validate({"space": space, "trials": 8, "startup_trials": 1}).startup_trials == 1
+    with pytest.raises(ValueError, match="startup_trials"):
+        TuneConfig.model_validate({"space": space, "trials": 8, "startup_trials": 0})
