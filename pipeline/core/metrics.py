@@ -38,6 +38,16 @@ def top5(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((best == labels[:, None]).any(1).mean()) if len(labels) else 0.0
 
 
+SHORT_NAMES = {"top1": "acc", "top5": "top-5", "coco_map": "mAP", "coco_map50": "mAP@0.5"}
+
+
+def metric_label(metric: str | None) -> str:
+    """What tables and log lines call the run's accuracy figure: a detector's is mAP, a user's
+    function its name."""
+    metric = metric or "top1"
+    return SHORT_NAMES.get(metric, metric.rpartition(":")[2])
+
+
 def resolve(spec: str) -> Metric:
     """A registered name, or "package.module:function"; an error names what was wrong."""
     if ":" not in spec:
@@ -57,4 +67,5 @@ def checked(function: Metric, spec: str) -> Metric:
             raise UserError(f"metric {spec} returned {value!r}; it must return a number in 0..1 (higher is better)")
         return float(value)
 
+    score.__name__ = spec.rpartition(":")[2]  # what log lines call it (`metric_label`)
     return score

@@ -14,12 +14,12 @@ import io
 import math
 from pathlib import Path
 
+from pipeline.core.metrics import metric_label
 from pipeline.core.run_folder import RunFolder
 from pipeline.deploy.budgets import VERDICT
 from pipeline.deploy.gate import judge_report
 from pipeline.deploy.profiles import load_profile
 from pipeline.reporting.stage_figures import stage_rows
-from pipeline.reporting.summary import metric_label
 from pipeline.runtime.onnx_files import HOST_THREADS
 
 

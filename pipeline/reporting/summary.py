@@ -3,16 +3,8 @@
 
 from __future__ import annotations
 
+from pipeline.core.metrics import metric_label
 from pipeline.deploy.gate import GateResult
-
-
-SHORT_NAMES = {"top1": "acc", "top5": "top-5", "coco_map": "mAP", "coco_map50": "mAP@0.5"}
-
-
-def metric_label(metric: str | None) -> str:
-    """What a table calls the run's accuracy figure: a detector's is mAP, a user's function its name."""
-    metric = metric or "top1"
-    return SHORT_NAMES.get(metric, metric.rpartition(":")[2])
 
 
 def summary_table(report: dict) -> str:

@@ -28,7 +28,7 @@ from torch.utils.data import DistributedSampler
 
 from pipeline.core import distributed
 from pipeline.core.errors import StageError
-from pipeline.core.metrics import Metric, top1
+from pipeline.core.metrics import Metric, metric_label, top1
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
 from pipeline.training.augment import Augment, augment, mixed
@@ -96,6 +96,7 @@ def fit(
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device) for v in (data.mean, data.std))
     history, best, best_state, stale = [], -1.0, None, 0
+    label = metric_label(getattr(metric, "__name__", None))  # "acc" for top-1, "mAP" for a detector's coco_map
     with _parallel(_Step(model, objective), cfg, device, ranks.size) as step_fn:
         for epoch in range(cfg.epochs):
             model.train()
@@ -132,7 +133,7 @@ def fit(
             epoch_loss, terms_mean = _epoch_means(total_loss, term_sums, steps_per_epoch)
             history.append({"epoch": epoch + 1, "loss": epoch_loss, "terms": terms_mean, "val_accuracy": round(val_acc, 5),
                             "train_seconds": round(trained - started, 3), "val_seconds": round(time.perf_counter() - trained, 3)})
-            log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val acc {val_acc:.4f} "
+            log(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, val {label} {val_acc:.4f} "
                 f"({history[-1]['train_seconds']:.1f} s training, {history[-1]['val_seconds']:.1f} s validating)")
             if after_epoch is not None:
                 after_epoch(val_acc)
@@ -142,7 +143,7 @@ def fit(
                 else:
                     stale += 1
                     if stale >= cfg.early_stopping_patience:
-                        log(f"{desc}: early stop after epoch {epoch + 1}, best val acc {best:.4f}")
+                        log(f"{desc}: early stop after epoch {epoch + 1}, best val {label} {best:.4f}")
                         break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -266,6 +266,9 @@ def test_the_report_and_the_summary_name_the_figure_map(finished, tmp_path):
     assert "| stage | seconds | test mAP |" in markdown and "| device | file | val mAP | test mAP |" in markdown
     assert "acc |" not in markdown and "val mAP |" in markdown.split("## Pruning")[1]  # prune's rounds too
     assert summary_table(report).splitlines()[0].split()[3] == "mAP"
+    log = (out / "run.log").read_text()
+    epochs = [line for line in log.splitlines() if "train epoch " in line]
+    assert len(epochs) == 3 and all(", val mAP " in line for line in epochs)  # the epoch lines too
 
 
 @pytest.mark.parametrize("stage, name", [("export", "model.onnx"), ("quantize", "model.int8.onnx")])
