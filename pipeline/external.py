@@ -138,7 +138,9 @@ def validate_file(
     `metric` defaults to the task's (top1, coco_map); `task` to what the data's labels imply."""
     model = Path(model)
     if metric is not None:
-        resolve(metric)  # an unknown metric is refused before anything is read or written
+        resolve(metric)  # an unknown metric or task is refused before anything is read or written
+    if task is not None:
+        TASKS.get(task)
     if not model.is_file():
         raise UserError(f"{model}: no such file")
     shape = input_shape(model)
@@ -153,7 +155,8 @@ def validate_file(
         name = "onnx_int8" if coverage(optimized_nodes(copy))["int8_compute_ops"] else "onnx_fp32"
         accuracy, sample, splits = None, np.zeros((1, *shape), dtype=np.float32), None
         if data is not None:
-            splits = load_data(with_preprocessing(data, copy), seed)
+            data = with_preprocessing(data, copy)  # recipe.json keeps it: a bundle made from this folder normalises alike
+            splits = load_data(data, seed)
         judged_as = task_of(task, splits.targets if splits else None)
         metric = metric or judged_as.metric
         if splits is not None:

@@ -24,6 +24,8 @@ def test_validate_a_file_with_data_then_gate_and_bundle_it(finished_run, tmp_pat
     assert host["accuracy_drop_points"] == round((0.6 - host["accuracy"]) * 100, 4)
     assert result.exit_code in (0, 1) and result.exit_code == invoke("gate", out).exit_code, result.output
     assert invoke("bundle", out, "--device", "host", "-o", tmp_path / "b.zip", "--samples", "20").exit_code == 0
+    kept = json.loads((out / "recipe.json").read_text())["data"]
+    assert kept["mean"] and kept["std"], "the file's own normalisation, so the bundle's inputs are fed as the model expects"
 
 
 def test_bench_judges_the_speed_budgets_and_says_which_it_left_out(finished_run, tmp_path):
@@ -95,3 +97,9 @@ def test_a_file_with_a_larger_fixed_batch_or_other_classes_is_refused(tmp_path):
     refused = invoke("validate", five, "--device", "host", "--data", "embedded", "--mean", "0.29", "--std", "0.35", "--out", tmp_path / "p")
     assert refused.exit_code == 1 and "gives 5 class score(s) per image" in refused.output and "a classification model for the data's 10 classes" in refused.output
     assert "Traceback" not in refused.output
+
+
+def test_an_unknown_task_is_refused_before_anything_is_written(tmp_path):
+    refused = invoke("validate", tmp_path / "m.onnx", "--device", "host", "--task", "segmentation", "--out", tmp_path / "o")
+    assert refused.exit_code == 1 and "unknown task 'segmentation'; known: classification, detection" in refused.output
+    assert not (tmp_path / "o").exists()
