@@ -50,11 +50,10 @@ def write_run_document(run_dir: Path, out_dir: Path | None = None, runs: int = 2
 
 
 def plot(rows: list[dict], profiles: dict, kind: str, devices: dict | None = None, recipe: dict | None = None) -> bytes:
-    """`recipe`: report.json's, whose task picks the accuracy floor drawn (a detector's `min_map`)
-    and whose metric names the axis."""
     """Accuracy (%) against device p90 latency (one series per device, log x) or against ONNX size,
     with each device's budgets as dashed lines in its colour and the file it ships as a star; stages
-    whose models land on one point share one label."""
+    whose models land on one point share one label. `recipe`: report.json's, whose task picks the
+    accuracy floor drawn (a detector's `min_map`) and whose metric names the axis."""
     import matplotlib
     import matplotlib.ticker
 
