@@ -3,6 +3,8 @@
 - `remove_channels: r`: `steps` rounds, each removing the same share of channels, then recovery.
 - `keep_macs: f` / `keep_params: f`: small increments until MACs / params fall to the round's goal
   (a linear or geometric schedule toward f), recovery after each round.
+- `max_macs: N` / `max_params: N`: the same, toward the fraction N is of the starting figure: a
+  budget written as the number it is ("at most 8 M MACs") instead of a ratio worked out by hand.
 - `device` + `latency_p90_ms` | `size_kb`: one increment at a time, the exported model measured for
   that device after each, stopping at the least pruning within the budget.
 
@@ -30,14 +32,16 @@ FINE_INCREMENTS = 60  # pruner steps available to approach a MACs/params/device 
 
 
 class PruneTarget(BaseModel):
-    """Exactly one of: remove_channels, keep_macs, keep_params, or a device budget
-    (`device` with one of `latency_p90_ms` / `size_kb`)."""
+    """Exactly one of: remove_channels, keep_macs, keep_params, max_macs, max_params, or a device
+    budget (`device` with one of `latency_p90_ms` / `size_kb`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     remove_channels: float | None = Field(None, gt=0, lt=1, description="fraction of channels to remove")
     keep_macs: float | None = Field(None, gt=0, lt=1, description="fraction of the starting MACs to keep")
     keep_params: float | None = Field(None, gt=0, lt=1, description="fraction of the starting parameters to keep")
+    max_macs: float | None = Field(None, gt=0, description="multiply-accumulates of one inference to prune down to (a number, not a fraction)")
+    max_params: int | None = Field(None, gt=0, description="parameters to prune down to (a number, not a fraction)")
     device: str | None = Field(None, description="device profile (name or .yaml path) whose latency or size the budget is for")
     latency_p90_ms: float | None = Field(None, gt=0, description="with device: p90 latency at batch 1 on that device (estimated from the host)")
     size_kb: float | None = Field(None, gt=0, description="with device: FP32 ONNX file size, KiB")
@@ -46,7 +50,7 @@ class PruneTarget(BaseModel):
     def _exactly_one(self) -> "PruneTarget":
         given = [k for k in TARGETS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of remove_channels, keep_macs, keep_params, device (got {', '.join(given) or 'none'})")
+            raise ValueError(f"give exactly one of {', '.join(TARGETS)} (got {', '.join(given) or 'none'})")
         budgets = [k for k in ("latency_p90_ms", "size_kb") if getattr(self, k) is not None]
         if self.device is not None and len(budgets) != 1:
             raise ValueError(f"a device target needs exactly one of latency_p90_ms, size_kb (got {', '.join(budgets) or 'none'})")
@@ -103,8 +107,10 @@ def by_channel_ratio(target: PruneTarget, p: Pruning) -> Outcome:
 def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
     """Increments until the round's MACs (or params) goal, recovery after each round; the goals
     follow a linear or geometric schedule to `keep` of the start."""
-    measure, keep = ("macs", target.keep_macs) if target.keep_macs else ("params", target.keep_params)
-    start = p.figures()[measure]
+    measure, start, keep = size_goal(target, p.figures())
+    if keep >= 1:
+        p.log.info(f"prune: the model's {start:,.0f} {measure} are already within {target.kind} {getattr(target, target.kind):,.0f}; "
+                   "no channel is removed (recovery still runs)")
 
     def goal(k: int) -> float:
         return keep ** (k / p.steps) if p.schedule == "geometric" else 1 - (1 - keep) * k / p.steps
@@ -117,13 +123,22 @@ def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
             p.step(until=reached)  # lands on the goal instead of one whole increment past it
 
     rounds = [round_done(p, k, lambda k=k: prune_to(k)) for k in range(1, p.steps + 1)]
-    reached = rounds[-1][measure] <= keep * start * 1.001
+    reached = rounds[-1][measure] <= keep * start * (1 + 1e-9)  # float rounding only: a budget is a budget
     if not reached:
         p.log.warning(
-            f"prune: could not reach keep_{measure}={keep} within max_layer_ratio={p.max_layer_ratio}: "
+            f"prune: could not reach {target.kind}={getattr(target, target.kind):,g} within max_layer_ratio={p.max_layer_ratio}: "
             f"stopped at {rounds[-1][measure] / start:.3f} of the starting {measure}"
         )
     return Outcome(rounds, reached)
+
+
+def size_goal(target: PruneTarget, figures: dict[str, int]) -> tuple[str, int, float]:
+    """(the figure the target is on, its starting value, the fraction of it to keep): an absolute
+    `max_*` becomes the fraction it is of the start (1 or more: nothing to remove)."""
+    measure = "macs" if target.kind.endswith("macs") else "params"
+    start = figures[measure]
+    limit = getattr(target, target.kind)
+    return measure, start, limit / start if target.kind.startswith("max_") else limit
 
 
 def round_done(p: Pruning, k: int, prune: Callable[[], None]) -> dict:
@@ -217,5 +232,7 @@ TARGETS: dict[str, TargetKind] = {
     "remove_channels": TargetKind(lambda t, _limit: t.remove_channels, lambda steps: steps, by_channel_ratio),
     "keep_macs": TargetKind(_up_to_limit, _fine, toward_size_goal),
     "keep_params": TargetKind(_up_to_limit, _fine, toward_size_goal),
+    "max_macs": TargetKind(_up_to_limit, _fine, toward_size_goal),
+    "max_params": TargetKind(_up_to_limit, _fine, toward_size_goal),
     "device": TargetKind(_up_to_limit, _fine, to_device_budget),
 }

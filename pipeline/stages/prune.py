@@ -7,6 +7,7 @@ one algorithm per kind):
 - `remove_channels: r` removes the fraction r of channels (per layer, or globally);
 - `keep_macs: f` / `keep_params: f` prunes in small increments until MACs / params fall to f of
   the starting figure, spread over the rounds (linear or geometric schedule);
+- `max_macs: N` / `max_params: N` does the same toward an absolute figure (a budget as written);
 - `device: NAME` with `latency_p90_ms: X` or `size_kb: Y` prunes one small increment at a time,
   measuring the exported model's latency (estimated for that device) or file size after each, and
   stops at the least pruning that meets the budget; every increment is in `rounds`.

@@ -42,6 +42,41 @@ def test_keep_macs_reaches_target_in_rounds(tmp_path):
     assert ctx.metrics["accuracy"] > 0.2
 
 
+def test_max_macs_prunes_to_the_number_given(tmp_path):
+    """A budget written as the number it is: the model ends at or under it, and not far under."""
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0)
+    start = size_figures(state.model, (1, 28, 28))["macs"]
+    budget = int(start * 0.4)
+    cfg = PruneConfig(target={"max_macs": budget}, steps=2, finetune=TrainConfig(epochs=0))
+    run(cfg, state, ctx)
+    first, last = (r["macs"] for r in ctx.metrics["rounds"])
+    assert 0.93 * budget <= last <= budget, "at or under the budget, and within one fine increment of it"
+    assert 0.68 * start <= first <= 0.7 * start, "round 1 aims half way: 0.7 of the start"
+    assert ctx.metrics["target_reached"]
+
+
+def test_max_params_already_met_removes_nothing(tmp_path, caplog):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0)
+    before = conv_widths(state.model)
+    params = size_figures(state.model, (1, 28, 28))["params"]
+    cfg = PruneConfig(target={"max_params": params}, steps=1, finetune=TrainConfig(epochs=0))
+    with caplog.at_level("INFO"):
+        state = run(cfg, state, ctx)
+    assert conv_widths(state.model) == before and ctx.metrics["target_reached"]
+    assert f"already within max_params {params:,}" in caplog.text
+
+
+def test_a_budget_out_of_reach_is_not_reported_as_reached(tmp_path, caplog):
+    ctx = make_context(tmp_path)
+    state = trained_state(ctx, epochs=0)
+    cfg = PruneConfig(target={"max_macs": 1000}, steps=1, max_layer_ratio=0.5, finetune=TrainConfig(epochs=0))
+    run(cfg, state, ctx)
+    assert not ctx.metrics["target_reached"] and ctx.metrics["rounds"][-1]["macs"] > 1000
+    assert "could not reach max_macs=1,000 within max_layer_ratio=0.5" in caplog.text
+
+
 @pytest.mark.parametrize("importance", ["taylor", "bn_scale", "lamp"])
 def test_other_importance_criteria_prune(tmp_path, importance):
     ctx = make_context(tmp_path)
