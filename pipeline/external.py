@@ -31,7 +31,7 @@ from devices.on_device import runtimes
 from devices.on_device.bundle_files import sha256
 from pipeline.core.config_errors import format_validation_error
 from pipeline.core.errors import UserError
-from pipeline.core.metrics import resolve
+from pipeline.core.metrics import metric_label, resolve
 from pipeline.core.run_folder import RunFolder
 from pipeline.data import DataConfig, load_data
 from pipeline.boards.board_timing import measure_on_boards
@@ -170,7 +170,7 @@ def validate_file(
         measure([variant], sample, profiles, warmup, runs)
         if on_boards:
             measure_on_boards([variant], sample, profiles, warmup, runs)
-        judged = judge_devices([variant], profiles, None, log, judged_as.name)
+        judged = judge_devices([variant], profiles, None, log, judged_as.name, metric_label(metric))
         ref = str(copy.relative_to(run.path))
         report = build_report(
             {"name": f"validate {model.name}", "sha256": sha256(model), "metric": metric, "task": judged_as.name}, [], {name: ref}, run.artifact_hashes({name: ref}),

@@ -308,3 +308,13 @@ def test_a_recipe_says_whether_a_stage_may_leave_a_smaller_network_than_the_one_
     assert not parse_recipe({**tiny_recipe, "stages": without_prune}).removes_channels
     nested = {"nested": {"widths": [0.5, 1.0], "train": {"epochs": 1}}}
     assert parse_recipe({**tiny_recipe, "stages": [nested, *without_prune[1:]]}).removes_channels
+
+
+def test_shipped_tune_specs_load_with_every_value_of_their_space():
+    from pipeline.tune.study import load_spec
+
+    paths = sorted(Path("recipes/tune").glob("*.yaml"))
+    assert len(paths) >= 2
+    for path in paths:
+        recipe, tune = load_spec(path)
+        assert tune.space and recipe["devices"]

@@ -48,6 +48,11 @@ def metric_label(metric: str | None) -> str:
     return SHORT_NAMES.get(metric, metric.rpartition(":")[2])
 
 
+def label_of(metric: Metric) -> str:
+    """`metric_label` of a metric function (its name is its spec's last part)."""
+    return metric_label(getattr(metric, "__name__", None))
+
+
 def resolve(spec: str) -> Metric:
     """A registered name, or "package.module:function"; an error names what was wrong."""
     if ":" not in spec:

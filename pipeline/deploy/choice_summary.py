@@ -34,11 +34,12 @@ def _state(c: Candidate) -> str:
     return "meets every budget on validation"
 
 
-def candidates_table(chosen: str, candidates: dict[str, dict]) -> list[str]:
+def candidates_table(chosen: str, candidates: dict[str, dict], label: str = "acc") -> list[str]:
     """One row per file the device chose among (the chosen one marked *): median and noise of its
-    latency estimate, validation accuracy, size, and its verdict on validation with what it breaks."""
+    latency estimate, validation metric (`label`: acc, mAP), size, and its verdict on validation with
+    what it breaks."""
     w = max(len("file"), *(len(name) for name in candidates)) + 2
-    lines = [f"  {'file':<{w}} {'p50 ms':>9} {'noise ms':>9} {'val acc':>8} {'KiB':>9}  on validation"]
+    lines = [f"  {'file':<{w}} {'p50 ms':>9} {'noise ms':>9} {'val ' + label:>8} {'KiB':>9}  on validation"]
     for name, c in sorted(candidates.items(), key=lambda kv: (kv[0] != chosen, kv[1]["latency_ms"]["p50"])):
         broken = [b for b, row in c.get("budgets_on_validation", {}).items() if row["passed"] is False]
         verdict = VERDICT[c["passed_on_validation"]] + (f" ({', '.join(broken)})" if broken else "")

@@ -64,8 +64,9 @@ def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DevicePr
 
 
 def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger,
-                  task: str = "classification") -> dict[str, dict]:
-    """Per device: the chosen variant's figures, budgets (those of the recipe's `task`) and verdict, and why it was chosen."""
+                  task: str = "classification", label: str = "acc") -> dict[str, dict]:
+    """Per device: the chosen variant's figures, budgets (those of the recipe's `task`) and verdict, and
+    why it was chosen; `label` names the metric in the log (acc, mAP)."""
     devices = {}
     for profile in profiles:
         admitted = [v for v in variants if v.runtime in profile.runtimes]
@@ -100,8 +101,8 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
         }
         log.info("\n".join([
             f"validate {profile.name}: {summary}",
-            *candidates_table(chosen.artifact, entry["choice"]["candidates"]),
-            f"  on test, once: {chosen.artifact} acc {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({entry['latency_kind']}), "
+            *candidates_table(chosen.artifact, entry["choice"]["candidates"], label),
+            f"  on test, once: {chosen.artifact} {label} {_figure(entry['accuracy'])}, p90 {entry['latency_ms']['p90']:.3f} ms ({entry['latency_kind']}), "
             f"{entry['size_bytes'] / 1024:.1f} KiB -> {VERDICT[entry['passed']]}",
         ]))
     return devices

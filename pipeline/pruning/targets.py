@@ -87,6 +87,7 @@ class Pruning:
     recover: Callable[[str], None]
     val_accuracy: Callable[[], float]
     log: logging.Logger
+    label: str = "acc"  # what log lines call the recipe's metric (mAP for a detector)
 
     def figures(self) -> dict[str, int]:
         return size_figures(self.traced.backbone, self.input_shape)
@@ -147,7 +148,7 @@ def round_done(p: Pruning, k: int, prune: Callable[[], None]) -> dict:
     p.recover(f"recover {k}/{p.steps}")
     figures = p.figures()
     row = {"round": k, **figures, "val_accuracy": round(p.val_accuracy(), 5)}
-    p.log.info(f"prune round {k}/{p.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, val acc {row['val_accuracy']:.4f}")
+    p.log.info(f"prune round {k}/{p.steps}: params {figures['params']:,}, MACs {figures['macs'] / 1e6:.2f} M, val {p.label} {row['val_accuracy']:.4f}")
     return row
 
 

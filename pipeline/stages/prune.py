@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.core.errors import StageError
+from pipeline.core.metrics import label_of
 from pipeline.core.state import ModelState
 from pipeline.pruning.channel_mixing import ChannelMixing
 from pipeline.pruning.pruner import build_pruner, prune_once
@@ -94,6 +95,7 @@ def run(cfg: PruneConfig, state: ModelState, ctx: StageContext) -> ModelState:
             recover=lambda desc: recover(cfg, state, teacher, ctx, desc),
             val_accuracy=lambda: ctx.score(state.model, "val"),
             log=ctx.log,
+            label=label_of(ctx.metric),
         ))
         traced.cpu()
         if state.heads:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exporters import onnx_outputs
 from pipeline.boards.board_timing import measure_on_boards
 from pipeline.core.errors import StageError
+from pipeline.core.metrics import label_of
 from pipeline.core.state import DEPLOYABLE, ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
 from pipeline.runtime.early_exit import read_cascade, summarize
@@ -73,7 +74,7 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     if cfg.on_boards:
         measure_on_boards(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
     forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
-    devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log, ctx.task.name)
+    devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log, ctx.task.name, label_of(ctx.metric))
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
     main = variants[shipped[0][0] if shipped else names[0]]
     ctx.metrics.update(

@@ -28,7 +28,7 @@ from torch.utils.data import DistributedSampler
 
 from pipeline.core import distributed
 from pipeline.core.errors import StageError
-from pipeline.core.metrics import Metric, metric_label, top1
+from pipeline.core.metrics import Metric, label_of, top1
 from pipeline.core.progress import progress
 from pipeline.data import DataSplits
 from pipeline.training.augment import Augment, augment, mixed
@@ -96,7 +96,7 @@ def fit(
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch * cfg.epochs)
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device) for v in (data.mean, data.std))
     history, best, best_state, stale = [], -1.0, None, 0
-    label = metric_label(getattr(metric, "__name__", None))  # "acc" for top-1, "mAP" for a detector's coco_map
+    label = label_of(metric)  # "acc" for top-1, "mAP" for a detector's coco_map
     with _parallel(_Step(model, objective), cfg, device, ranks.size) as step_fn:
         for epoch in range(cfg.epochs):
             model.train()

@@ -47,3 +47,10 @@ def test_the_table_lists_the_chosen_file_first_then_by_speed_with_what_each_brea
     assert [r.split()[0] for r in rows] == ["file", "*", "onnx_fp32", "ncnn_fp32"]
     assert rows[1].split()[1:] == ["onnx_int8", "0.02", "0.001", "0.8900", "2.0", "PASS"]
     assert rows[2].endswith("FAIL (max_size_kb)") and "–" in rows[3] and rows[3].endswith("CANNOT JUDGE")
+
+
+def test_the_table_names_the_recipe_metric():
+    row = {"latency_ms": {"p50": 0.01, "noise": 0.001}, "val_accuracy": 0.61, "size_bytes": 2048, "passed_on_validation": True, "budgets_on_validation": {}}
+    assert candidates_table("onnx_int8", {"onnx_int8": row}, "mAP")[0].split()[:6] == ["file", "p50", "ms", "noise", "ms", "val"]
+    assert candidates_table("onnx_int8", {"onnx_int8": row}, "mAP")[0].split()[6] == "mAP"
+    assert candidates_table("onnx_int8", {"onnx_int8": row})[0].split()[6] == "acc"

@@ -4,6 +4,7 @@ export, INT8, validate; and the recipe-time refusals of what detection does not 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -269,6 +270,10 @@ def test_the_report_and_the_summary_name_the_figure_map(finished, tmp_path):
     log = (out / "run.log").read_text()
     epochs = [line for line in log.splitlines() if "train epoch " in line]
     assert len(epochs) == 3 and all(", val mAP " in line for line in epochs)  # the epoch lines too
+    rounds = [line for line in log.splitlines() if "prune round " in line]
+    assert rounds and all(", val mAP " in line for line in rounds)
+    assert " val mAP " in log.split("validate host: ")[1].splitlines()[1]  # the choice table's header
+    assert re.search(r"on test, once: \S+ mAP \d", log)
 
 
 @pytest.mark.parametrize("stage, name", [("export", "model.onnx"), ("quantize", "model.int8.onnx")])
