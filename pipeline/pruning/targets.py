@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipeline.core import distributed
 from pipeline.core.errors import DeviceProfileError
 from pipeline.deploy.profiles import load_profile
+from pipeline.pruning.size_goals import round_goal, size_goal, within
 from pipeline.runtime.model_cost import measure_exported
 from pipeline.training.evaluation import size_figures
 from pipeline.models.heads import HeadedModel
@@ -108,38 +109,26 @@ def by_channel_ratio(target: PruneTarget, p: Pruning) -> Outcome:
 def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
     """Increments until the round's MACs (or params) goal, recovery after each round; the goals
     follow a linear or geometric schedule to `keep` of the start."""
-    measure, start, keep = size_goal(target, p.figures())
+    measure, start, keep = size_goal(target.kind, getattr(target, target.kind), p.figures())
     if keep >= 1:
         p.log.info(f"prune: the model's {start:,.0f} {measure} are already within {target.kind} {getattr(target, target.kind):,.0f}; "
                    "no channel is removed (recovery still runs)")
 
-    def goal(k: int) -> float:
-        return keep ** (k / p.steps) if p.schedule == "geometric" else 1 - (1 - keep) * k / p.steps
-
     def prune_to(k: int) -> None:
         def reached() -> bool:
-            return p.figures()[measure] <= goal(k) * start
+            return within(p.figures()[measure], round_goal(keep, k, p.steps, p.schedule), start)
 
         while not reached() and p.pruner.current_step < p.pruner.iterative_steps:
             p.step(until=reached)  # lands on the goal instead of one whole increment past it
 
     rounds = [round_done(p, k, lambda k=k: prune_to(k)) for k in range(1, p.steps + 1)]
-    reached = rounds[-1][measure] <= keep * start * (1 + 1e-9)  # float rounding only: a budget is a budget
+    reached = within(rounds[-1][measure], keep, start)
     if not reached:
         p.log.warning(
             f"prune: could not reach {target.kind}={getattr(target, target.kind):,g} within max_layer_ratio={p.max_layer_ratio}: "
             f"stopped at {rounds[-1][measure] / start:.3f} of the starting {measure}"
         )
     return Outcome(rounds, reached)
-
-
-def size_goal(target: PruneTarget, figures: dict[str, int]) -> tuple[str, int, float]:
-    """(the figure the target is on, its starting value, the fraction of it to keep): an absolute
-    `max_*` becomes the fraction it is of the start (1 or more: nothing to remove)."""
-    measure = "macs" if target.kind.endswith("macs") else "params"
-    start = figures[measure]
-    limit = getattr(target, target.kind)
-    return measure, start, limit / start if target.kind.startswith("max_") else limit
 
 
 def round_done(p: Pruning, k: int, prune: Callable[[], None]) -> dict:
