@@ -19,8 +19,8 @@ def write_tune_markdown(summary: dict, path: Path) -> Path:
     lines = [
         f"# Tune study `{summary['study']}`",
         "",
-        f"{summary['trials']['complete']} finished trial(s) of {summary['trials']['all']} ({summary['trials']['pruned']} stopped early: by the "
-        f"{summary['pruner']} pruner, the study's time or a model over its limits); objective {summary['objective']}, sampler {summary['sampler']}. "
+        f"{summary['trials']['complete']} finished trial(s) of {summary['trials']['all']} ({summary['trials']['pruned']} stopped early: "
+        f"{stop_reasons(summary['pruner'])}); objective {summary['objective']}, sampler {summary['sampler']}. "
         "Every choice on the validation split, "
         "each device's test figure read once, after, from its trial's run.",
         "",
@@ -51,6 +51,11 @@ def write_tune_markdown(summary: dict, path: Path) -> Path:
         lines.append(f"| {row['trial']} | `{json.dumps(row['values'])}` | {row['score']:.4f} | " + " | ".join(cells) + f" | {row['reused_stages']} | {row['seconds']:.0f} |")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def stop_reasons(pruner: str) -> str:
+    """What can stop a trial before its last epoch in this study (no pruner: only the time and the limits)."""
+    return ("" if pruner == "none" else f"by the {pruner} pruner, ") + "the study's time or a model over its limits"
 
 
 def picks_table(summary: dict) -> str:

@@ -162,3 +162,10 @@ def test_tpe_draws_as_many_random_trials_as_the_spec_says():
 
     space = {"train.lr": {"float": [0.001, 0.1]}}
     assert make_sampler(TuneConfig.model_validate({"space": space, "trials": 8, "startup_trials": 3}), None)._n_startup_trials == 3
+
+
+def test_the_tune_report_names_only_what_can_stop_a_trial():
+    from pipeline.tune.tune_report import stop_reasons
+
+    assert stop_reasons("none") == "the study's time or a model over its limits"
+    assert stop_reasons("hyperband") == "by the hyperband pruner, the study's time or a model over its limits"
