@@ -6,7 +6,9 @@ turned into the fraction it is of the start (1 or more: the model is already wit
 
 from __future__ import annotations
 
-FLOAT_SLACK = 1e-9  # float rounding of goal x start; a budget is a budget, so nothing more
+import math
+
+FLOAT_SLACK = 1e-6  # float rounding of goal x start, far under one MAC; a budget is a budget, so nothing more
 
 
 def size_goal(kind: str, value: float, figures: dict[str, int]) -> tuple[str, int, float]:
@@ -22,6 +24,7 @@ def round_goal(keep: float, k: int, steps: int, schedule: str) -> float:
     return keep ** (k / steps) if schedule == "geometric" else 1 - (1 - keep) * k / steps
 
 
-def within(figure: float, fraction: float, start: float) -> bool:
-    """Whether `figure` is at or under `fraction` of `start`."""
-    return figure <= fraction * start * (1 + FLOAT_SLACK)
+def within(figure: int, fraction: float, start: int) -> bool:
+    """Whether `figure` (a count of MACs or parameters) is at or under `fraction` of `start`: at or
+    under the whole count the goal allows."""
+    return figure <= math.floor(fraction * start + FLOAT_SLACK)
