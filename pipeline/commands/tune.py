@@ -15,6 +15,8 @@ from pipeline.core.errors import UserError
 @click.option("--model", help="without SPEC: a zoo model or \"package.module:function\"; the default space is searched")
 @click.option("--data", help="without SPEC: SOURCE[:PATH] (embedded, fashion-mnist[:DIR], npz:FILE, image_folder:DIR)")
 @click.option("--device", "devices", multiple=True, help="without SPEC: a device to tune for (repeatable)")
+@click.option("--max-macs", help="without SPEC: the model's MACs budget (8M, 8e6): prune to it and refuse any trial over it")
+@click.option("--max-params", help="without SPEC: the model's parameter budget (14862, 15k): prune to it and refuse any trial over it")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="tune folder (default runs/<name>-tune)")
 @click.option("--trials", type=click.IntRange(min=1), help="trials the study should hold, finished or stopped by the pruner (default: the spec's tune.trials)")
 @click.option("--time", "time_limit", help="wall time for this invocation: 90s, 30m, 2h (default: the spec's tune.time)")
@@ -24,7 +26,8 @@ from pipeline.core.errors import UserError
 @click.option("--quiet", is_flag=True, help="warnings and the final table only")
 @click.option("--debug", is_flag=True)
 @friendly_errors
-def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[str, ...], out_dir: str | None, trials: int | None,
+def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[str, ...], max_macs: str | None, max_params: str | None,
+         out_dir: str | None, trials: int | None,
          time_limit: str | None, storage: str | None, storage_password_file: str | None, heartbeat: float, quiet: bool, debug: bool) -> None:
     """Search SPEC's `tune.space` (recipe fields) for the best recipe per device, on validation figures;
     or, without SPEC, the default space for --model on --data for each --device.
@@ -37,10 +40,11 @@ def tune(spec: str | None, model: str | None, data: str | None, devices: tuple[s
 
     setup_logging(quiet, debug)
     if spec is None:
-        spec, out_dir = write_default_spec(model, data, devices, trials, time_limit, out_dir)
+        spec, out_dir = write_default_spec(model, data, devices, trials, time_limit, out_dir, max_macs, max_params)
         click.echo(f"searching the default space; the spec: {spec}", err=True)
-    elif model or data or devices:
-        raise UserError("give SPEC, or --model/--data/--device for the default space, not both")
+    elif model or data or devices or max_macs or max_params:
+        raise UserError("give SPEC, or --model/--data/--device (and --max-macs/--max-params) for the default space, not both; "
+                        "in a spec, a model budget is tune.limits with a prune target such as {max_macs: 8000000}")
     summary = run_study(Path(spec), Path(out_dir) if out_dir else None, trials, time_limit, storage,
                         Path(storage_password_file) if storage_password_file else None, heartbeat)
     click.echo(picks_table(summary))

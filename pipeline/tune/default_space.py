@@ -20,12 +20,45 @@ SPACE = {
 }
 
 
-def default_spec(model: str, data: dict, devices: list[str], trials: int | None, time: str | None, seed: int = 0) -> dict:
+SUFFIXES = {"k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def count(text: str, option: str) -> int:
+    """A count as a user writes it: 14862, 8e6, 8M, 15k, 1.5G."""
+    number, scale = (text[:-1], SUFFIXES[text[-1]]) if text and text[-1] in SUFFIXES else (text, 1)
+    try:
+        value = float(number) * scale
+    except ValueError:
+        value = 0
+    if not 1 <= value < float("inf"):  # NaN and inf too
+        raise UserError(f"{option} {text!r}: give a count of at least 1, as 14862, 8e6, 8M or 15k")
+    return int(value)
+
+
+def with_model_budget(spec: dict, max_macs: int | None, max_params: int | None) -> dict:
+    """A model budget given on the command line: prune straight to it (MACs first when both are given)
+    instead of searching how much to keep, and refuse any trial whose final model breaks either."""
+    if max_macs is None and max_params is None:
+        return spec
+    limits = {k: v for k, v in (("max_macs", max_macs), ("max_params", max_params)) if v is not None}
+    prune = next(stage["prune"] for stage in spec["stages"] if "prune" in stage)
+    prune["target"] = {"max_macs": max_macs} if max_macs is not None else {"max_params": max_params}
+    spec["tune"]["space"] = {k: v for k, v in spec["tune"]["space"].items() if k != "prune.target.keep_macs"}
+    spec["tune"]["limits"] = limits
+    return spec
+
+
+def default_spec(model: str, data: dict, devices: list[str], trials: int | None, time: str | None, seed: int = 0,
+                 max_macs: int | None = None, max_params: int | None = None) -> dict:
     """The spec as YAML-ready data; `model` is a zoo name or "package.module:function"."""
     if not devices:
         raise UserError("--device: name at least one device (a profile name or .yaml path): the study scores what each would ship")
     model_entry = {"factory": model} if ":" in model else {"name": model}
     name = f"tune-{Path(model.split(':')[-1]).name}"
+    return with_model_budget(_spec(name, seed, data, model_entry, devices, trials, time), max_macs, max_params)
+
+
+def _spec(name: str, seed: int, data: dict, model_entry: dict, devices: list[str], trials: int | None, time: str | None) -> dict:
     return {
         "name": name,
         "seed": seed,
@@ -39,12 +72,12 @@ def default_spec(model: str, data: dict, devices: list[str], trials: int | None,
             {"validate": {}},
         ],
         "devices": list(devices),
-        "tune": {"seed": seed, "space": SPACE, **({"trials": trials} if trials else {}), **({"time": time} if time else {})},
+        "tune": {"seed": seed, "space": dict(SPACE), **({"trials": trials} if trials else {}), **({"time": time} if time else {})},
     }
 
 
 def write_default_spec(model: str | None, data: str | None, devices: tuple[str, ...], trials: int | None, time: str | None,
-                       out_dir: str | None) -> tuple[str, str]:
+                       out_dir: str | None, max_macs: str | None = None, max_params: str | None = None) -> tuple[str, str]:
     """The one-line form's spec, written into the tune folder (a second run reads it back and resumes);
     returns (the spec's path, the tune folder)."""
     import yaml
@@ -53,7 +86,9 @@ def write_default_spec(model: str | None, data: str | None, devices: tuple[str, 
 
     if not (model and data):
         raise UserError("without SPEC, give --model (a zoo name or package.module:function), --data SOURCE[:PATH] and --device")
-    raw = default_spec(model, data_config(DataSpec(data)).model_dump(exclude_unset=True), list(devices), trials, time)
+    raw = default_spec(model, data_config(DataSpec(data)).model_dump(exclude_unset=True), list(devices), trials, time,
+                       max_macs=None if max_macs is None else count(max_macs, "--max-macs"),
+                       max_params=None if max_params is None else count(max_params, "--max-params"))
     out = Path(out_dir or Path("runs") / f"{raw['name']}-tune")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "spec.yaml"

@@ -88,3 +88,33 @@ def test_the_one_line_form_writes_the_default_space_as_a_spec_it_resumes_from(tm
     assert tune("--model", "tiny_cnn", "--device", "host").exit_code == 1
     both = tune(tmp_path / "t" / "spec.yaml", "--model", "tiny_cnn")
     assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_the_one_line_form_takes_a_model_budget_as_a_count(tmp_path, monkeypatch):
+    from pipeline.tune import study
+    from pipeline.tune.study import load_spec
+
+    monkeypatch.setattr(study, "run_study", lambda spec, out, *rest: {"devices": {}, "stage_reuse": {"reused": 0, "stages": 0, "rate": 0, "seconds_saved": 0}, "trials": {"complete": 0, "pruned": 0}})
+    done = tune("--model", "tiny_cnn", "--data", "embedded", "--device", "host", "--max-macs", "1.2M", "--max-params", "15k", "--trials", 2, "--out", tmp_path / "t")
+    assert done.exit_code == 0, done.output
+    written = yaml.safe_load((tmp_path / "t" / "spec.yaml").read_text())
+    prune = next(s["prune"] for s in written["stages"] if "prune" in s)
+    assert prune["target"] == {"max_macs": 1_200_000} and written["tune"]["limits"] == {"max_macs": 1_200_000, "max_params": 15_000}
+    assert "prune.target.keep_macs" not in written["tune"]["space"] and "prune.finetune.epochs" in written["tune"]["space"]
+    load_spec(tmp_path / "t" / "spec.yaml")
+    done = tune("--model", "tiny_cnn", "--data", "embedded", "--device", "host", "--max-params", "14862", "--trials", 2, "--out", tmp_path / "p")
+    assert done.exit_code == 0, done.output
+    written = yaml.safe_load((tmp_path / "p" / "spec.yaml").read_text())
+    assert next(s["prune"] for s in written["stages"] if "prune" in s)["target"] == {"max_params": 14862}
+    for bad in ("8X", "0", "-3M", "nan", "inf", ""):
+        refused = tune("--model", "tiny_cnn", "--data", "embedded", "--device", "host", "--max-macs", bad, "--out", tmp_path / "b")
+        assert refused.exit_code == 1 and f"--max-macs {bad!r}: give a count of at least 1" in refused.output, (bad, refused.output)
+    both = tune(tmp_path / "t" / "spec.yaml", "--max-macs", "8M")
+    assert both.exit_code == 1 and "not both" in both.output and "tune.limits" in both.output
+
+
+@pytest.mark.parametrize("text, expected", [("14862", 14862), ("8e6", 8_000_000), ("8M", 8_000_000), ("15k", 15_000), ("1.5G", 1_500_000_000), ("1", 1)])
+def test_counts_as_users_write_them(text, expected):
+    from pipeline.tune.default_space import count
+
+    assert count(text, "--max-macs") == expected
