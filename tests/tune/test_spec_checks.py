@@ -204,3 +204,33 @@ def test_tpe_starts_from_ten_random_trials_unless_told_at_least_one():
     assert TuneConfig.model_validate({"space": space, "trials": 8, "startup_trials": 1}).startup_trials == 1
     with pytest.raises(ValueError, match="startup_trials"):
         TuneConfig.model_validate({"space": space, "trials": 8, "startup_trials": 0})
+
+
+@pytest.mark.parametrize("text, expected", [("14862", 14862), ("8e6", 8_000_000), ("8M", 8_000_000), ("15k", 15_000), ("1.5G", 1_500_000_000), ("1", 1)])
+def test_counts_as_users_write_them(text, expected):
+    from pipeline.tune.model_budget import count
+
+    assert count(text, "--max-macs") == expected
+
+
+@pytest.mark.parametrize("text", ["8X", "0", "0.5", "-3M", "nan", "inf", "", "M"])
+def test_a_count_that_is_not_one_is_refused_naming_the_option(text):
+    from pipeline.tune.model_budget import count
+
+    with pytest.raises(UserError, match=f"--max-params {text!r}: give a count of at least 1, as 14862, 8e6, 8M or 15k"):
+        count(text, "--max-params")
+
+
+def test_a_model_budget_prunes_straight_to_it_and_limits_every_trial():
+    from pipeline.tune.default_space import SPACE, default_spec
+
+    plain = default_spec("tiny_cnn", {"source": "embedded"}, ["host"], 2, None)
+    assert plain["tune"]["space"] == SPACE and "limits" not in plain["tune"]
+    assert plain["stages"][1]["prune"]["target"] == {"keep_macs": 0.6}
+    both = default_spec("tiny_cnn", {"source": "embedded"}, ["host"], 2, None, max_macs=8_000_000, max_params=15_000)
+    assert both["stages"][1]["prune"]["target"] == {"max_macs": 8_000_000}, "MACs first when both are given"
+    assert both["tune"]["limits"] == {"max_macs": 8_000_000, "max_params": 15_000}
+    assert set(both["tune"]["space"]) == set(SPACE) - {"prune.target.keep_macs"} and "prune.target.keep_macs" in SPACE
+    params = default_spec("tiny_cnn", {"source": "embedded"}, ["host"], 2, None, max_params=15_000)
+    assert params["stages"][1]["prune"]["target"] == {"max_params": 15_000} and params["tune"]["limits"] == {"max_params": 15_000}
+    assert default_spec("m:build", {"source": "embedded"}, ["host"], 2, None, max_macs=5)["tune"]["limits"] == {"max_macs": 5}

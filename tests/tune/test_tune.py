@@ -112,9 +112,3 @@ def test_the_one_line_form_takes_a_model_budget_as_a_count(tmp_path, monkeypatch
     both = tune(tmp_path / "t" / "spec.yaml", "--max-macs", "8M")
     assert both.exit_code == 1 and "not both" in both.output and "tune.limits" in both.output
 
-
-@pytest.mark.parametrize("text, expected", [("14862", 14862), ("8e6", 8_000_000), ("8M", 8_000_000), ("15k", 15_000), ("1.5G", 1_500_000_000), ("1", 1)])
-def test_counts_as_users_write_them(text, expected):
-    from pipeline.tune.default_space import count
-
-    assert count(text, "--max-macs") == expected
