@@ -69,6 +69,11 @@ class PruneTarget(BaseModel):
         return next(k for k in TARGETS if getattr(self, k) is not None)
 
     @property
+    def value(self):
+        """The figure given for the kind (a fraction, a count, or the device's name)."""
+        return getattr(self, self.kind)
+
+    @property
     def budget(self) -> tuple[str, float]:
         return ("latency_p90_ms", self.latency_p90_ms) if self.latency_p90_ms is not None else ("size_kb", self.size_kb)
 
@@ -109,9 +114,9 @@ def by_channel_ratio(target: PruneTarget, p: Pruning) -> Outcome:
 def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
     """Increments until the round's MACs (or params) goal, recovery after each round; the goals
     follow a linear or geometric schedule to `keep` of the start."""
-    measure, start, keep = size_goal(target.kind, getattr(target, target.kind), p.figures())
+    measure, start, keep = size_goal(target.kind, target.value, p.figures())
     if keep >= 1:
-        p.log.info(f"prune: the model's {start:,.0f} {measure} are already within {target.kind} {getattr(target, target.kind):,.0f}; "
+        p.log.info(f"prune: the model's {start:,.0f} {measure} are already within {target.kind} {target.value:,.0f}; "
                    "no channel is removed (recovery still runs)")
 
     def prune_to(k: int) -> None:
@@ -125,7 +130,7 @@ def toward_size_goal(target: PruneTarget, p: Pruning) -> Outcome:
     reached = within(rounds[-1][measure], keep, start)
     if not reached:
         p.log.warning(
-            f"prune: could not reach {target.kind}={getattr(target, target.kind):,g} within max_layer_ratio={p.max_layer_ratio}: "
+            f"prune: could not reach {target.kind}={target.value:,g} within max_layer_ratio={p.max_layer_ratio}: "
             f"stopped at {rounds[-1][measure] / start:.3f} of the starting {measure}"
         )
     return Outcome(rounds, reached)

@@ -28,11 +28,7 @@ def default_spec(model: str, data: dict, devices: list[str], trials: int | None,
         raise UserError("--device: name at least one device (a profile name or .yaml path): the study scores what each would ship")
     model_entry = {"factory": model} if ":" in model else {"name": model}
     name = f"tune-{Path(model.split(':')[-1]).name}"
-    return with_model_budget(_spec(name, seed, data, model_entry, devices, trials, time), max_macs, max_params)
-
-
-def _spec(name: str, seed: int, data: dict, model_entry: dict, devices: list[str], trials: int | None, time: str | None) -> dict:
-    return {
+    spec = {
         "name": name,
         "seed": seed,
         "data": data,
@@ -47,6 +43,7 @@ def _spec(name: str, seed: int, data: dict, model_entry: dict, devices: list[str
         "devices": list(devices),
         "tune": {"seed": seed, "space": dict(SPACE), **({"trials": trials} if trials else {}), **({"time": time} if time else {})},
     }
+    return with_model_budget(spec, max_macs, max_params)
 
 
 def write_default_spec(model: str | None, data: str | None, devices: tuple[str, ...], trials: int | None, time: str | None,
