@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipeline.core.errors import RecipeError, UserError
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*$")
+# A searched field whose name ends so changes how many epochs a trial trains or where its rounds fall
+# (`train.epochs`, `prune.finetune.epochs`, `prune.steps`): with it, two trials at the same epoch
+# number stand at different points of their schedules (a one-cycle schedule over 30 epochs is still
+# at its peak learning rate at epoch 5, one over 5 has annealed), so a pruner's rung compares unlike.
+SCHEDULE_FIELDS = ("epochs", "steps")
 
 
 class Param(BaseModel):
@@ -114,8 +119,26 @@ class TuneConfig(BaseModel):
         return self.sampler or ("nsga2" if self.pareto else "tpe")
 
     @property
+    def schedule_paths(self) -> list[str]:
+        """The searched paths that change a trial's schedule (see SCHEDULE_FIELDS)."""
+        return [path for path in self.space if path.rsplit(".", 1)[-1] in SCHEDULE_FIELDS]
+
+    @property
     def pruner_name(self) -> str:
-        return self.pruner or ("none" if self.pareto else "hyperband")
+        """The pruner asked for; by default Hyperband, except where it cannot compare like with like:
+        a Pareto objective (Optuna prunes single-objective studies only) or a space that searches the
+        schedule itself, where it would stop long schedules for being mid-way at an early rung."""
+        return self.pruner or ("none" if self.pareto or self.schedule_paths else "hyperband")
+
+    @property
+    def pruner_caveat(self) -> str | None:
+        """Why the pruner asked for may stop the wrong trials, or None."""
+        if self.pruner in (None, "none") or not self.schedule_paths:
+            return None
+        return (f"tune.pruner: {self.pruner} compares trials at the same epoch, but the space searches "
+                f"{', '.join(self.schedule_paths)}: a trial with a longer schedule is still mid-way (a one-cycle schedule "
+                "near its peak learning rate) where a short one has finished, and is stopped for it. Fix the schedule in the "
+                "recipe and search the rest, or set pruner: none (the default for such a space).")
 
 
 def seconds(text: str) -> float:

@@ -51,6 +51,8 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's constraints_func: stable in use since Optuna 3
     recipe_raw, tune = load_spec(spec_path)
+    if tune.pruner_caveat:
+        log.warning(tune.pruner_caveat)
     trials = trials if trials is not None else tune.trials
     timeout = seconds(time_limit) if time_limit is not None else (seconds(tune.time) if tune.time else None)
     if trials is None and timeout is None:

@@ -54,6 +54,13 @@ def test_the_pruner_stops_a_trial_whose_first_epoch_falls_behind(tmp_path, lenie
         (out / "trials" / "trial-0001" / "report.json").read_text())["stages"][0]["status"] == "failed", "stopped inside train"
 
 
+def test_a_pruner_asked_for_over_a_searched_schedule_is_warned_about(tmp_path, lenient_device):
+    path = with_tune(tiny_spec(tmp_path, lenient_device, space={"prune.finetune.epochs": {"int": [1, 2]}}, trials=1), pruner="asha")
+    done = tune(path, "--out", tmp_path / "tune")
+    assert done.exit_code == 0, done.output
+    assert "tune.pruner: asha compares trials at the same epoch, but the space searches prune.finetune.epochs" in done.output
+
+
 def test_a_pareto_study_keeps_each_devices_front_and_draws_it(tmp_path, lenient_device):
     path = with_tune(tiny_spec(tmp_path, lenient_device, trials=3), objective="pareto-latency")
     out = tmp_path / "tune"

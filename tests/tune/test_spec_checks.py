@@ -34,6 +34,26 @@ def test_a_tune_section_needs_a_budget_and_valid_ranges():
     check_space({"stages": [{"train": {}}]}, TuneConfig(trials=1, space={"train.epochs": {"int": [1, 2]}}), lambda r: r)
 
 
+def test_a_space_that_searches_the_schedule_is_not_pruned_by_default_and_asking_for_a_pruner_is_warned():
+    rest = {"train.lr": {"float": [0.001, 0.1]}, "prune.target.keep_macs": {"float": [0.3, 0.9]}}
+    for path in ("train.epochs", "prune.finetune.epochs", "stages.1.prune.steps"):
+        tune = TuneConfig(trials=1, space={**rest, path: {"int": [1, 3]}})
+        assert tune.schedule_paths == [path] and tune.pruner_name == "none" and tune.pruner_caveat is None
+        assert TuneConfig(trials=1, space={**rest, path: {"int": [1, 3]}}, pruner="none").pruner_caveat is None
+        asked = TuneConfig(trials=1, space={**rest, path: {"int": [1, 3]}}, pruner="hyperband")
+        assert asked.pruner_name == "hyperband"
+        assert asked.pruner_caveat == (
+            f"tune.pruner: hyperband compares trials at the same epoch, but the space searches {path}: a trial with a longer "
+            "schedule is still mid-way (a one-cycle schedule near its peak learning rate) where a short one has finished, and is "
+            "stopped for it. Fix the schedule in the recipe and search the rest, or set pruner: none (the default for such a space).")
+    plain = TuneConfig(trials=1, space=rest, pruner="median")
+    assert plain.schedule_paths == [] and plain.pruner_name == "median" and plain.pruner_caveat is None
+    assert TuneConfig(trials=1, space=rest).pruner_name == "hyperband", "a fixed schedule: Hyperband by default"
+    both = TuneConfig(trials=1, space={"train.epochs": {"int": [1, 3]}, **rest, "prune.steps": {"int": [1, 3]}}, pruner="asha")
+    assert both.schedule_paths == ["train.epochs", "prune.steps"] and "searches train.epochs, prune.steps: a trial" in both.pruner_caveat
+    assert TuneConfig(trials=1, space={"model.kwargs.epochs_like": {"int": [1, 3]}}).schedule_paths == []
+
+
 def test_a_pareto_objective_cannot_be_pruned_and_queued_trials_must_lie_in_the_space():
     space = {"train.lr": {"float": [0.001, 0.1]}, "quantize.method": {"choice": ["static", "accuracy_aware"]}}
     with pytest.raises(ValueError, match="a Pareto objective cannot be pruned"):
