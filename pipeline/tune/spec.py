@@ -75,7 +75,7 @@ class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     space: dict[str, Param] = Field(min_length=1, description="recipe field path -> its range or choices")
-    trials: int | None = Field(None, ge=1, description="trials the study should hold, finished or stopped by the pruner (a resumed study runs only the rest)")
+    trials: int | None = Field(None, ge=1, description="trials the study should hold, finished or stopped by the pruner; a failed one is replaced (a resumed study runs only the rest)")
     time: str | None = Field(None, description="wall time for this invocation: 90s, 30m, 2h")
     seed: int = Field(0, description="the sampler's seed")
     objective: Literal["metric", "pareto-latency", "pareto-size"] = Field(

@@ -69,8 +69,11 @@ def run_study(spec_path: Path, out: Path | None = None, trials: int | None = Non
         log.info(f"tune: resuming study '{study.study_name}' with {done} trial(s) done")
     if remaining != 0:
         deadline = None if timeout is None else time.monotonic() + timeout  # a running trial stops at its next epoch past it
+        # No n_trials: the callback below ends the study once it holds `trials` decided ones (over every
+        # worker sharing it), so a failed trial (a point whose loss diverged) is replaced by another draw
+        # instead of leaving the study one short for a later run to top up.
         study.optimize(
-            lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path), deadline), n_trials=remaining, timeout=timeout,
+            lambda trial: run_trial(trial, recipe_raw, tune, folder, str(spec_path), deadline), n_trials=None, timeout=timeout,
             catch=(UserError, ParityError), callbacks=[report_trial, StopAfterFailures()]
             + ([optuna.study.MaxTrialsCallback(trials, states=counted)] if trials else []),
         )

@@ -115,7 +115,10 @@ def test_a_trial_that_fails_is_one_bad_point_and_the_study_goes_on(tmp_path, len
     assert done.exit_code == 0, done.output
     assert "tune trial 0: failed" in done.output and "lower the learning rate" in done.output
     summary = json.loads((tmp_path / "tune" / "tune.json").read_text())
-    assert [r["trial"] for r in summary["rows"]][:1] == [1] and summary["devices"]["lenient"]["trial"] != 0
+    assert [r["trial"] for r in summary["rows"]] == [1, 2] and summary["devices"]["lenient"]["trial"] != 0
+    assert summary["trials"] == {"complete": 2, "pruned": 0, "all": 3}, "the failed trial was replaced: the study holds the 2 asked for"
+    again = tune(path, "--out", tmp_path / "tune")
+    assert again.exit_code == 0 and "tune trial" not in again.output, "a second run finds nothing left to do"
 
 
 def test_failures_in_a_row_stop_the_study_and_say_why(tmp_path, lenient_device, monkeypatch):
