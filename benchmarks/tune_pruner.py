@@ -1,17 +1,18 @@
 """Does Hyperband pay in `compress tune`? One space with a fixed schedule, searched with and without it.
 
-    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--out runs/bench-tune-pruner]
+    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--rung 6 …] [--out runs/bench-tune-pruner]
 
 A pruner compares trials at the same epoch, so it is only fair when every trial trains on the same
 schedule: here a tiny_cnn trained 3 epochs (the same base for every trial, made once by the stage
 store), then pruned in 2 rounds of 3 recovery epochs each, exported, INT8 and validated for a
 Raspberry Pi 4 and an Intel N100. The space leaves the epochs out: how much to prune, the recovery
-learning rate, the INT8 route. Both studies run TPE with seed 0 and the same trials budget; one
-without a pruner, one with Hyperband (reduction factor 3) whose first rung is the first recovery
-epoch (the 3 training epochs are the same in every trial, so a rung there would compare nothing).
+learning rate, the INT8 route. Every study runs TPE with seed 0 and the same trials budget: one
+without a pruner, then one with Hyperband (reduction factor 3) per first rung: by default the first
+recovery epoch (epoch 4: one epoch into a one-cycle schedule) and the end of the first round (epoch
+6: its schedule annealed). Epochs 1-3 are the shared base, the same in every trial.
 Reported: each study's wall time (ratio to the one without a pruner), trials finished and stopped,
 and each device's pick on validation with its test figure read after. One run each, alone on the
-machine: a whole study cannot be interleaved with another, and the two draw different trials once
+machine: a whole study cannot be interleaved with another, and the studies draw different trials once
 TPE leaves its random start-up (a stopped trial tells the sampler less than a finished one).
 """
 
@@ -48,14 +49,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--data", choices=["embedded", "fashion-mnist"], default="fashion-mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-tune-pruner")
+    parser.add_argument("--rung", type=int, action="append",
+                        help="Hyperband's first rung, in epochs over the recipe (repeatable: one study each); default: the first "
+                             "recovery epoch (4), and the end of the first round (6), where its one-cycle schedule has annealed")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     recipe = fixed_schedule(args.data)
-    studies = {
-        "no pruner": run_tune(args.out / "none", args.trials, recipe, SPACE),
-        "Hyperband": run_tune(args.out / "hyperband", args.trials, recipe, SPACE,
-                              pruner="hyperband", min_epochs=TRAIN_EPOCHS + 1, reduction_factor=3),
-    }
+    studies = {"no pruner": run_tune(args.out / "none", args.trials, recipe, SPACE)}
+    for rung in args.rung or [TRAIN_EPOCHS + 1, TRAIN_EPOCHS + RECOVERY_EPOCHS]:
+        studies[f"Hyperband, first rung at epoch {rung}"] = run_tune(args.out / f"hyperband-{rung}", args.trials, recipe, SPACE,
+                                                                     pruner="hyperband", min_epochs=rung, reduction_factor=3)
     base = studies["no pruner"]["seconds"]
     print("| study | trials finished | stopped by the pruner | wall s (ratio to no pruner) | peak RSS MB |")
     print("|---|---|---|---|---|")
