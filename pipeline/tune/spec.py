@@ -120,25 +120,37 @@ class TuneConfig(BaseModel):
 
     @property
     def schedule_paths(self) -> list[str]:
-        """The searched paths that change a trial's schedule (see SCHEDULE_FIELDS)."""
-        return [path for path in self.space if path.rsplit(".", 1)[-1] in SCHEDULE_FIELDS]
+        return schedule_paths(self.space)
 
     @property
     def pruner_name(self) -> str:
-        """The pruner asked for; by default Hyperband, except where it cannot compare like with like:
-        a Pareto objective (Optuna prunes single-objective studies only) or a space that searches the
-        schedule itself, where it would stop long schedules for being mid-way at an early rung."""
-        return self.pruner or ("none" if self.pareto or self.schedule_paths else "hyperband")
+        return pruner_name(self.pruner, self.pareto, self.schedule_paths)
 
     @property
     def pruner_caveat(self) -> str | None:
-        """Why the pruner asked for may stop the wrong trials, or None."""
-        if self.pruner in (None, "none") or not self.schedule_paths:
-            return None
-        return (f"tune.pruner: {self.pruner} compares trials at the same epoch, but the space searches "
-                f"{', '.join(self.schedule_paths)}: a trial with a longer schedule is still mid-way (a one-cycle schedule "
-                "near its peak learning rate) where a short one has finished, and is stopped for it. Fix the schedule in the "
-                "recipe and search the rest, or set pruner: none (the default for such a space).")
+        return pruner_caveat(self.pruner, self.schedule_paths)
+
+
+def schedule_paths(space: dict) -> list[str]:
+    """The searched paths that change a trial's schedule (see SCHEDULE_FIELDS)."""
+    return [path for path in space if path.split(".")[-1] in SCHEDULE_FIELDS]
+
+
+def pruner_name(asked: str | None, pareto: bool, schedule: list[str]) -> str:
+    """The pruner asked for; by default Hyperband, except where it cannot compare like with like:
+    a Pareto objective (Optuna prunes single-objective studies only) or a space that searches the
+    schedule itself, where it would stop long schedules for being mid-way at an early rung."""
+    return asked or ("none" if pareto or schedule else "hyperband")
+
+
+def pruner_caveat(asked: str | None, schedule: list[str]) -> str | None:
+    """Why the pruner asked for may stop the wrong trials, or None."""
+    if asked in (None, "none") or not schedule:
+        return None
+    return (f"tune.pruner: {asked} compares trials at the same epoch, but the space searches "
+            f"{', '.join(schedule)}: a trial with a longer schedule is still mid-way (a one-cycle schedule "
+            "near its peak learning rate) where a short one has finished, and is stopped for it. Fix the schedule in the "
+            "recipe and search the rest, or set pruner: none (the default for such a space).")
 
 
 def seconds(text: str) -> float:

@@ -51,7 +51,7 @@ def test_a_space_that_searches_the_schedule_is_not_pruned_by_default_and_asking_
     assert TuneConfig(trials=1, space=rest).pruner_name == "hyperband", "a fixed schedule: Hyperband by default"
     both = TuneConfig(trials=1, space={"train.epochs": {"int": [1, 3]}, **rest, "prune.steps": {"int": [1, 3]}}, pruner="asha")
     assert both.schedule_paths == ["train.epochs", "prune.steps"] and "searches train.epochs, prune.steps: a trial" in both.pruner_caveat
-    assert TuneConfig(trials=1, space={"model.kwargs.epochs_like": {"int": [1, 3]}}).schedule_paths == []
+    assert TuneConfig(trials=1, space={"model.kwargs.epochs_like": {"int": [1, 3]}, "seed": {"int": [0, 3]}}).schedule_paths == []
 
 
 def test_a_pareto_objective_cannot_be_pruned_and_queued_trials_must_lie_in_the_space():
