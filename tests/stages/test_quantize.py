@@ -94,7 +94,10 @@ def test_accuracy_aware_leaves_the_sensitive_layer_in_fp32_and_meets_its_budget(
     assert aware["fp32_nodes"], "a fallback was needed"
     assert all("sensitivity rank" in row["reason"] for row in aware["fp32_nodes"])
     assert ctx.metrics["int8_coverage"]["fp32_compute_ops"] == len(aware["fp32_nodes"])
-    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 2
+    # Not the whole graph: at least one compute op stays INT8. How many more depends on the CPU the
+    # model was trained on (3 epochs on 540 images, 60 validation images: 1.7 points each, so the
+    # sensitivity ranks tie): 2 or more on an AMD EPYC, 1 on an Intel Xeon with AVX-VNNI.
+    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 1
 
 
 def test_accuracy_aware_scores_every_trial_on_the_validation_split_never_on_test(tmp_path):
