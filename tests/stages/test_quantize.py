@@ -76,28 +76,31 @@ def make_first_block_sensitive(model, factor: float = 200.0) -> None:
 
 
 def test_accuracy_aware_leaves_the_sensitive_layer_in_fp32_and_meets_its_budget(tmp_path):
-    ctx = make_context(tmp_path, folder="01-export")
+    # 3,000 images (300 for validation: a third of a point each, so the 2-point budget is 6 images
+    # and the search's choices do not turn on one image, whichever CPU ran the training).
+    ctx = make_context(tmp_path, folder="01-export", train=3000)
     state = trained_state(ctx, epochs=3)
     make_first_block_sensitive(state.model)
     state = export.run(export.ExportConfig(), state, ctx)
-    plain_ctx = make_context(tmp_path, folder="02-static")
+    plain_ctx = make_context(tmp_path, folder="02-static", train=3000)
     quantize.run(quantize.QuantizeConfig(per_channel=False, calibration_samples=128, min_top1_agreement=0.1), copy.deepcopy(state), plain_ctx)
     fp32_val = onnx_accuracy(tmp_path / state.artifacts["onnx_fp32"], plain_ctx.data.val)
     static_drop = (fp32_val - onnx_accuracy(tmp_path / "02-static" / "model.int8.onnx", plain_ctx.data.val)) * 100
     assert static_drop > 5, "the sensitive layer should break plain per-tensor PTQ"
 
-    ctx = make_context(tmp_path, folder="03-aware")
+    ctx = make_context(tmp_path, folder="03-aware", train=3000)
     cfg = quantize.QuantizeConfig(method="accuracy_aware", per_channel=False, calibration_samples=128, max_accuracy_drop=2.0, calibrations=["minmax"], min_top1_agreement=0.8)
     quantize.run(cfg, state, ctx)
     aware = ctx.metrics["accuracy_aware"]
     assert aware["budget_met"] and aware["chosen"]["drop_points"] <= 2.0
-    assert aware["fp32_nodes"], "a fallback was needed"
     assert all("sensitivity rank" in row["reason"] for row in aware["fp32_nodes"])
     assert ctx.metrics["int8_coverage"]["fp32_compute_ops"] == len(aware["fp32_nodes"])
-    # Not the whole graph: at least one compute op stays INT8. How many more depends on the CPU the
-    # model was trained on (3 epochs on 540 images, 60 validation images: 1.7 points each, so the
-    # sensitivity ranks tie): 2 or more on an AMD EPYC, 1 on an Intel Xeon with AVX-VNNI.
-    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 1
+    # The wide channel is block 0's output and block 1's input: both convs must stay FP32 or its
+    # range is quantized per tensor. The rest need not: the search drops the fallbacks it added
+    # before those two, so at least 2 of the 5 compute ops stay INT8.
+    fallback = {row["node"] for row in aware["fp32_nodes"]}
+    assert {"/features/features.0/features.0.0/Conv", "/features/features.1/features.1.0/Conv"} <= fallback
+    assert ctx.metrics["int8_coverage"]["int8_compute_ops"] >= 2
 
 
 def test_accuracy_aware_scores_every_trial_on_the_validation_split_never_on_test(tmp_path):
