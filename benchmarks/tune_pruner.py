@@ -1,15 +1,16 @@
 """Does Hyperband pay in `compress tune`? One space with a fixed schedule, searched with and without it.
 
-    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--rung 6 …] [--out runs/bench-tune-pruner]
+    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--rung 4 …] [--out runs/bench-tune-pruner]
 
-A pruner compares trials at the same epoch, so it is only fair when every trial trains on the same
+A pruner compares trials at a rung, so it is only fair when every trial trains on the same
 schedule: here a tiny_cnn trained 3 epochs (the same base for every trial, made once by the stage
 store), then pruned in 2 rounds of 3 recovery epochs each, exported, INT8 and validated for a
 Raspberry Pi 4 and an Intel N100. The space leaves the epochs out: how much to prune, the recovery
 learning rate, the INT8 route. Every study runs TPE with seed 0 and the same trials budget: one
-without a pruner, then one with Hyperband (reduction factor 3) per first rung: by default the first
-recovery epoch (epoch 4: one epoch into a one-cycle schedule) and the end of the first round (epoch
-6: its schedule annealed). Epochs 1-3 are the shared base, the same in every trial.
+without a pruner, then one with Hyperband (reduction factor 3) per first rung, by default epoch 4,
+the first recovery epoch. The pruner reads a trial only where a schedule ends (epochs 3, 6 and 9
+here), so that rung is read at epoch 6, where the first round's one-cycle schedule has annealed.
+Epochs 1-3 are the shared base, the same in every trial.
 Reported: each study's wall time (ratio to the one without a pruner), trials finished and stopped,
 and each device's pick on validation with its test figure read after. One run each, alone on the
 machine: a whole study cannot be interleaved with another, and the studies draw different trials once
@@ -51,12 +52,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-tune-pruner")
     parser.add_argument("--rung", type=int, action="append",
                         help="Hyperband's first rung, in epochs over the recipe (repeatable: one study each); default: the first "
-                             "recovery epoch (4), and the end of the first round (6), where its one-cycle schedule has annealed")
+                             "recovery epoch (4), read at the end of the first round (6), where its one-cycle schedule has annealed")
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     recipe = fixed_schedule(args.data)
     studies = {"no pruner": run_tune(args.out / "none", args.trials, recipe, SPACE)}
-    for rung in args.rung or [TRAIN_EPOCHS + 1, TRAIN_EPOCHS + RECOVERY_EPOCHS]:
+    for rung in args.rung or [TRAIN_EPOCHS + 1]:
         studies[f"Hyperband, first rung at epoch {rung}"] = run_tune(args.out / f"hyperband-{rung}", args.trials, recipe, SPACE,
                                                                      pruner="hyperband", min_epochs=rung, reduction_factor=3)
     base = studies["no pruner"]["seconds"]

@@ -27,7 +27,7 @@ from devices.on_device import measure
 from pipeline.core import distributed
 from pipeline.core.checkpoints import load_model, save_model, weights_digest
 from pipeline.core.disk_space import disk_full, out_of_space
-from pipeline.core.epoch_feed import EpochFeed
+from pipeline.core.epoch_feed import EpochFeed, FeedListener
 from pipeline.fingerprints import stage_fingerprints
 from pipeline.core.errors import StageError, UserError
 from pipeline.core.metrics import resolve
@@ -51,12 +51,13 @@ log = logging.getLogger("compress")
 
 
 def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool = False, quiet: bool = False,
-               after_epoch: Callable[[int, float], None] | None = None,
+               listener: FeedListener | None = None,
                after_build: Callable[[dict], None] | None = None) -> dict:
     """Run (or resume) the recipe; returns the report, also written to `<out_dir>/report.json`.
 
-    `after_epoch(step, value)` is told every training epoch's validation figure, numbered over the
-    whole recipe (`core/epoch_feed.py`); it may raise to stop the run (a tune pruning a poor trial).
+    `listener` is told every training epoch's validation figure, numbered over the whole recipe, and
+    each schedule's last (`core/epoch_feed.py`); it may raise to stop the run (a tune pruning a poor
+    trial, or out of time).
     `after_build(figures)` is told the model's params, MACs and size as built, before any stage
     runs; it too may raise (a tune refusing a model too large for its limits before training it).
 
@@ -68,10 +69,10 @@ def run_recipe(recipe: Recipe, out_dir: str | Path | None = None, *, fresh: bool
     ranks = distributed.join(device)
     try:
         if not ranks.main:
-            return _run_locked(recipe, run, device, fresh, True, EpochFeed(after_epoch), after_build)
+            return _run_locked(recipe, run, device, fresh, True, EpochFeed(listener), after_build)
         run.ensure_writable()
         with run.lock(), run_log(run.log_file):
-            return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(after_epoch), after_build)
+            return _run_locked(recipe, run, device, fresh, quiet, EpochFeed(listener), after_build)
     finally:
         distributed.leave()
 
@@ -140,7 +141,7 @@ def _run_locked(recipe: Recipe, run: RunFolder, device: torch.device, fresh: boo
                 profiles=profiles, recipe_meta=recipe_meta, log=log, quiet=quiet,
                 model_before=earlier_models(recipe, folders, i, data.input_shape[0], data.num_classes), metric=resolve(header.metric), task=task,
             )
-            ctx.after_epoch = feed.for_stage(ctx.metrics)
+            ctx.feed = feed.for_stage(ctx.metrics)
             torch.manual_seed(ctx.seed)
             log.info(f"[{i + 1}/{len(recipe.stages)}] {entry.name}: {spec.summary}" + ("" if everyone or ranks == 1 else " (rank 0 alone)"))
             started, widths_before = time.perf_counter(), [w["width"] for w in state.widths]

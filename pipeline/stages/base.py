@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel
 
 from pipeline.core.checkpoints import weights_digest
+from pipeline.core.epoch_feed import StageFeed
 from pipeline.core.metrics import Metric, top1
 from pipeline.core.progress import progress
 from pipeline.core.registry import Registry
@@ -46,7 +47,7 @@ class StageContext:
     metrics: dict = field(default_factory=dict)
     model_before: Callable[[str], torch.nn.Module] | None = None  # see runner.earlier_models
     metric: Metric = top1  # the recipe's `metric`: what "accuracy" means for budgets and accuracy-aware INT8
-    after_epoch: Callable[[float], None] | None = None  # each training epoch's validation figure (core.epoch_feed.EpochFeed)
+    feed: StageFeed | None = None  # told each training epoch's validation figure and each schedule's end (core.epoch_feed)
     task: Task = CLASSIFICATION  # the recipe's `task`: its objective, augmentation, prediction layer
 
     def __post_init__(self) -> None:

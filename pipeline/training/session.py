@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from pipeline.core.epoch_feed import StageFeed
 from pipeline.core.metrics import Metric
 from pipeline.data import DataSplits
 from pipeline.models.heads import HeadedModel
@@ -31,7 +32,7 @@ class TrainingContext(Protocol):
     quiet: bool
     log: logging.Logger
     metric: Metric  # the recipe's: what each epoch's validation figure (and early stopping) reads
-    after_epoch: Callable[[float], None] | None  # told each epoch's validation figure (a tune's pruner stops a poor trial early)
+    feed: StageFeed | None  # told each epoch's validation figure and the schedule's last (a tune's pruner and clock)
     task: Any  # the recipe's task (pipeline/tasks/): training reads its `augment`, which keeps the labels true
 
 
@@ -48,7 +49,16 @@ def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: O
     """
     log = ctx.log.info if epoch_log else ctx.log.debug
     history = fit(model, ctx.data, cfg, device=ctx.device, generator=ctx.generator, desc=desc, quiet=ctx.quiet, objective=objective, log=log,
-                  metric=ctx.metric, after_epoch=ctx.after_epoch, augment_batch=ctx.task.augment)
+                  metric=ctx.metric, after_epoch=ctx.feed.epoch if ctx.feed else None, augment_batch=ctx.task.augment)
+    if ctx.feed and history:
+        ctx.feed.schedule_end(schedule_end_figure(history, cfg))
     model.cpu()
     heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
     return Trained(history, heads)
+
+
+def schedule_end_figure(history: list[dict], cfg: TrainConfig) -> float:
+    """The validation figure of the model a schedule leaves: its last epoch's, or under early
+    stopping the best epoch's (the loop restores those weights)."""
+    values = [row["val_accuracy"] for row in history]
+    return max(values) if cfg.early_stopping_patience is not None else values[-1]

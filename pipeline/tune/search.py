@@ -5,9 +5,10 @@ Pareto objective adds one value per device to minimise (its shipped file's p50 l
 the study keeps the front of metric against speed or size for every device at once. Either way each
 device's broken budgets on validation are the constraints, which both TPE and NSGA-II steer by.
 
-Pruning reads the per-epoch validation figures the runner numbers over the whole recipe
-(`core.epoch_feed.EpochFeed`): Hyperband or ASHA stop a trial whose figure at a rung is below the best
-1/`reduction_factor` of the trials that reached it. Optuna prunes single-objective studies only.
+Pruning reads the validation figure where each training schedule ends, numbered by the epochs run
+so far over the whole recipe (`core.epoch_feed.EpochFeed`): Hyperband or ASHA stop a trial whose
+figure at a rung is below the best 1/`reduction_factor` of the trials that reached it. Optuna prunes
+single-objective studies only.
 """
 
 from __future__ import annotations
@@ -55,19 +56,29 @@ def make_pruner(tune: TuneConfig):
     return optuna.pruners.NopPruner()
 
 
-def epoch_reporter(trial, pruning: bool, deadline: float | None = None):
-    """`after_epoch(step, value)` for the runner: report the figure and stop the trial if the pruner
-    says so, or if the study's time (`deadline`, on `time.monotonic()`) ran out: `--time 2h` ends
-    within an epoch of two hours, not when a long trial happens to finish."""
-    import optuna
+class TrialFeed:
+    """What a trial's run tells the study (a `core.epoch_feed.FeedListener`). Each epoch: stop if the
+    study's time (`deadline`, on `time.monotonic()`) ran out, so `--time 2h` ends within an epoch of
+    two hours, not when a long trial happens to finish. Each schedule's end: report the figure, and
+    stop the trial if the pruner says so. The pruner never reads a mid-schedule figure: one epoch
+    into a one-cycle schedule the low learning rates lead and the high ones trail, yet the high ones
+    often finish best (docs/benchmarks.md, "Hyperband on a fixed schedule"). A rung at epoch k is
+    read at the first schedule end at or after k."""
 
-    def after_epoch(step: int, value: float) -> None:
-        if deadline is not None and time.monotonic() > deadline:
+    def __init__(self, trial, pruning: bool, deadline: float | None = None):
+        self.trial, self.pruning, self.deadline = trial, pruning, deadline
+
+    def epoch(self, step: int, value: float) -> None:
+        import optuna
+
+        if self.deadline is not None and time.monotonic() > self.deadline:
             raise optuna.TrialPruned(f"the study's time ran out during epoch {step}")
-        if not pruning:
-            return
-        trial.report(value, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"validation {value:.4f} after epoch {step} is below the trials that reached that epoch")
 
-    return after_epoch
+    def schedule_end(self, step: int, value: float) -> None:
+        import optuna
+
+        if not self.pruning:
+            return
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"validation {value:.4f} after epoch {step} is below the trials that reached that epoch")

@@ -21,9 +21,9 @@ from pipeline.core.errors import RecipeError, UserError
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*$")
 # A searched field whose name ends so changes how many epochs a trial trains or where its rounds fall
-# (`train.epochs`, `prune.finetune.epochs`, `prune.steps`): with it, two trials at the same epoch
-# number stand at different points of their schedules (a one-cycle schedule over 30 epochs is still
-# at its peak learning rate at epoch 5, one over 5 has annealed), so a pruner's rung compares unlike.
+# (`train.epochs`, `prune.finetune.epochs`, `prune.steps`): with it, trials reach a pruner's rung at
+# unlike points (the rung is read where a schedule ends: a 5-epoch train is judged at epoch 5 against
+# a 30-epoch one at epoch 30, before either has pruned), so it stops short schedules for being short.
 SCHEDULE_FIELDS = ("epochs", "steps")
 
 
@@ -85,9 +85,10 @@ class TuneConfig(BaseModel):
     startup_trials: int = Field(10, ge=1, description="tpe: trials drawn at random before it models the space (Optuna's default 10); "
                                 "fewer when a trial is long and the time short, or the whole study is spent at random")
     pruner: Literal["hyperband", "asha", "median", "none"] | None = Field(
-        None, description="stops poor trials early on their per-epoch validation figures (default: hyperband for metric; "
-        "a Pareto objective cannot be pruned)")
-    min_epochs: int = Field(1, ge=1, description="the pruner's first rung: epochs (over the whole recipe) before a trial can be stopped")
+        None, description="stops poor trials early on their validation figures where each training schedule ends "
+        "(default: hyperband for metric; a Pareto objective cannot be pruned)")
+    min_epochs: int = Field(1, ge=1, description="the pruner's first rung: epochs (over the whole recipe) before a trial can be stopped; "
+                            "it is read at the first schedule end at or after them")
     reduction_factor: int = Field(3, ge=2, description="hyperband/asha: keep the best 1/N of the trials at each rung")
     limits: ModelLimits = Field(default_factory=ModelLimits, description="max_params / max_macs of the final model, for every device")
     first: list[dict[str, Any]] = Field(default_factory=list, description="trials to run first, field path -> value (e.g. the hand-written recipe's)")
@@ -139,7 +140,7 @@ def schedule_paths(space: dict) -> list[str]:
 def pruner_name(asked: str | None, pareto: bool, schedule: list[str]) -> str:
     """The pruner asked for; by default Hyperband, except where it cannot compare like with like:
     a Pareto objective (Optuna prunes single-objective studies only) or a space that searches the
-    schedule itself, where it would stop long schedules for being mid-way at an early rung."""
+    schedule itself, where it would stop short schedules for being short (SCHEDULE_FIELDS)."""
     return asked or ("none" if pareto or schedule else "hyperband")
 
 
@@ -147,10 +148,10 @@ def pruner_caveat(asked: str | None, schedule: list[str]) -> str | None:
     """Why the pruner asked for may stop the wrong trials, or None."""
     if asked in (None, "none") or not schedule:
         return None
-    return (f"tune.pruner: {asked} compares trials at the same epoch, but the space searches "
-            f"{', '.join(schedule)}: a trial with a longer schedule is still mid-way (a one-cycle schedule "
-            "near its peak learning rate) where a short one has finished, and is stopped for it. Fix the schedule in the "
-            "recipe and search the rest, or set pruner: none (the default for such a space).")
+    return (f"tune.pruner: {asked} compares trials where their schedules end, but the space searches "
+            f"{', '.join(schedule)}: trials reach a rung after unlike amounts of training (a short train judged "
+            "against a long one, before either has pruned), so short schedules are stopped for being short. Fix the "
+            "schedule in the recipe and search the rest, or set pruner: none (the default for such a space).")
 
 
 def seconds(text: str) -> float:

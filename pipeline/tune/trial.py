@@ -23,7 +23,7 @@ from pipeline.deploy.profiles import load_profile
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe, stage_fingerprints
 from pipeline.tune.picks import MODEL_FIGURES, broken_limits
-from pipeline.tune.search import epoch_reporter, objective_values
+from pipeline.tune.search import TrialFeed, objective_values
 from pipeline.tune.spec import Param, TuneConfig, with_values
 from pipeline.tune.tune_folder import TuneFolder
 
@@ -114,7 +114,7 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     started = time.perf_counter()
     try:
         with console_quiet():  # the trial's lines go to its run.log; the tune prints one line per trial
-            report = run_recipe(recipe, out, quiet=True, after_epoch=epoch_reporter(trial, tune.pruner_name != "none", deadline),
+            report = run_recipe(recipe, out, quiet=True, listener=TrialFeed(trial, tune.pruner_name != "none", deadline),
                                 after_build=limits_before_training(tune, recipe))
     except optuna.TrialPruned as e:  # the line per trial says why: the pruner at an epoch, or a model over the limits
         trial.set_user_attr("pruned_because", str(e))

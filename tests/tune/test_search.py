@@ -1,5 +1,5 @@
-"""What a study searches beyond the default: a pruner stopping poor trials on their per-epoch
-validation figures (numbered over the whole recipe, replayed by reused stages), a Pareto objective
+"""What a study searches beyond the default: a pruner stopping poor trials on their validation
+figures where each schedule ends (epochs numbered over the whole recipe, replayed by reused stages), a Pareto objective
 with NSGA-II, trials queued first, a study of another search refused, and the disk given back."""
 
 import json
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe
-from pipeline.tune.search import epoch_reporter
+from pipeline.tune.search import TrialFeed
 from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
@@ -28,16 +28,43 @@ def with_tune(path, **tune_section):
     return path
 
 
+class Recorder:
+    def __init__(self):
+        self.told = []
+
+    def epoch(self, step, value):
+        self.told.append(("epoch", step, value))
+
+    def schedule_end(self, step, value):
+        self.told.append(("end", step, value))
+
+
 def test_every_epoch_is_numbered_over_the_recipe_and_a_resumed_run_replays_the_same_figures(tmp_path, lenient_device):
     raw = yaml.safe_load(tiny_spec(tmp_path, lenient_device).read_text())
     raw.pop("tune")
     raw["stages"][0]["train"]["epochs"] = 2
     recipe = parse_recipe(raw, "test")
-    fresh, resumed = [], []
-    run_recipe(recipe, tmp_path / "run", quiet=True, after_epoch=lambda step, value: fresh.append((step, value)))
-    run_recipe(recipe, tmp_path / "run", quiet=True, after_epoch=lambda step, value: resumed.append((step, value)))
-    assert [step for step, _ in fresh] == [1, 2, 3], "train's 2 epochs, then prune's one recovery epoch"
-    assert resumed == fresh, "a finished stage tells what it recorded, exactly"
+    fresh, resumed = Recorder(), Recorder()
+    run_recipe(recipe, tmp_path / "run", quiet=True, listener=fresh)
+    run_recipe(recipe, tmp_path / "run", quiet=True, listener=resumed)
+    assert [(kind, step) for kind, step, _ in fresh.told] == [("epoch", 1), ("epoch", 2), ("end", 2), ("epoch", 3), ("end", 3)], (
+        "train's 2 epochs and its end, then prune's one recovery epoch and its end")
+    assert fresh.told[2][2] == fresh.told[1][2], "no early stopping: a schedule ends with its last epoch's figure"
+    assert resumed.told == fresh.told, "a finished stage tells what it recorded, exactly, in the same order"
+
+
+def test_the_pruner_reads_a_trials_figure_only_where_its_schedule_ends():
+    import optuna
+
+    trial = optuna.create_study().ask()
+    feed = TrialFeed(trial, pruning=True)
+    feed.epoch(1, 0.30)
+    feed.epoch(2, 0.40)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}, "mid-schedule: not reported"
+    feed.schedule_end(2, 0.40)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {2: 0.40}
+    TrialFeed(trial, pruning=False).schedule_end(3, 0.50)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {2: 0.40}, "no pruner: nothing reported"
 
 
 def test_the_pruner_stops_a_trial_whose_first_epoch_falls_behind(tmp_path, lenient_device):
@@ -58,7 +85,7 @@ def test_a_pruner_asked_for_over_a_searched_schedule_is_warned_about(tmp_path, l
     path = with_tune(tiny_spec(tmp_path, lenient_device, space={"prune.finetune.epochs": {"int": [1, 2]}}, trials=1), pruner="asha")
     done = tune(path, "--out", tmp_path / "tune")
     assert done.exit_code == 0, done.output
-    assert "tune.pruner: asha compares trials at the same epoch, but the space searches prune.finetune.epochs" in done.output
+    assert "tune.pruner: asha compares trials where their schedules end, but the space searches prune.finetune.epochs" in done.output
 
 
 def test_a_pareto_study_keeps_each_devices_front_and_draws_it(tmp_path, lenient_device):
@@ -159,9 +186,9 @@ def test_a_trial_running_when_the_studys_time_runs_out_stops_at_its_next_epoch()
     import optuna
 
     trial = optuna.create_study().ask()
-    epoch_reporter(trial, pruning=False, deadline=time.monotonic() + 60)(1, 0.5)  # time left: it goes on
+    TrialFeed(trial, pruning=False, deadline=time.monotonic() + 60).epoch(1, 0.5)  # time left: it goes on
     with pytest.raises(optuna.TrialPruned, match="time ran out during epoch 2"):
-        epoch_reporter(trial, pruning=False, deadline=time.monotonic() - 1)(2, 0.5)
+        TrialFeed(trial, pruning=False, deadline=time.monotonic() - 1).epoch(2, 0.5)
 
 
 

@@ -43,14 +43,15 @@ def test_a_space_that_searches_the_schedule_is_not_pruned_by_default_and_asking_
         asked = TuneConfig(trials=1, space={**rest, path: {"int": [1, 3]}}, pruner="hyperband")
         assert asked.pruner_name == "hyperband"
         assert asked.pruner_caveat == (
-            f"tune.pruner: hyperband compares trials at the same epoch, but the space searches {path}: a trial with a longer "
-            "schedule is still mid-way (a one-cycle schedule near its peak learning rate) where a short one has finished, and is "
-            "stopped for it. Fix the schedule in the recipe and search the rest, or set pruner: none (the default for such a space).")
+            f"tune.pruner: hyperband compares trials where their schedules end, but the space searches {path}: trials reach a "
+            "rung after unlike amounts of training (a short train judged against a long one, before either has pruned), so short "
+            "schedules are stopped for being short. Fix the schedule in the recipe and search the rest, or set pruner: none "
+            "(the default for such a space).")
     plain = TuneConfig(trials=1, space=rest, pruner="median")
     assert plain.schedule_paths == [] and plain.pruner_name == "median" and plain.pruner_caveat is None
     assert TuneConfig(trials=1, space=rest).pruner_name == "hyperband", "a fixed schedule: Hyperband by default"
     both = TuneConfig(trials=1, space={"train.epochs": {"int": [1, 3]}, **rest, "prune.steps": {"int": [1, 3]}}, pruner="asha")
-    assert both.schedule_paths == ["train.epochs", "prune.steps"] and "searches train.epochs, prune.steps: a trial" in both.pruner_caveat
+    assert both.schedule_paths == ["train.epochs", "prune.steps"] and "searches train.epochs, prune.steps: trials reach" in both.pruner_caveat
     assert TuneConfig(trials=1, space={"model.kwargs.epochs_like": {"int": [1, 3]}, "seed": {"int": [0, 3]}}).schedule_paths == []
 
 
