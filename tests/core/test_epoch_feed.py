@@ -60,3 +60,9 @@ def test_without_a_listener_the_feed_still_records():
     stage.epoch(0.3)
     stage.schedule_end(0.3)
     assert metrics == {"val_per_epoch": [0.3], "val_at_schedule_ends": [[1, 0.3]]}
+
+
+def test_a_replayed_stage_that_did_not_train_tells_nothing():
+    replayed = Recorder()
+    EpochFeed(replayed).replay({"accuracy": 0.9})
+    assert replayed.told == []
