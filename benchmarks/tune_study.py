@@ -1,13 +1,15 @@
 """`compress tune` against the plain Optuna script a user would otherwise write, on one space.
 
     python benchmarks/tune_study.py [--trials 50] [--plain-trials N] [--data embedded|fashion-mnist]
-                                    [--out runs/bench-tune] [--resume]
+                                    [--space shared|unshared] [--out runs/bench-tune] [--resume]
 
 The space: how much to prune, how long to recover and at what learning rate, and the INT8 route, on
 a tiny_cnn trained for 3 epochs on the embedded data (Fashion-MNIST's 6,000-image subset in the
 package) or, with `--data fashion-mnist`, on the full Fashion-MNIST (Debian's IDX files: 54 k
 training images after the 6 k validation hold-out, 10 k test), for a Raspberry Pi 4 and an Intel
-N100 in one study. Both sides run the same TPE sampler with the same seed and no pruner, so they
+N100 in one study. `--space unshared` searches the training learning rate too, so every trial trains
+its own base and the tune has no stage to share (as in a space over widths or training schedules):
+what is left between the two is the per-trial process and the tune's bookkeeping. Both sides run the same TPE sampler with the same seed and no pruner, so they
 draw the same trials: the difference is the pipeline's stage store (the trained base is made once)
 and its per-trial process. The plain script is written as a competent user would: an Optuna
 objective that writes the recipe, runs `compress run` on it in a fresh process and reads the
@@ -56,6 +58,7 @@ SPACE = {
     "prune.finetune.lr": {"float": [0.001, 0.03], "log": True},
     "quantize.method": {"choice": ["static", "accuracy_aware"]},
 }
+SPACES = {"shared": SPACE, "unshared": {"train.lr": {"float": [0.002, 0.05], "log": True}, **SPACE}}
 
 
 def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
@@ -164,10 +167,10 @@ print(json.dumps({"picks": picks, "values": [t.value for t in study.trials], "fa
 '''
 
 
-def run_plain(out: Path, trials: int, recipe: dict) -> dict:
+def run_plain(out: Path, trials: int, recipe: dict, space: dict = SPACE) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    seconds, rss, done = timed([sys.executable, "-c", PLAIN, json.dumps(recipe), json.dumps(SPACE), str(trials), str(out)])
+    seconds, rss, done = timed([sys.executable, "-c", PLAIN, json.dumps(recipe), json.dumps(space), str(trials), str(out)])
     return {"seconds": seconds, "peak_rss_mb": rss, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
@@ -178,13 +181,16 @@ def main() -> None:
                         help="trials of the plain script (default: --trials); the two are timed over that many first trials each")
     parser.add_argument("--data", choices=["embedded", "fashion-mnist"], default="embedded",
                         help="the data source of every trial (fashion-mnist: the full set from its IDX files)")
+    parser.add_argument("--space", choices=sorted(SPACES), default="shared",
+                        help="unshared: the training learning rate is searched too, so no trial can reuse another's trained base")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-tune")
     parser.add_argument("--resume", action="store_true", help="read back a finished tune study in --out instead of running it again")
     args = parser.parse_args()
     n = args.plain_trials or args.trials
     recipe = {**RECIPE, "data": {"source": args.data}}
-    tuned = run_tune(args.out / "pipeline", args.trials, recipe, resume=args.resume)
-    plain = run_plain(args.out / "plain", n, recipe)
+    space = SPACES[args.space]
+    tuned = run_tune(args.out / "pipeline", args.trials, recipe, space, resume=args.resume)
+    plain = run_plain(args.out / "plain", n, recipe, space)
     s = tuned["summary"]
     trials = tune_trials(tuned)
     first = [t for t in trials if t.number < n]
