@@ -2,17 +2,7 @@
 skipped stage replaying exactly what it told, in the same order (a pruner compares like with like)."""
 
 from pipeline.core.epoch_feed import EpochFeed
-
-
-class Recorder:
-    def __init__(self):
-        self.told = []
-
-    def epoch(self, step, value):
-        self.told.append(("epoch", step, value))
-
-    def schedule_end(self, step, value):
-        self.told.append(("end", step, value))
+from tests.core.feed_recorder import Recorder
 
 
 def two_stages(feed: EpochFeed) -> list[dict]:

@@ -12,6 +12,7 @@ from pipeline.cli import main
 from pipeline.recipe import parse_recipe
 from pipeline.runner import run_recipe
 from pipeline.tune.search import TrialFeed
+from tests.core.feed_recorder import Recorder
 from tests.tune.specs import tiny_spec
 
 pytest.importorskip("optuna")
@@ -26,17 +27,6 @@ def with_tune(path, **tune_section):
     raw["tune"].update(tune_section)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-class Recorder:
-    def __init__(self):
-        self.told = []
-
-    def epoch(self, step, value):
-        self.told.append(("epoch", step, value))
-
-    def schedule_end(self, step, value):
-        self.told.append(("end", step, value))
 
 
 def test_every_epoch_is_numbered_over_the_recipe_and_a_resumed_run_replays_the_same_figures(tmp_path, lenient_device):
