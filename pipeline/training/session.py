@@ -19,7 +19,7 @@ from pipeline.core.metrics import Metric
 from pipeline.data import DataSplits
 from pipeline.models.heads import HeadedModel
 from pipeline.training.evaluation import head_accuracy
-from pipeline.training.loop import TrainConfig, fit
+from pipeline.training.loop import TrainConfig, fit, schedule_end_figure
 from pipeline.training.objectives import Objective
 
 
@@ -55,10 +55,3 @@ def train(model: nn.Module, cfg: TrainConfig, ctx: TrainingContext, objective: O
     model.cpu()
     heads = head_accuracy(model, ctx.data.test) if isinstance(model, HeadedModel) and len(model.heads) else None
     return Trained(history, heads)
-
-
-def schedule_end_figure(history: list[dict], cfg: TrainConfig) -> float:
-    """The validation figure of the model a schedule leaves: its last epoch's, or under early
-    stopping the best epoch's (the loop restores those weights)."""
-    values = [row["val_accuracy"] for row in history]
-    return max(values) if cfg.early_stopping_patience is not None else values[-1]
