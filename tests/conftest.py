@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.mutation_order import pytest_collection_modifyitems  # noqa: F401  (a hook: fastest tests first under mutation testing)
+
 TINY_RECIPE = {
     "name": "tiny",
     "seed": 0,
