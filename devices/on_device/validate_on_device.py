@@ -77,7 +77,7 @@ def load_bundle(path: Path, workdir: Path):
     return folder, bundle_files.read_manifest(path, folder, verdicts.BUNDLE_FORMAT)
 
 
-def validate(bundle: Path, threads=None, out=None) -> dict:
+def validate(bundle: Path, threads=None, out=None, max_seconds: float | None = None) -> dict:
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,17 +89,18 @@ def validate(bundle: Path, threads=None, out=None) -> dict:
         expected = np.load(bundle_files.inside(folder, manifest["samples"]["expected_predictions"]))
         device = manifest["device"]
         threads = threads or device["threads"]
+        max_seconds = max_seconds or measure.TIMING_SECONDS
         runtime = manifest["model"].get("runtime", "onnxruntime")
         with measure.pinned(threads):
             runner = runtimes.open_runner(model, runtime, threads)
             predicted = measure.predictions(runner, inputs)
-            latency = measure.measure_latency(runner, inputs)
+            latency = measure.measure_latency(runner, inputs, max_seconds=max_seconds)
         version = runner.version
         del runner  # ExecuTorch has one thread pool per process: no program may outlive a change of its size
         one_thread = None
         if threads > 1:  # the host estimates from one thread; this pair calibrates the thread speed-up
             with measure.pinned(1):
-                one_thread = measure.measure_latency(runtimes.open_runner(model, runtime, 1), inputs)
+                one_thread = measure.measure_latency(runtimes.open_runner(model, runtime, 1), inputs, max_seconds=max_seconds)
         accuracy = decisions.score(predicted, labels)  # top-1, or a detector's COCO mAP (None without pycocotools)
         files = runtimes.model_files(model)
         size, size_gzip = sum(f.stat().st_size for f in files), sum(measure.gzip_size(f) for f in files)
@@ -177,6 +178,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("results.json"))
     parser.add_argument("--threads", type=int, default=None, help="default: the device profile's")
+    parser.add_argument("--max-seconds", type=float, default=None, help="the longest the timing takes at each thread count, warm-up aside (default and floor: measure.py's TIMING_SECONDS and FEWEST_TIMED_RUNS)")
     parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)  # BUNDLE is a model file here
     parser.add_argument("--shape", default="", help=argparse.SUPPRESS)  # the probe's input shape, e.g. 1,1,28,28
     parser.add_argument("--time-probe", default="", help=argparse.SUPPRESS)  # name=model,name=model: time these files (BUNDLE: the folder they are in)
@@ -200,7 +202,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure.time_probe(files, bundle_files.inside(args.bundle, args.sample), args.threads or 1, args.warmup, args.runs)))
         return verdicts.PASS
     try:
-        results = validate(args.bundle, args.threads, args.out)
+        results = validate(args.bundle, args.threads, args.out, args.max_seconds)
     except Exception as e:  # noqa: BLE001  what the bundle or its runtime can say: one line, exit 2
         if not isinstance(e, (bundle_files.BundleError, OSError, KeyError, ValueError, zipfile.BadZipFile)) and type(e).__name__ != "RuntimeMissing":
             raise

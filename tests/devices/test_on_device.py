@@ -242,3 +242,34 @@ def test_pixels_round_trip_through_the_scripts_normalisation(run_dir):
     preprocessing, pixels = as_pixels(x, data.mean, data.std)
     assert pixels.dtype == np.uint8 and np.abs(measure.normalise(pixels, preprocessing) - x).max() < 1e-5
     assert as_pixels(np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32), [0.5] * 3, [0.2] * 3) is None
+
+
+class SlowRunner:
+    """A model that takes `seconds` a run, counting its runs (numpy in, a classifier's output out)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, 0
+
+    def __call__(self, x):
+        import time
+
+        import numpy as np
+
+        self.calls += 1
+        time.sleep(self.seconds)
+        return [np.zeros((len(x), 10), dtype=np.float32)]
+
+
+def test_the_time_cap_holds_inside_a_batch_but_never_below_the_fewest_runs():
+    import numpy as np
+
+    runner = SlowRunner(0.02)  # 20 runs take 0.4 s, past the 0.1 s cap: the timing stops at the floor
+    figures = measure.measure_latency(runner, np.zeros((1, 1, 28, 28)), warmup=0, min_runs=200, max_seconds=0.1)
+    assert figures["runs"] == measure.FEWEST_TIMED_RUNS and not figures["stable"]
+
+
+def test_a_fast_model_is_timed_at_least_its_runs_whatever_the_cap():
+    import numpy as np
+
+    figures = measure.measure_latency(SlowRunner(0.0), np.zeros((1, 1, 28, 28)), warmup=0, min_runs=200, max_seconds=60)
+    assert figures["runs"] >= 200
