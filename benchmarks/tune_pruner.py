@@ -1,13 +1,13 @@
 """Does Hyperband pay in `compress tune`? One space with a fixed schedule, searched with and without it.
 
-    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--rung 4 …] [--space fixed|one-line]
+    python benchmarks/tune_pruner.py [--trials 20] [--data fashion-mnist|embedded] [--rung 4 …] [--space fixed|one-line] [--seed 0]
                                      [--out runs/bench-tune-pruner]
 
 A pruner compares trials at a rung, so it is only fair when every trial trains on the same
 schedule: here a tiny_cnn trained 3 epochs (the same base for every trial, made once by the stage
 store), then pruned in 2 rounds of 3 recovery epochs each, exported, INT8 and validated for a
 Raspberry Pi 4 and an Intel N100. The space leaves the epochs out: how much to prune, the recovery
-learning rate, the INT8 route. Every study runs TPE with seed 0 and the same trials budget: one
+learning rate, the INT8 route. Every study runs TPE with the same seed (`--seed`, 0 unless told) and the same trials budget: one
 without a pruner, then one with Hyperband (reduction factor 3) per first rung, by default epoch 4,
 the first recovery epoch. The pruner reads a trial only where a schedule ends (epochs 3, 6 and 9
 here), so that rung is read at epoch 6, where the first round's one-cycle schedule has annealed.
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--space", choices=["fixed", "one-line"], default="fixed",
                         help="one-line: the default space of `compress tune --model … --device …`, which searches the schedule")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-tune-pruner")
+    parser.add_argument("--seed", type=int, default=0, help="TPE's seed, the same in every study (another seed: another random start-up)")
     parser.add_argument("--rung", type=int, action="append",
                         help="Hyperband's first rung, in epochs over the recipe (repeatable: one study each); default: the first "
                              "recovery epoch (4), read at the end of the first round (6), where its one-cycle schedule has annealed")
@@ -68,10 +69,10 @@ def main() -> None:
 
         spec = default_spec("tiny_cnn", {"source": args.data}, ["raspberry-pi-4", "intel-n100"], args.trials, None)
         recipe, space = {k: v for k, v in spec.items() if k != "tune"}, spec["tune"]["space"]
-    studies = {"no pruner": run_tune(args.out / "none", args.trials, recipe, space)}
+    studies = {"no pruner": run_tune(args.out / "none", args.trials, recipe, space, seed=args.seed)}
     for rung in args.rung or [TRAIN_EPOCHS + 1]:
         studies[f"Hyperband, first rung at epoch {rung}"] = run_tune(args.out / f"hyperband-{rung}", args.trials, recipe, space,
-                                                                     pruner="hyperband", min_epochs=rung, reduction_factor=3)
+                                                                     pruner="hyperband", min_epochs=rung, reduction_factor=3, seed=args.seed)
     base = studies["no pruner"]["seconds"]
     print("| study | trials finished | stopped by the pruner | wall s (ratio to no pruner) | peak RSS MB |")
     print("|---|---|---|---|---|")
