@@ -29,15 +29,14 @@ from pipeline.deploy.calibration import calibrated_profile, read_results, write_
 from pipeline.deploy.gate import GateResult, judge_report
 from pipeline.deploy.profiles import Board, DeviceProfile, load_profile
 
-# An emulated board's timings are never judged nor calibrated from (not the device's): it times each
-# thread count for 2 s, not the device's 20, so an emulated board in CI is not kept waiting. Measured
-# for a detector under qemu-user (0.27 s a run): the script took 130 s, of which 121 s timing.
-EMULATED_TIMING_SECONDS = 2.0
 log = logging.getLogger("compress")
 # an emulator's time and memory are not the device's: on an emulated board only what the instruction
 # set decides (the predictions, so accuracy) and the file's size are judged
 TIMED_FIGURES = ("latency_p90_ms", "peak_memory_mb")
 JUDGED_UNDER_EMULATION = tuple(budget for budget, (figure, _) in verdicts.RULES.items() if figure not in TIMED_FIGURES)
+# nor calibrated from, so it times each thread count for 2 s, not a device's 20, and an emulated board
+# in CI is not kept waiting (a detector under qemu-user, 0.27 s a run: 130 s of script, 121 s timing)
+EMULATED_TIMING_SECONDS = 2.0
 
 
 @dataclass

@@ -150,12 +150,12 @@ def fit(
     return history
 
 
-
 def schedule_end_figure(history: list[dict], cfg: TrainConfig) -> float:
     """The validation figure of the model `fit` leaves: its last epoch's, or under early stopping
     the best epoch's, whose weights `fit` restores (the rule lives here, beside that restore)."""
     values = [row["val_accuracy"] for row in history]
     return max(values) if cfg.early_stopping_patience is not None else values[-1]
+
 
 class _Step(nn.Module):
     """The model and the objective as one module, so that everything the loss trains (the model, its
