@@ -78,6 +78,7 @@ def with_post_processing(runner, x):
 
 
 TIMING_SECONDS = 20.0  # how long a timing may take at most (warm-up aside), unless told otherwise
+ROUND_SECONDS = 0.01  # each file's turn in a round lasts at least this long, however fast the model
 FEWEST_TIMED_RUNS = 20  # a time cap never leaves fewer: the p90 of 20 runs is still one run's figure, not the slowest's
 
 
@@ -111,27 +112,45 @@ def out_of_time(times: list, started: float, max_seconds: float) -> bool:
     return len(times) >= FEWEST_TIMED_RUNS and time.perf_counter() - started > max_seconds
 
 
-def interleaved_latencies(runners: dict, sample, warmup: int = 20, runs: int = 200, rounds: int = 10) -> dict:
-    """Batch-1 latency in ms of several runners timed in interleaved rounds (A, B, A, B, ...), so a
-    burst of noise slows them alike instead of deciding which is faster; per runner, `summarize`.
+def interleaved_latencies(files: dict, sample, threads: int, warmup: int = 20, runs: int = 200, rounds: int = 10) -> dict:
+    """Batch-1 latency in ms of several model files (name -> path) timed in interleaved rounds, so a
+    burst of noise slows them alike instead of deciding which is faster. Per file: `summarize` over
+    all its runs, and `rounds_p50`, the median of each round, which `variant_choice` compares round
+    by round. Measured on the quickstart's 60-microsecond CNN, each choice below:
 
-    Measured: timed one after the other, a pruned ResNet-20's FP32 file once read 0.29 ms p50 against
-    0.18 ms in every other run, which flipped the FP32/INT8 choice."""
+    - Each round loads every file afresh (`runtimes.open_runner`, then `warmup` runs). One load of
+      a file can run slower than another load of the same file for as long as it lives: two loads
+      of one file, kept over 10 rounds, read 0.78 to 1.25 of each other at the median of the rounds,
+      and 4 timings of 60 called them different. Loaded afresh each round, 0 of 60 (0.96 to 1.00),
+      while the FP32 file against its INT8 twin, 17 % slower, was called different in 60 of 60.
+    - The order alternates (A, B, then B, A): on two copies of one file, the one timed first in
+      every round read faster in 8 of 10 rounds, by up to 4 %.
+    - Each turn is at least `runs / rounds` runs and at least `ROUND_SECONDS`: a 20-run turn of a
+      50-microsecond model lasts a millisecond, short enough for one burst of host noise to move
+      its median 10 %.
+    Timed one after the other instead of interleaved, a pruned ResNet-20's FP32 file once read
+    0.29 ms p50 against 0.18 ms in every other run, which flipped the FP32/INT8 choice."""
     import numpy as np
 
     x = np.ascontiguousarray(sample[:1], dtype=np.float32)
-    runners = {name: with_post_processing(runner, x) for name, runner in runners.items()}
-    for runner in runners.values():
-        for _ in range(warmup):
-            runner(x)
-    times = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            for _ in range(max(10, runs // rounds)):
-                start = time.perf_counter_ns()
+    order = list(files)
+    times = {name: [] for name in files}
+    medians = {name: [] for name in files}
+    for k in range(rounds):
+        runners = {name: with_post_processing(runtimes.open_runner(Path(path), threads=threads), x) for name, path in files.items()}
+        for runner in runners.values():
+            for _ in range(warmup):
                 runner(x)
-                times[name].append((time.perf_counter_ns() - start) / 1e6)
-    return {name: summarize(t) for name, t in times.items()}
+        for name in order if k % 2 == 0 else order[::-1]:
+            turn, started = [], time.perf_counter()
+            while len(turn) < max(10, runs // rounds) or time.perf_counter() - started < ROUND_SECONDS:
+                start = time.perf_counter_ns()
+                runners[name](x)
+                turn.append((time.perf_counter_ns() - start) / 1e6)
+            times[name] += turn
+            medians[name].append(round(float(np.median(turn)), 5))
+        del runners  # this round's loads go before the next round's are made
+    return {name: {**summarize(t), "rounds_p50": medians[name]} for name, t in times.items()}
 
 
 def time_probe(files: dict, sample_path: Path, threads: int, warmup: int, runs: int) -> dict:
@@ -142,8 +161,7 @@ def time_probe(files: dict, sample_path: Path, threads: int, warmup: int, runs: 
 
     sample = np.load(sample_path)
     with pinned(threads) as cores:
-        runners = {name: runtimes.open_runner(Path(path), threads=threads) for name, path in files.items()}
-        timed = interleaved_latencies(runners, sample, warmup, runs)
+        timed = interleaved_latencies(files, sample, threads, warmup, runs)
     return {name: {**t, "threads": threads, "board_cores": cores or os.cpu_count(), "interleaved": len(files) > 1} for name, t in timed.items()}
 
 

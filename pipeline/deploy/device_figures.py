@@ -80,7 +80,7 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
         candidates = [
             Candidate(
                 name, entry["size_bytes"] / 1024, entry["latency_ms"]["p50"], entry["latency_ms"]["noise"], entry["budgets_on_validation"],
-                artifact_width(name), entry["runtime"], entry["val_accuracy"],
+                artifact_width(name), entry["runtime"], entry["val_accuracy"], tuple(entry["latency_ms"]["rounds_p50"]),
             )
             for name, entry in judged.items()
         ]
@@ -116,16 +116,17 @@ def device_figures(variant: Variant, profile: DeviceProfile, task: str = "classi
     """One variant on one device: its latency (measured on the device's board when it was, else the
     estimate from the host's one-thread timing), and the budgets judged on it, on validation figures
     (`budgets_on_validation`: the choice reads these) and on test figures (`budgets`: the verdict and
-    the gate). `noise` is the timing's p10-p90 width, scaled the same way: a difference between files
-    smaller than that is not a difference. A board's figures replace the estimate and the host's
+    the gate). `noise` is the timing's p10-p90 width and `rounds_p50` the median of each interleaved
+    round, scaled the same way: the choice compares files timed together round by round. A board's figures replace the estimate and the host's
     memory; the estimate stays beside them (`latency_estimate_ms`)."""
     measured = variant.host_latency
     estimate = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
     estimate["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)
+    estimate["rounds_p50"] = [profile.estimate_ms(r, variant.runtime) for r in measured.get("rounds_p50", [])]
     board = variant.on_board.get(profile.name)
     if board:
         on_board = board["latency_ms"]
-        latency = {q: on_board[q] for q in ("p50", "p90", "p99")} | {"noise": round(on_board["spread"] * on_board["p50"], 5)}
+        latency = {q: on_board[q] for q in ("p50", "p90", "p99")} | {"noise": round(on_board["spread"] * on_board["p50"], 5), "rounds_p50": on_board.get("rounds_p50", [])}
         memory, latency_kind, memory_kind = board["peak_memory_mb"], f"measured on board {board['board']}", f"measured on board {board['board']}"
     else:
         latency, memory, latency_kind, memory_kind = estimate, variant.peak_memory[profile.threads], profile.latency_kind, "measured on the host"

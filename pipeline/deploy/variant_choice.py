@@ -9,11 +9,18 @@ the gate, so a test-split accuracy never decides what ships.
 
 1. the variant that breaks the fewest budgets (then the fewest it could not judge);
 2. among those, the one the device's profile prefers (`prefer`):
-   - `latency` (the default): the faster by median (p50) latency, but only when the medians differ
-     by more than the timing noise (the wider of the two p10-p90 widths) and by more than
-     `LATENCY_TIE`; otherwise they count as equally fast and the smaller file wins (INT8 keeps its
-     size and memory advantage). A p90 alone is what a burst of host noise moves: measured, it once
-     made FP32 look 1.07x faster while INT8's median was 2.1x lower.
+   - `latency` (the default): the faster, but only when it is faster beyond the noise; otherwise
+     they count as equally fast and the smaller file wins (INT8 keeps its size and memory
+     advantage). Files timed together (in interleaved rounds, `rounds_p50`) are compared round by
+     round: one is faster when its median is lower by more than `LATENCY_TIE` over the rounds (the
+     median of the rounds' ratios) and it is faster in `ROUND_WINS` of the rounds. Files timed apart
+     fall back on their medians differing by more than the wider of the two p10-p90 widths.
+     Why rounds: the p10-p90 width of single runs is how much one run varies, not how well the
+     median is known, and it moves with the host's state. Measured on a 60-microsecond CNN whose
+     INT8 file was 17 % slower in every one of 10 interleaved rounds, run after run, the width
+     (0.13 to 0.7 of the median) called the two equally fast in 9 of 10 timings and shipped the
+     slower INT8 file, and FP32 in the tenth. A p90 alone is what a burst of host noise moves:
+     measured, it once made FP32 look 1.07x faster while INT8's median was 2.1x lower.
    - `accuracy`: the higher validation accuracy, then the faster beyond the noise, then the smaller.
    - `size`: the smaller file, then the faster beyond the noise.
    The reason states what the preference traded ("+8 % speed for -0.27 points"), so a speed gain
@@ -32,10 +39,13 @@ overhead dominates).
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 from typing import Callable, Literal
 
 LATENCY_TIE = 0.03  # medians closer than 3 % are never called different, however quiet the timing
+ROUND_WINS = 0.8  # the faster of two files timed together is faster in at least this share of the rounds
 PREFERENCES = ("latency", "accuracy", "size")
 Preference = Literal[PREFERENCES]
 
@@ -50,6 +60,7 @@ class Candidate:
     width: float = 1.0  # the share of channels of a nested width's file; 1 for an ordinary file
     runtime: str = "onnxruntime"  # what runs the file (the profile admitted it)
     accuracy: float | None = None  # on the validation split; None where there is no validation data
+    rounds_p50: tuple[float, ...] = ()  # the median of each interleaved round, when the files were timed together
 
     @property
     def broken(self) -> list[str]:
@@ -61,14 +72,40 @@ class Candidate:
 
 
 def _margin(a: Candidate, b: Candidate) -> float:
-    """How far apart two medians must be to count as a difference."""
+    """How far apart two medians must be to count as a difference, for files timed apart."""
     return max(a.noise_ms, b.noise_ms, LATENCY_TIE * min(a.latency_p50_ms, b.latency_p50_ms))
 
 
-def _faster(a: Candidate, b: Candidate) -> Candidate | None:
-    """The clearly faster of two candidates, or None when their medians are within the noise."""
+def timed_together(a: Candidate, b: Candidate) -> bool:
+    """Both files have a median for each of the same interleaved rounds, so they compare round by round."""
+    return bool(a.rounds_p50) and len(a.rounds_p50) == len(b.rounds_p50)
+
+
+def round_ratios(a: Candidate, b: Candidate) -> list[float]:
+    """b's median over a's in each round: above 1 where a was faster."""
+    return [rb / ra for ra, rb in zip(a.rounds_p50, b.rounds_p50)]
+
+
+def clearly_faster(a: Candidate, b: Candidate) -> Candidate | None:
+    """The clearly faster of two candidates, or None when they are equally fast within the noise."""
+    if timed_together(a, b):
+        ratios = round_ratios(a, b)
+        needed = math.ceil(ROUND_WINS * len(ratios))
+        if statistics.median(ratios) > 1 + LATENCY_TIE and sum(r > 1 for r in ratios) >= needed:
+            return a
+        if statistics.median(ratios) < 1 / (1 + LATENCY_TIE) and sum(r < 1 for r in ratios) >= needed:
+            return b
+        return None
     low, high = sorted((a, b), key=lambda c: c.latency_p50_ms)
     return low if high.latency_p50_ms - low.latency_p50_ms > _margin(a, b) else None
+
+
+def _noise(a: Candidate, b: Candidate) -> str:
+    """What the speed comparison read, in words: the rounds `a` was faster in, or the noise margin."""
+    if timed_together(a, b):
+        ratios = round_ratios(a, b)
+        return f"faster in {sum(r > 1 for r in ratios)} of {len(ratios)} interleaved rounds"
+    return f"noise {_margin(a, b):.2g} ms"
 
 
 def _more_accurate(a: Candidate, b: Candidate) -> Candidate | None:
@@ -85,9 +122,9 @@ def _smaller(a: Candidate, b: Candidate) -> Candidate | None:
 
 # what each preference compares, in order, among files that break and leave unjudged as many budgets
 ORDER: dict[str, tuple[Callable[[Candidate, Candidate], Candidate | None], ...]] = {
-    "latency": (_faster, _smaller),
-    "accuracy": (_more_accurate, _faster, _smaller),
-    "size": (_smaller, _faster),
+    "latency": (clearly_faster, _smaller),
+    "accuracy": (_more_accurate, clearly_faster, _smaller),
+    "size": (_smaller, clearly_faster),
 }
 
 
@@ -135,10 +172,12 @@ def preferred(candidates: list[Candidate], prefer: str) -> tuple[Candidate, str]
 def trade(chosen: Candidate, other: Candidate) -> str:
     """What `chosen` gives and takes against `other`: speed beyond the noise, validation accuracy, size."""
     parts = []
-    if _faster(chosen, other) is None:
-        parts.append(f"the same speed within the noise (p50 {chosen.latency_p50_ms:.4g} vs {other.latency_p50_ms:.4g} ms, noise {_margin(chosen, other):.2g} ms)")
+    medians = f"p50 {chosen.latency_p50_ms:.4g} vs {other.latency_p50_ms:.4g} ms"
+    if clearly_faster(chosen, other) is None:
+        parts.append(f"the same speed within the noise ({medians}, {_noise(chosen, other)})")
     else:
-        parts.append(f"{(other.latency_p50_ms / chosen.latency_p50_ms - 1) * 100:+.0f} % speed (p50 {chosen.latency_p50_ms:.4g} vs {other.latency_p50_ms:.4g} ms)")
+        rounds = f", {_noise(chosen, other)}" if timed_together(chosen, other) else ""
+        parts.append(f"{(other.latency_p50_ms / chosen.latency_p50_ms - 1) * 100:+.0f} % speed ({medians}{rounds})")
     if chosen.accuracy is not None and other.accuracy is not None:
         parts.append(f"{(chosen.accuracy - other.accuracy) * 100:+.2f} points")
     if other.size_kb:

@@ -78,8 +78,7 @@ def measure_latencies(paths: dict[str, Path], sample: np.ndarray, threads: int, 
     """Several files timed in interleaved rounds on this host (`measure.interleaved_latencies`, the
     same timing a board's validation runs), with the same settings as `measure_latency`."""
     with measure.pinned(threads) as cores:
-        runners = {name: runtimes.open_runner(path, threads=threads) for name, path in paths.items()}
-        timed = measure.interleaved_latencies(runners, sample, warmup, runs, rounds)
+        timed = measure.interleaved_latencies(paths, sample, threads, warmup, runs, rounds)
     return {name: {**t, "threads": threads, "host_cores": cores or os.cpu_count(), "interleaved": len(paths) > 1} for name, t in timed.items()}
 
 

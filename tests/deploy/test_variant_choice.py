@@ -3,11 +3,11 @@ import pytest
 from pipeline.deploy.variant_choice import Candidate, choose
 
 
-def candidate(name, p50, size_kb, broken=(), unjudged=(), noise=0.0, accuracy=None):
+def candidate(name, p50, size_kb, broken=(), unjudged=(), noise=0.0, accuracy=None, rounds=()):
     budgets = {"max_latency_p90_ms": {"value": p50 * 1.1, "limit": 10, "passed": True}}
     budgets.update({b: {"value": 1, "limit": 0, "passed": False} for b in broken})
     budgets.update({b: {"value": None, "limit": 0, "passed": None} for b in unjudged})
-    return Candidate(name, size_kb, p50, noise, budgets, accuracy=accuracy)
+    return Candidate(name, size_kb, p50, noise, budgets, accuracy=accuracy, rounds_p50=tuple(rounds))
 
 
 def test_fp32_ships_when_int8_is_slower_and_both_meet_the_budgets():
@@ -268,3 +268,65 @@ def test_a_wider_width_that_breaks_nothing_but_cannot_be_judged_says_so():
     chosen, reason = choose(rows)
     assert chosen.width == 0.75
     assert reason.startswith("width 0.75 is the widest that meets every budget (width 1 breaks nothing, cannot judge min_accuracy, max_accuracy_drop); ")
+
+
+def test_files_timed_together_compare_round_by_round_not_by_the_spread_of_single_runs():
+    """The quickstart's case, measured: INT8 17 % slower than FP32 in every one of 10 interleaved
+    rounds, while single runs spread over half the median. The spread is how much one run varies,
+    not how well the median is known: FP32 is faster, and ships."""
+    fp32_rounds = [0.051, 0.050, 0.052, 0.051, 0.050, 0.051, 0.053, 0.050, 0.051, 0.052]
+    int8 = candidate("onnx_int8", 0.0596, 21, noise=0.030, rounds=[r * 1.17 for r in fp32_rounds])
+    fp32 = candidate("onnx_fp32", 0.0510, 38, noise=0.030, rounds=fp32_rounds)
+    for order in ([int8, fp32], [fp32, int8]):
+        chosen, reason = choose(order)
+        assert chosen.artifact == "onnx_fp32" and "faster in 10 of 10 interleaved rounds" in reason
+    apart = [candidate("onnx_int8", 0.0596, 21, noise=0.030), candidate("onnx_fp32", 0.0510, 38, noise=0.030)]
+    assert choose(apart)[0].artifact == "onnx_int8", "timed apart, only the spread says how far apart the medians must be"
+
+
+def rounds_where_a_wins(wins: int, by: float, n: int = 10) -> tuple[list[float], list[float]]:
+    """Per-round medians of two files: `a` faster by the factor `by` in `wins` rounds, slower by it in the rest."""
+    a = [0.1] * n
+    b = [0.1 * by if i < wins else 0.1 / by for i in range(n)]
+    return a, b
+
+
+@pytest.mark.parametrize("wins, expected", [(8, "a"), (7, "b")])
+def test_the_faster_file_must_win_most_rounds(wins, expected):
+    """8 of 10 rounds (`ROUND_WINS`) make a difference, 7 do not: then the smaller file (`b`) ships."""
+    a_rounds, b_rounds = rounds_where_a_wins(wins, by=1.2)
+    a, b = candidate("a", 0.1, 60, rounds=a_rounds), candidate("b", 0.1, 20, rounds=b_rounds)
+    for order in ([a, b], [b, a]):
+        assert choose(order)[0].artifact == expected
+
+
+@pytest.mark.parametrize("by, expected", [(1.031, "a"), (1.029, "b")])
+def test_a_file_faster_in_every_round_by_less_than_the_tie_is_no_faster(by, expected):
+    """Faster in all 10 rounds, by 3.1 % it is faster; by 2.9 %, inside `LATENCY_TIE`, it is not."""
+    a_rounds, b_rounds = rounds_where_a_wins(10, by=by)
+    a, b = candidate("a", 0.1, 60, rounds=a_rounds), candidate("b", 0.1, 20, rounds=b_rounds)
+    for order in ([a, b], [b, a]):
+        assert choose(order)[0].artifact == expected
+
+
+@pytest.mark.parametrize("by, expected", [(1.031, "b"), (1.029, "a")])
+def test_the_slower_file_in_every_round_loses_beyond_the_tie(by, expected):
+    """The same edge seen from the other file: `b` (larger here) faster in every round."""
+    b_rounds, a_rounds = rounds_where_a_wins(10, by=by)
+    a, b = candidate("a", 0.1, 20, rounds=a_rounds), candidate("b", 0.1, 60, rounds=b_rounds)
+    for order in ([a, b], [b, a]):
+        assert choose(order)[0].artifact == expected
+
+
+def test_the_median_of_the_rounds_decides_not_one_round():
+    """`a` faster in 8 rounds by a hair (1 %) and in 2 by half: most rounds, but no difference beyond the tie."""
+    a, b = [0.1] * 10, [0.101] * 8 + [0.15] * 2
+    assert choose([candidate("a", 0.1, 60, rounds=a), candidate("b", 0.1, 20, rounds=b)])[0].artifact == "b"
+
+
+def test_files_with_rounds_of_different_counts_were_not_timed_together():
+    """Rounds from two timings cannot be paired: the medians and their spread decide."""
+    a = candidate("a", 0.100, 60, noise=0.001, rounds=[0.1] * 10)
+    b = candidate("b", 0.150, 20, noise=0.001, rounds=[0.09] * 8)
+    chosen, reason = choose([a, b])
+    assert chosen.artifact == "a" and "+50 % speed (p50 0.1 vs 0.15 ms)" in reason and "rounds" not in reason

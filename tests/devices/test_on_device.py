@@ -272,3 +272,45 @@ def test_a_fast_model_is_timed_at_least_its_runs_whatever_the_cap():
 
     figures = measure.measure_latency(SlowRunner(0.0), np.zeros((1, 1, 28, 28)), warmup=0, min_runs=200, max_seconds=60)
     assert figures["runs"] >= 200
+
+
+class LoggingRunner(SlowRunner):
+    """A runner that writes its name in a shared log at each call: the order the rounds ran in."""
+
+    def __init__(self, name: str, log: list, seconds: float = 0.0):
+        super().__init__(seconds)
+        self.name, self.log = name, log
+
+    def __call__(self, x):
+        self.log.append(self.name)
+        return super().__call__(x)
+
+
+def test_interleaved_rounds_load_every_file_afresh_alternate_the_order_and_give_a_median_per_round(monkeypatch):
+    import numpy as np
+
+    calls, loads = [], []
+
+    def open_runner(path, threads=1):
+        loads.append(path.name)
+        return LoggingRunner(path.name, calls, 0.003)
+
+    monkeypatch.setattr(measure.runtimes, "open_runner", open_runner)
+    timed = measure.interleaved_latencies({"a": Path("a"), "b": Path("b")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=1, runs=40, rounds=4)
+    assert loads == ["a", "b"] * 4
+    per_round = len(calls) // 4
+    assert per_round == 2 * (1 + 1 + 10)  # each load: a look at the output's shape, the warm-up, a turn of 10 runs of 3 ms
+    turns = [[name for name in calls[r * per_round + 4:(r + 1) * per_round]] for r in range(4)]
+    assert [(t[0], t[-1]) for t in turns] == [("a", "b"), ("b", "a"), ("a", "b"), ("b", "a")]
+    for figures in timed.values():
+        assert figures["runs"] == 40 and len(figures["rounds_p50"]) == 4 and all(2.9 <= p50 < 50 for p50 in figures["rounds_p50"])
+
+
+def test_a_fast_models_turn_in_a_round_lasts_the_round_time_not_just_its_runs(monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(measure.runtimes, "open_runner", lambda path, threads=1: SlowRunner(float(path.name)))
+    timed = measure.interleaved_latencies({"fast": Path("0.0")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=0, runs=20, rounds=2)
+    assert timed["fast"]["runs"] > 20 * 5, "a turn of 10 microsecond runs lasting 10 ms is hundreds of runs, not 10"
+    slow = measure.interleaved_latencies({"slow": Path("0.004")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=0, runs=20, rounds=2)
+    assert slow["slow"]["runs"] == 20, "4 ms runs: 10 a turn already last past the round time"

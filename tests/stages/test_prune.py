@@ -62,7 +62,7 @@ def test_max_params_already_met_removes_nothing(tmp_path, caplog):
     before = conv_widths(state.model)
     params = size_figures(state.model, (1, 28, 28))["params"]
     cfg = PruneConfig(target={"max_params": params}, steps=1, finetune=TrainConfig(epochs=0))
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="compress"):
         state = run(cfg, state, ctx)
     assert conv_widths(state.model) == before and ctx.metrics["target_reached"]
     assert f"already within max_params {params:,}" in caplog.text
