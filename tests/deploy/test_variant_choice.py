@@ -330,3 +330,29 @@ def test_files_with_rounds_of_different_counts_were_not_timed_together():
     b = candidate("b", 0.150, 20, noise=0.001, rounds=[0.09] * 8)
     chosen, reason = choose([a, b])
     assert chosen.artifact == "a" and "+50 % speed (p50 0.1 vs 0.15 ms)" in reason and "rounds" not in reason
+
+
+@pytest.mark.parametrize("first_is_faster", [True, False])
+def test_a_median_ratio_of_exactly_the_tie_is_no_difference(first_is_faster):
+    """Every round 3 % apart, exactly `LATENCY_TIE`: not beyond it, so the smaller file ships."""
+    fast, slow = [1.0] * 10, [1.03] * 10
+    a_rounds, b_rounds = (fast, slow) if first_is_faster else (slow, fast)
+    size = {"a": 60, "b": 20} if first_is_faster else {"a": 20, "b": 60}  # the faster file is the larger one
+    a, b = candidate("a", 1.0, size["a"], rounds=a_rounds), candidate("b", 1.0, size["b"], rounds=b_rounds)
+    assert choose([a, b])[0].size_kb == 20, "a tie: the smaller file, whichever is faster by exactly 3 %"
+
+
+@pytest.mark.parametrize("first_is_faster", [True, False])
+def test_a_round_where_both_files_read_the_same_median_is_won_by_neither(first_is_faster):
+    """Faster by 20 % in 7 rounds and level in 3: 7 wins, short of 8, so the smaller file ships."""
+    fast, slow = [1.0] * 10, [1.2] * 7 + [1.0] * 3
+    a_rounds, b_rounds = (fast, slow) if first_is_faster else (slow, fast)
+    faster, other = ("a", "b") if first_is_faster else ("b", "a")
+    size = {faster: 60, other: 20}
+    chosen, _ = choose([candidate("a", 1.0, size["a"], rounds=a_rounds), candidate("b", 1.0, size["b"], rounds=b_rounds)])
+    assert chosen.artifact == other
+
+
+def test_the_reason_counts_the_rounds_the_file_won_not_those_it_tied():
+    chosen, reason = choose([candidate("a", 1.0, 20, rounds=[1.0] * 10), candidate("b", 1.0, 60, rounds=[1.2] * 7 + [1.0] * 3)])
+    assert chosen.artifact == "a" and "faster in 7 of 10 interleaved rounds" in reason
