@@ -223,7 +223,7 @@ def main() -> None:
     same = sum(1 for k, v in enumerate(plain["values"]) if v is not None and tune_values.get(k) is not None and abs(v - tune_values[k]) < 1e-9)
     failed_tune = sum(1 for t in first if t.state.name == "FAIL")
     print(f"\nfailed trials among the first {n} (INT8 parity refused): compress tune {failed_tune}, plain {plain['failed']}; "
-          f"trials with the same validation score on both sides: {same} of {n} (validate's choice of file reads noisy timings)")
+          f"trials with the same validation score on both sides: {same} of {n} (a trial scores differently where validate shipped it another file)")
 
 
 if __name__ == "__main__":
