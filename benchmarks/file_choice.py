@@ -2,7 +2,8 @@
 uses (files timed together compared round by round) beside the rule it used before (medians apart
 by more than the wider p10-p90 width of single runs), both reading the same timings.
 
-Two pairs, from a run folder (default: the quickstart's; `make quickstart` first):
+Two pairs, from a finished run folder with FP32 and INT8 ONNX files (default: the quickstart's;
+`make quickstart` first):
 - its FP32 and INT8 ONNX files, the pair validate chooses between;
 - its FP32 file and a byte copy of it, where any difference a rule finds is the host's noise.
 Each repeat times a pair as validate does (`measure_latencies`: one thread, 20 warm-up runs, 200
@@ -17,6 +18,7 @@ Run it alone on the machine: two cores are easily oversubscribed, and latency is
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -73,10 +75,13 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("runs/quickstart"), help="a run folder with an FP32 and an INT8 ONNX file")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    fp32, int8 = args.run / "03-export/model.onnx", args.run / "04-quantize/model.int8.onnx"
-    for f in (fp32, int8):
-        if not f.is_file():
-            sys.exit(f"{f} is missing: run `make quickstart` first (or name a run folder with --run)")
+    report = args.run / "report.json"
+    if not report.is_file():
+        sys.exit(f"{report} is missing: run `make quickstart` first (or name a finished run folder with --run)")
+    artifacts = json.loads(report.read_text())["artifacts"]
+    if not {"onnx_fp32", "onnx_int8"} <= set(artifacts):
+        sys.exit(f"{args.run} has no FP32 and INT8 ONNX pair: name a run whose recipe has export and quantize stages")
+    fp32, int8 = args.run / artifacts["onnx_fp32"], args.run / artifacts["onnx_int8"]
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "copy.onnx"
         shutil.copyfile(fp32, copy)
