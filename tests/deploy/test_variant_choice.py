@@ -291,31 +291,31 @@ def rounds_where_a_wins(wins: int, by: float, n: int = 10) -> tuple[list[float],
     return a, b
 
 
+def shipped_in_either_order(a_rounds: list[float], b_rounds: list[float], a_kb: float, b_kb: float) -> str:
+    """The file that ships between `a` and `b`; the same whichever is listed first."""
+    a, b = candidate("a", 0.1, a_kb, rounds=a_rounds), candidate("b", 0.1, b_kb, rounds=b_rounds)
+    shipped = {choose(order)[0].artifact for order in ([a, b], [b, a])}
+    assert len(shipped) == 1, "the order the files are listed in must not decide"
+    return shipped.pop()
+
+
 @pytest.mark.parametrize("wins, expected", [(8, "a"), (7, "b")])
 def test_the_faster_file_must_win_most_rounds(wins, expected):
     """8 of 10 rounds (`ROUND_WINS`) make a difference, 7 do not: then the smaller file (`b`) ships."""
-    a_rounds, b_rounds = rounds_where_a_wins(wins, by=1.2)
-    a, b = candidate("a", 0.1, 60, rounds=a_rounds), candidate("b", 0.1, 20, rounds=b_rounds)
-    for order in ([a, b], [b, a]):
-        assert choose(order)[0].artifact == expected
+    assert shipped_in_either_order(*rounds_where_a_wins(wins, by=1.2), a_kb=60, b_kb=20) == expected
 
 
 @pytest.mark.parametrize("by, expected", [(1.031, "a"), (1.029, "b")])
 def test_a_file_faster_in_every_round_by_less_than_the_tie_is_no_faster(by, expected):
     """Faster in all 10 rounds, by 3.1 % it is faster; by 2.9 %, inside `LATENCY_TIE`, it is not."""
-    a_rounds, b_rounds = rounds_where_a_wins(10, by=by)
-    a, b = candidate("a", 0.1, 60, rounds=a_rounds), candidate("b", 0.1, 20, rounds=b_rounds)
-    for order in ([a, b], [b, a]):
-        assert choose(order)[0].artifact == expected
+    assert shipped_in_either_order(*rounds_where_a_wins(10, by=by), a_kb=60, b_kb=20) == expected
 
 
 @pytest.mark.parametrize("by, expected", [(1.031, "b"), (1.029, "a")])
 def test_the_slower_file_in_every_round_loses_beyond_the_tie(by, expected):
     """The same edge seen from the other file: `b` (larger here) faster in every round."""
     b_rounds, a_rounds = rounds_where_a_wins(10, by=by)
-    a, b = candidate("a", 0.1, 20, rounds=a_rounds), candidate("b", 0.1, 60, rounds=b_rounds)
-    for order in ([a, b], [b, a]):
-        assert choose(order)[0].artifact == expected
+    assert shipped_in_either_order(a_rounds, b_rounds, a_kb=20, b_kb=60) == expected
 
 
 def test_the_median_of_the_rounds_decides_not_one_round():
@@ -332,25 +332,14 @@ def test_files_with_rounds_of_different_counts_were_not_timed_together():
     assert chosen.artifact == "a" and "+50 % speed (p50 0.1 vs 0.15 ms)" in reason and "rounds" not in reason
 
 
-@pytest.mark.parametrize("first_is_faster", [True, False])
-def test_a_median_ratio_of_exactly_the_tie_is_no_difference(first_is_faster):
-    """Every round 3 % apart, exactly `LATENCY_TIE`: not beyond it, so the smaller file ships."""
-    fast, slow = [1.0] * 10, [1.03] * 10
-    a_rounds, b_rounds = (fast, slow) if first_is_faster else (slow, fast)
-    size = {"a": 60, "b": 20} if first_is_faster else {"a": 20, "b": 60}  # the faster file is the larger one
-    a, b = candidate("a", 1.0, size["a"], rounds=a_rounds), candidate("b", 1.0, size["b"], rounds=b_rounds)
-    assert choose([a, b])[0].size_kb == 20, "a tie: the smaller file, whichever is faster by exactly 3 %"
-
-
-@pytest.mark.parametrize("first_is_faster", [True, False])
-def test_a_round_where_both_files_read_the_same_median_is_won_by_neither(first_is_faster):
-    """Faster by 20 % in 7 rounds and level in 3: 7 wins, short of 8, so the smaller file ships."""
-    fast, slow = [1.0] * 10, [1.2] * 7 + [1.0] * 3
-    a_rounds, b_rounds = (fast, slow) if first_is_faster else (slow, fast)
-    faster, other = ("a", "b") if first_is_faster else ("b", "a")
-    size = {faster: 60, other: 20}
-    chosen, _ = choose([candidate("a", 1.0, size["a"], rounds=a_rounds), candidate("b", 1.0, size["b"], rounds=b_rounds)])
-    assert chosen.artifact == other
+@pytest.mark.parametrize("fast, slow", [([1.0] * 10, [1.03] * 10), ([1.0] * 10, [1.2] * 7 + [1.0] * 3)],
+                         ids=["a median ratio of exactly the tie", "7 rounds won, 3 level"])
+def test_a_difference_at_the_edge_of_the_rule_is_no_difference(fast, slow):
+    """Every round exactly 3 % apart (`LATENCY_TIE`, not beyond it), or 20 % apart in 7 rounds and
+    level in 3 (a level round is won by neither: 7 wins, short of 8): the smaller, slower file ships,
+    whichever of the two is listed first and whichever is faster."""
+    assert shipped_in_either_order(fast, slow, a_kb=60, b_kb=20) == "b"
+    assert shipped_in_either_order(slow, fast, a_kb=20, b_kb=60) == "a"
 
 
 def test_the_reason_counts_the_rounds_the_file_won_not_those_it_tied():
