@@ -291,19 +291,22 @@ def test_interleaved_rounds_load_every_file_afresh_alternate_the_order_and_give_
 
     calls, loads = [], []
 
+    run_seconds = 1.2 * measure.ROUND_SECONDS / 10  # 10 runs last past the round time
+
     def open_runner(path, threads=1):
         loads.append(path.name)
-        return LoggingRunner(path.name, calls, 0.003)
+        return LoggingRunner(path.name, calls, run_seconds)
 
     monkeypatch.setattr(measure.runtimes, "open_runner", open_runner)
     timed = measure.interleaved_latencies({"a": Path("a"), "b": Path("b")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=1, runs=40, rounds=4)
     assert loads == ["a", "b"] * 4
     per_round = len(calls) // 4
-    assert per_round == 2 * (1 + 1 + 10)  # each load: a look at the output's shape, the warm-up, a turn of 10 runs of 3 ms
+    assert per_round == 2 * (1 + 1 + 10)  # each load: a look at the output's shape, the warm-up, a turn of 10 runs
     turns = [[name for name in calls[r * per_round + 4:(r + 1) * per_round]] for r in range(4)]
     assert [(t[0], t[-1]) for t in turns] == [("a", "b"), ("b", "a"), ("a", "b"), ("b", "a")]
     for figures in timed.values():
-        assert figures["runs"] == 40 and len(figures["rounds_p50"]) == 4 and all(2.9 <= p50 < 50 for p50 in figures["rounds_p50"])
+        assert figures["runs"] == 40 and len(figures["rounds_p50"]) == 4
+        assert all(run_seconds * 1000 <= p50 < run_seconds * 1000 + 50 for p50 in figures["rounds_p50"])
 
 
 def test_a_fast_models_turn_in_a_round_lasts_the_round_time_not_just_its_runs(monkeypatch):
@@ -311,6 +314,7 @@ def test_a_fast_models_turn_in_a_round_lasts_the_round_time_not_just_its_runs(mo
 
     monkeypatch.setattr(measure.runtimes, "open_runner", lambda path, threads=1: SlowRunner(float(path.name)))
     timed = measure.interleaved_latencies({"fast": Path("0.0")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=0, runs=20, rounds=2)
-    assert timed["fast"]["runs"] > 20 * 5, "a turn of 10 microsecond runs lasting 10 ms is hundreds of runs, not 10"
-    slow = measure.interleaved_latencies({"slow": Path("0.004")}, np.zeros((1, 1, 28, 28)), threads=1, warmup=0, runs=20, rounds=2)
-    assert slow["slow"]["runs"] == 20, "4 ms runs: 10 a turn already last past the round time"
+    assert timed["fast"]["runs"] > 20 * 5, "a turn of microsecond runs lasting the round time is hundreds of runs, not 10"
+    run_seconds = 1.2 * measure.ROUND_SECONDS / 10
+    slow = measure.interleaved_latencies({"slow": Path(str(run_seconds))}, np.zeros((1, 1, 28, 28)), threads=1, warmup=0, runs=20, rounds=2)
+    assert slow["slow"]["runs"] == 20, "runs of 1.2x a tenth of the round time: 10 a turn already last past it"
