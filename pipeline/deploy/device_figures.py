@@ -117,8 +117,9 @@ def device_figures(variant: Variant, profile: DeviceProfile, task: str = "classi
     estimate from the host's one-thread timing), and the budgets judged on it, on validation figures
     (`budgets_on_validation`: the choice reads these) and on test figures (`budgets`: the verdict and
     the gate). `noise` is the timing's p10-p90 width and `rounds_p50` the median of each interleaved
-    round, scaled the same way: the choice compares files timed together round by round. A board's figures replace the estimate and the host's
-    memory; the estimate stays beside them (`latency_estimate_ms`)."""
+    round, scaled the same way: the choice compares files timed together round by round. A board's
+    figures replace the estimate and the host's memory; the estimate stays beside them
+    (`latency_estimate_ms`)."""
     measured = variant.host_latency
     estimate = {q: profile.estimate_ms(measured[q], variant.runtime) for q in ("p50", "p90", "p99")}
     estimate["noise"] = profile.estimate_ms(measured["spread"] * measured["p50"], variant.runtime)

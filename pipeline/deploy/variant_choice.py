@@ -90,10 +90,10 @@ def clearly_faster(a: Candidate, b: Candidate) -> Candidate | None:
     """The clearly faster of two candidates, or None when they are equally fast within the noise."""
     if timed_together(a, b):
         ratios = round_ratios(a, b)
-        needed = math.ceil(ROUND_WINS * len(ratios))
-        if statistics.median(ratios) > 1 + LATENCY_TIE and sum(r > 1 for r in ratios) >= needed:
+        median, needed = statistics.median(ratios), math.ceil(ROUND_WINS * len(ratios))
+        if median > 1 + LATENCY_TIE and sum(r > 1 for r in ratios) >= needed:
             return a
-        if statistics.median(ratios) < 1 / (1 + LATENCY_TIE) and sum(r < 1 for r in ratios) >= needed:
+        if median < 1 / (1 + LATENCY_TIE) and sum(r < 1 for r in ratios) >= needed:
             return b
         return None
     low, high = sorted((a, b), key=lambda c: c.latency_p50_ms)
