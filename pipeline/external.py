@@ -170,7 +170,7 @@ def validate_file(
         measure([variant], sample, profiles, warmup, runs)
         if on_boards:
             measure_on_boards([variant], sample, profiles, warmup, runs)
-        judged = judge_devices([variant], profiles, None, log, judged_as.name, metric_label(metric))
+        judged = judge_devices([variant], profiles, {}, log, judged_as.name, metric_label(metric))
         ref = str(copy.relative_to(run.path))
         report = build_report(
             {"name": f"validate {model.name}", "sha256": sha256(model), "metric": metric, "task": judged_as.name}, [], {name: ref}, run.artifact_hashes({name: ref}),

@@ -8,10 +8,10 @@ from pipeline.deploy.budgets import VERDICT
 from pipeline.deploy.variant_choice import Candidate, preferred, trade
 
 
-def headline(chosen: Candidate, candidates: list[Candidate], prefer: str, forced: str | None = None) -> str:
+def headline(chosen: Candidate, candidates: list[Candidate], prefer: str, forced: str | None = None, forced_by: str = "validate.artifact") -> str:
     """One line: whether the file meets its budgets on validation, and what it won on against the next best."""
     if forced is not None:
-        return f"{chosen.artifact}, forced by validate.artifact"
+        return f"{chosen.artifact}, forced by {forced_by}"
     width = f"width {chosen.width:g}, the widest that meets every budget; " if len({c.width for c in candidates}) > 1 and not chosen.broken and not chosen.unjudged else ""
     others = [c for c in candidates if c is not chosen and c.width == chosen.width]
     if not others:

@@ -63,10 +63,11 @@ def measure(variants: list[Variant], sample: np.ndarray, profiles: list[DevicePr
             variant.peak_memory[threads] = peak_memory_mb(variant.path, threads, sample[:1].shape)
 
 
-def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: str | None, log: logging.Logger,
+def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced: dict[str, tuple[str, str]], log: logging.Logger,
                   task: str = "classification", label: str = "acc") -> dict[str, dict]:
     """Per device: the chosen variant's figures, budgets (those of the recipe's `task`) and verdict, and
-    why it was chosen; `label` names the metric in the log (acc, mAP)."""
+    why it was chosen; `forced`: device -> (the file it ships, the field that forced it), for those
+    whose file was chosen already; `label` names the metric in the log (acc, mAP)."""
     devices = {}
     for profile in profiles:
         admitted = [v for v in variants if v.runtime in profile.runtimes]
@@ -84,8 +85,9 @@ def judge_devices(variants: list[Variant], profiles: list[DeviceProfile], forced
             )
             for name, entry in judged.items()
         ]
-        chosen, reason = choose(candidates, forced=forced, prefer=profile.prefer)
-        summary = headline(chosen, candidates, profile.prefer, forced)
+        file, forced_by = forced.get(profile.name, (None, ""))
+        chosen, reason = choose(candidates, forced=file, prefer=profile.prefer, forced_by=forced_by)
+        summary = headline(chosen, candidates, profile.prefer, file, forced_by)
         entry = devices[profile.name] = {
             **judged[chosen.artifact],
             "choice": {

@@ -140,15 +140,15 @@ def _better(a: Candidate, b: Candidate, prefer: str) -> Candidate:
     return a  # the same in every figure: the first listed
 
 
-def choose(candidates: list[Candidate], forced: str | None = None, prefer: str = "latency") -> tuple[Candidate, str]:
-    """The file to ship and a sentence saying why."""
+def choose(candidates: list[Candidate], forced: str | None = None, prefer: str = "latency", forced_by: str = "validate.artifact") -> tuple[Candidate, str]:
+    """The file to ship and a sentence saying why; `forced`: the file already chosen, by the recipe field `forced_by`."""
     if not candidates:
         raise ValueError("no variant to choose from")
     if prefer not in ORDER:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)} (got {prefer!r})")
     if forced is not None:
         chosen = next(c for c in candidates if c.artifact == forced)
-        return chosen, f"{forced} forced by validate.artifact"
+        return chosen, f"{forced} forced by {forced_by}"
     passing = [c for c in candidates if not c.broken and not c.unjudged]
     if len({c.width for c in candidates}) > 1 and passing:
         widest = max(c.width for c in passing)

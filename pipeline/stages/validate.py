@@ -11,7 +11,8 @@ beside it), and the choice and the gates read the board's figures (`on_boards: f
 runtimes its profile admits, the variant that meets its budgets **on the validation figures**, and
 among those the one its profile prefers (latency by default; `pipeline/deploy/variant_choice.py`),
 with the reason and what it traded. The test figures are read only after the choice: they are the
-verdict the gate judges. `artifact: onnx_int8` forces INT8 everywhere. After a `nested` stage every
+verdict the gate judges. `artifact: onnx_int8` forces INT8 everywhere; `ship: {device: file}` pins
+a device's file (a tuned recipe carries its trial's, `pipeline/deploy/pinned_files.py`). After a `nested` stage every
 width's files are candidates too, and a device gets the widest width that meets all its budgets on
 validation.
 
@@ -26,7 +27,7 @@ from collections import Counter
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from exporters import onnx_outputs
 from pipeline.boards.board_timing import measure_on_boards
@@ -34,6 +35,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.metrics import label_of
 from pipeline.core.state import DEPLOYABLE, ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
+from pipeline.deploy.pinned_files import pinned_files
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     HOST_THREADS,
@@ -53,6 +55,16 @@ class ValidateConfig(BaseModel):
     warmup: int = Field(20, ge=0)
     runs: int = Field(200, ge=10, description="timed runs per variant and thread count")
     on_boards: bool = Field(True, description="where a device profile names a real board, time every candidate file on it (the choice and the gates read those figures); false: estimate from this host")
+    ship: dict[str, str] = Field(
+        default_factory=dict, description="device name -> the file it ships, already chosen (e.g. raspberry-pi-4: onnx_int8); the others choose "
+        "as usual. `compress tune` writes its trial's choices here, so a tuned recipe ships the files the study scored however this run's timings fall",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_force(self) -> "ValidateConfig":
+        if self.ship and self.artifact != "auto":
+            raise ValueError(f"give artifact ({self.artifact}, for every device) or ship (per device), not both")
+        return self
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True, tasks=("classification", "detection"))
@@ -62,6 +74,7 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
         raise StageError(f"validate.artifact: {cfg.artifact} was asked but no earlier stage made it; add a quantize stage or use auto")
     kinds = DEPLOYABLE if cfg.artifact == "auto" else (cfg.artifact,)
     names = sorted((n for n in state.artifacts if artifact_kind(n) in kinds), key=lambda n: (kinds.index(artifact_kind(n)), -artifact_width(n)))
+    forced = pinned_files(cfg.ship, cfg.artifact, names, [p.name for p in ctx.profiles])  # checked before anything is measured
     reference, val_reference = state.reference.get("accuracy"), state.reference.get("val_accuracy")
     variants = {}
     for name in names:
@@ -73,7 +86,6 @@ def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState
     measure(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
     if cfg.on_boards:
         measure_on_boards(list(variants.values()), sample, ctx.profiles, cfg.warmup, cfg.runs)
-    forced = None if cfg.artifact == "auto" or len(names) > 1 else cfg.artifact  # a forced precision still chooses among the widths
     devices = judge_devices(list(variants.values()), ctx.profiles, forced, ctx.log, ctx.task.name, label_of(ctx.metric))
     shipped = Counter(d["artifact"] for d in devices.values()).most_common(1)
     main = variants[shipped[0][0] if shipped else names[0]]

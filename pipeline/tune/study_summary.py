@@ -86,7 +86,7 @@ def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
         best = pick(rows, device)
         chosen = finished[best["trial"]]
         shipped = chosen.user_attrs["test"][device]  # read now, once the trial is chosen on validation
-        folder.tuned_recipe(device).write_text(yaml.safe_dump(chosen.user_attrs["recipe"], sort_keys=False))
+        folder.tuned_recipe(device).write_text(tuned_recipe_text(chosen, device, study.study_name))
         f = best["devices"][device]
         picks[device] = {
             "trial": best["trial"], "values": best["values"], "meets_every_budget_on_validation": not f["broken"],
@@ -108,6 +108,16 @@ def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
         "seconds": round(sum(r["seconds"] for r in rows) + sum(t.duration.total_seconds() for t in pruned if t.duration), 1),
         "rows": rows,
     }
+
+
+def tuned_recipe_text(chosen, device: str, study_name: str) -> str:
+    """The chosen trial's recipe as plain YAML, headed by where it comes from and what its `ship` means."""
+    ship = any("ship" in (config or {}) for entry in chosen.user_attrs["recipe"].get("stages", []) if isinstance(entry, dict) for config in entry.values())
+    header = f"# compress tune: trial {chosen.number} of study {study_name}, chosen for {device} on the validation split.\n"
+    if ship:
+        header += ("# validate.ship pins the file that trial shipped to each device, so `compress run` of this recipe ships the\n"
+                   "# files the study scored; drop it to let each run choose again by its own timing.\n")
+    return header + yaml.safe_dump(chosen.user_attrs["recipe"], sort_keys=False)
 
 
 def importances(study) -> dict[str, float]:

@@ -17,4 +17,4 @@ def test_a_device_that_runs_none_of_the_runtimes_built_is_a_clear_error(tmp_path
     variant = Variant("onnx_fp32", tmp_path / "model.onnx", None, None)
     assert variant.runtime == "onnxruntime"
     with pytest.raises(StageError, match=r"device raspberry-pi-zero-2w runs ncnn .* files measured are for onnxruntime only: .*export\.runtimes"):
-        judge_devices([variant], [load_profile(str(tmp_path / "zero.yaml"))], None, logging.getLogger("test"))
+        judge_devices([variant], [load_profile(str(tmp_path / "zero.yaml"))], {}, logging.getLogger("test"))

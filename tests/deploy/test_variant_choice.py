@@ -38,7 +38,9 @@ def test_when_both_break_budgets_the_one_breaking_fewer_ships_and_says_so():
 
 def test_a_forced_variant_ships_even_when_slower():
     chosen, reason = choose([candidate("onnx_int8", 0.036, 28), candidate("onnx_fp32", 0.024, 63)], forced="onnx_int8")
-    assert chosen.artifact == "onnx_int8" and "forced" in reason
+    assert chosen.artifact == "onnx_int8" and reason == "onnx_int8 forced by validate.artifact"
+    chosen, reason = choose([candidate("onnx_int8", 0.036, 28), candidate("onnx_fp32", 0.024, 63)], forced="onnx_int8", forced_by="validate.ship")
+    assert chosen.artifact == "onnx_int8" and reason == "onnx_int8 forced by validate.ship"
 
 
 def test_the_reason_states_what_speed_cost_in_accuracy():

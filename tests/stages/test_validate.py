@@ -103,6 +103,31 @@ def test_int8_ships_when_faster_and_a_recipe_can_force_it(tmp_path, monkeypatch)
     assert set(forced["choice"]["candidates"]) == {"onnx_int8"}
 
 
+def test_ship_pins_each_named_devices_file_and_the_others_still_choose(tmp_path, monkeypatch):
+    """`ship` (what a tuned recipe carries): the named device ships its file even where this run's
+    timing says the other is faster; an unnamed device chooses by the timing; a device or a file the
+    run does not have is refused by name, and so is `ship` beside `artifact`."""
+    from pydantic import ValidationError
+
+    from pipeline.core.errors import StageError
+
+    state = int8_state(tmp_path)
+    monkeypatch.setattr(device_figures, "measure_latencies", fake_latency(int8_ms=0.08, fp32_ms=0.04))
+    ctx = make_context(tmp_path, folder="03-validate", devices=("host", "raspberry-pi-4"))
+    devices = validate.run(validate.ValidateConfig(ship={"raspberry-pi-4": "onnx_int8"}, runs=20, warmup=2), state, ctx).devices
+    pi, host = devices["raspberry-pi-4"], devices["host"]
+    assert pi["artifact"] == "onnx_int8" and pi["choice"]["reason"] == "onnx_int8 forced by validate.ship"
+    assert pi["choice"]["summary"] == "onnx_int8, forced by validate.ship" and set(pi["choice"]["candidates"]) == {"onnx_int8", "onnx_fp32"}
+    assert host["artifact"] == "onnx_fp32" and "forced" not in host["choice"]["reason"]
+    ctx = make_context(tmp_path, folder="04-validate", devices=("host", "raspberry-pi-4"))
+    with pytest.raises(StageError, match=r"validate.ship: intel-n100 is not among this recipe's devices \(host, raspberry-pi-4\)"):
+        validate.run(validate.ValidateConfig(ship={"intel-n100": "onnx_int8"}, runs=20, warmup=2), state, ctx)
+    with pytest.raises(StageError, match=r"validate.ship.host: executorch_int8 is not a file this run made \(onnx_fp32, onnx_int8\)"):
+        validate.run(validate.ValidateConfig(ship={"host": "executorch_int8"}, runs=20, warmup=2), state, ctx)
+    with pytest.raises(ValidationError, match="not both"):
+        validate.ValidateConfig(artifact="onnx_int8", ship={"host": "onnx_int8"})
+
+
 def test_variants_are_timed_in_interleaved_rounds(tmp_path):
     from pipeline.runtime.onnx_files import measure_latencies
 

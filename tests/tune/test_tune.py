@@ -15,8 +15,8 @@ from tests.tune.specs import tiny_spec
 pytest.importorskip("optuna")
 
 
-def spec(tmp_path, lenient_device, space=None, trials=3) -> Path:
-    return tiny_spec(tmp_path, lenient_device, space=space, trials=trials)
+def spec(tmp_path, lenient_device, space=None, trials=3, quantize=False) -> Path:
+    return tiny_spec(tmp_path, lenient_device, space=space, trials=trials, quantize=quantize)
 
 
 def tune(*args):
@@ -47,9 +47,17 @@ def test_trials_share_their_first_stages_and_each_device_gets_its_best_on_valida
 
 
 def test_the_tuned_recipe_reproduces_its_trial_and_a_second_tune_resumes_the_study(tmp_path, lenient_device):
-    path, out = spec(tmp_path, lenient_device, trials=2), tmp_path / "tune"
+    """With an INT8 twin beside each FP32 file, the tuned recipe pins the file the trial shipped to
+    each device (`validate.ship`): a run's own timing of two close files could ship the other."""
+    path, out = spec(tmp_path, lenient_device, trials=2, quantize=True), tmp_path / "tune"
     assert tune(path, "--out", out).exit_code == 0
-    pick = json.loads((out / "tune.json").read_text())["devices"]["lenient"]
+    summary = json.loads((out / "tune.json").read_text())
+    pick = summary["devices"]["lenient"]
+    trial = next(r for r in summary["rows"] if r["trial"] == pick["trial"])
+    text = Path(pick["recipe"]).read_text()
+    assert text.startswith(f"# compress tune: trial {pick['trial']} of study tiny-tune, chosen for lenient on the validation split.")
+    validate = next(s["validate"] for s in yaml.safe_load(text)["stages"] if "validate" in s)
+    assert validate["ship"] == {device: f["artifact"] for device, f in trial["devices"].items()} and set(validate["ship"]) == {"lenient", "raspberry-pi-4"}
     run = CliRunner().invoke(main, ["run", pick["recipe"], "--out", str(tmp_path / "again"), "--quiet"])
     assert run.exit_code == 0, run.output
     again = json.loads((tmp_path / "again" / "report.json").read_text())["devices"]["lenient"]
