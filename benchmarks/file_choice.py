@@ -8,7 +8,9 @@ Two pairs, from a finished run folder with FP32 and INT8 ONNX files (default: th
 - its FP32 file and a byte copy of it, where any difference a rule finds is the host's noise.
 Each repeat times a pair as validate does (`measure_latencies`: one thread, 20 warm-up runs, 200
 runs in 10 interleaved rounds); both rules then read that one timing. The files' real sizes break a
-tie (the smaller ships); the copy's tie goes to the first listed.
+tie (the smaller ships); the copy's tie goes to the first listed. The ratio is also given split by
+the host's state at each timing (the first file's p50 at or below its median over the repeats, or
+above): the same two files can read further apart while the host runs them slowly.
 
     python benchmarks/file_choice.py [--run runs/quickstart] [--repeats 30]
 
@@ -46,17 +48,29 @@ def study(paths: dict[str, Path], repeats: int) -> dict:
     rules = {"round by round (now)": True, "p10-p90 width (before)": False}
     shipped = {rule: {name: 0 for name in paths} for rule in rules}
     different = {rule: 0 for rule in rules}
-    ratios, spreads = [], []
+    ratios, spreads, speeds = [], [], []
     first, second = list(paths)
     for _ in range(repeats):
         timed = measure_latencies(paths, sample, HOST_THREADS)
         ratios.append(timed[second]["p50"] / timed[first]["p50"])
+        speeds.append(timed[first]["p50"])
         spreads += [timed[name]["spread"] for name in paths]
         for rule, with_rounds in rules.items():
             pair = candidates(timed, paths, with_rounds)
             shipped[rule][choose(pair)[0].artifact] += 1
             different[rule] += clearly_faster(*pair) is not None
-    return {"shipped": shipped, "different": different, "ratios": ratios, "spreads": spreads}
+    return {"shipped": shipped, "different": different, "ratios": ratios, "spreads": spreads, "speeds": speeds}
+
+
+def by_host_state(result: dict) -> str:
+    """The ratio in the timings where the first file ran faster than its median p50 over the repeats
+    (the host in its quick state) and in the others: the same two files, read in both states."""
+    middle = statistics.median(result["speeds"])
+    halves = {"quick": [r for r, p in zip(result["ratios"], result["speeds"]) if p <= middle],
+              "slow": [r for r, p in zip(result["ratios"], result["speeds"]) if p > middle]}
+    quick, slow = (f"{statistics.median(h):.3f} ({min(h):.3f}-{max(h):.3f}), {len(h)} timings" for h in halves.values())
+    return (f"ratio where the first file's p50 was at most its median over the repeats ({middle * 1000:.1f} µs): {quick}; "
+            f"where it was above: {slow}")
 
 
 def table(name: str, paths: dict[str, Path], result: dict, repeats: int) -> list[str]:
@@ -64,6 +78,7 @@ def table(name: str, paths: dict[str, Path], result: dict, repeats: int) -> list
     r, s = result["ratios"], result["spreads"]
     lines = [f"\n{name}: {second} p50 / {first} p50 over {repeats} timings: median {statistics.median(r):.3f} "
              f"(range {min(r):.3f}-{max(r):.3f}); single runs' (p90 - p10) / p50: {min(s):.2f}-{max(s):.2f}\n",
+             by_host_state(result) + "\n",
              f"| rule | {first} shipped | {second} shipped | called different |", "|---|---|---|---|"]
     for rule, counts in result["shipped"].items():
         lines.append(f"| {rule} | {counts[first]} of {repeats} | {counts[second]} of {repeats} | {result['different'][rule]} of {repeats} |")
@@ -89,7 +104,7 @@ def main() -> None:
         lines = []
         for name, paths in pairs.items():
             lines += table(name, paths, study(paths, args.repeats), args.repeats)
-            print("\n".join(lines[-5:]), flush=True)
+            print("\n".join(lines[-6:]), flush=True)
     print("\n".join(lines))
 
 
