@@ -115,13 +115,14 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
     header, errors = _header(raw)
     entries = _parse_stages(raw.get("stages"), errors) if isinstance(raw.get("stages"), list) else []
     runtimes: list[str] = []
+    device_names: list[str] = []
     if header is not None:
-        errors += _check_devices(header.devices, runtimes)
+        errors += _check_devices(header.devices, runtimes, device_names)
     if header is not None:
         errors += _check_task(header.task, entries)
     if errors:  # the order is only judged over stages that all parsed
         raise _invalid(source, errors, [], only_missing_extras=False)
-    errors = _check_stage_order(entries, runtimes)
+    errors = _check_stage_order(entries, runtimes, device_names)
     if errors:
         needed = list(dict.fromkeys(e.extra for e in errors if isinstance(e, MissingExtra)))
         raise _invalid(source, errors, needed, only_missing_extras=all(isinstance(e, MissingExtra) for e in errors))
@@ -169,14 +170,16 @@ def _augment_sections(config: BaseModel, where: str) -> list[tuple[str, Augment]
     return found
 
 
-def _check_devices(devices: list[str], runtimes: list[str]) -> list[str]:
+def _check_devices(devices: list[str], runtimes: list[str], names: list[str]) -> list[str]:
     """Every device profile must load (names or paths, validated like recipes), so `recipe check`
     catches a typo or a broken profile instead of the first validate stage. Collects the runtimes
-    the devices admit into `runtimes`."""
+    the devices admit into `runtimes` and the profiles' names (a path's profile has its own) into `names`."""
     errors = []
     for i, device in enumerate(devices):
         try:
-            runtimes += [r for r in load_profile(device).runtimes if r not in runtimes]
+            profile = load_profile(device)
+            runtimes += [r for r in profile.runtimes if r not in runtimes]
+            names.append(profile.name)
         except DeviceProfileError as e:
             errors.append(f"  - devices.{i}: " + str(e).replace("\n", "\n    "))
     return errors
@@ -203,7 +206,7 @@ def _parse_stages(items: list, errors: list[str]) -> list[StageEntry]:
     return entries
 
 
-def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) -> list[str]:
+def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str], device_names: list[str]) -> list[str]:
     """Each stage's required artifacts must be made by an earlier stage, and not made stale since;
     each stage's own static check (if it declares one) must pass against the stages before it; and
     no stage may change the weights after the last file was made, or what ships is not the final
@@ -224,7 +227,7 @@ def _check_stage_order(entries: list[StageEntry], device_runtimes: list[str]) ->
                     f" (or a later weight-changing stage made stale); put {' or '.join(providers)} before it"
                 )
         if spec.check is not None:
-            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes))
+            earlier = Earlier(tuple(e.name for e in entries[:i]), frozenset(capabilities), makers, tuple(device_runtimes), tuple(device_names))
             errors += [located(f"  - stages.{i}.{entry.name}: ", problem) for problem in spec.check(entry.config, earlier)]
         if spec.changes_model:
             available.clear()

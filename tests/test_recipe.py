@@ -176,6 +176,14 @@ def test_recipe_check_loads_every_device_profile(tiny_recipe, tmp_path):
     assert "devices.2:" in message and "cpu: Input should be" in message and "cores: required field is missing" in message
 
 
+def test_validate_ship_names_only_the_recipes_devices_by_their_profiles_names(tiny_recipe, lenient_device):
+    tiny_recipe["devices"] = ["host", str(lenient_device)]  # a profile given by path is named by its profile: lenient
+    tiny_recipe["stages"][-1]["validate"]["ship"] = {"lenient": "onnx_int8", "host": "onnx_fp32"}
+    parse_recipe(tiny_recipe)
+    tiny_recipe["stages"][-1]["validate"]["ship"] = {"raspberry-pi-4": "onnx_int8"}
+    assert "stages.4.validate: ship: raspberry-pi-4 is not among this recipe's devices (host, lenient); name one of them or drop it" in error_of(tiny_recipe)
+
+
 @pytest.mark.parametrize("runtimes, devices, message", [
     (["ncnn"], ["host"], r"stages\.1\.export: runtime ncnn is asked for but not installed: pip install -e '\.\[ncnn\]' \(or: compress recipe check RECIPE --install\)$"),
     ("auto", ["raspberry-pi-zero-2w"], r"runtime ncnn is asked for but not installed: .*\(runtimes: auto, and a device of the recipe runs it\)"),

@@ -95,7 +95,7 @@ class Earlier:
 
     `capabilities` are what they declared they add to the model (`heads`); `names` are the recipe's
     stage names, for configs that name a stage themselves (a teacher `before:prune`);
-    `device_runtimes` what the recipe's devices can run. `makers` says
+    `device_runtimes` what the recipe's devices can run, `device_names` what their profiles are called. `makers` says
     which registered stages add a capability, so an error can say what to put first without a
     stage naming another.
     """
@@ -104,6 +104,7 @@ class Earlier:
     capabilities: frozenset[str]
     makers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     device_runtimes: tuple[str, ...] = ()  # every runtime the recipe's device profiles admit
+    device_names: tuple[str, ...] = ()  # the recipe's device profiles' names
 
     def who_adds(self, capability: str) -> str:
         return " or ".join(self.makers.get(capability, ())) or f"a stage adding {capability}"

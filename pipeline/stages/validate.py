@@ -42,7 +42,7 @@ from pipeline.runtime.onnx_files import (
     measure_latency,
     split_outputs,
 )
-from pipeline.stages.base import StageContext, stage
+from pipeline.stages.base import Earlier, StageContext, stage
 from pipeline.training.evaluation import size_figures
 
 
@@ -67,7 +67,13 @@ class ValidateConfig(BaseModel):
         return self
 
 
-@stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True, tasks=("classification", "detection"))
+def check_validate(cfg: ValidateConfig, earlier: Earlier) -> list[str]:
+    """`ship` may name only the recipe's devices (the files are checked when the run has made them)."""
+    return [f"ship: {device} is not among this recipe's devices ({', '.join(earlier.device_names)}); name one of them or drop it"
+            for device in cfg.ship if device not in earlier.device_names]
+
+
+@stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True, check=check_validate, tasks=("classification", "detection"))
 def run(cfg: ValidateConfig, state: ModelState, ctx: StageContext) -> ModelState:
     """Measure every variant's accuracy, latency and size, judge each device's budgets, pick its file."""
     if cfg.artifact != "auto" and cfg.artifact not in state.artifacts:
