@@ -112,9 +112,8 @@ def summarize(study, folder: TuneFolder, tune: TuneConfig) -> dict:
 
 def tuned_recipe_text(chosen, device: str, study_name: str) -> str:
     """The chosen trial's recipe as plain YAML, headed by where it comes from and what its `ship` means."""
-    ship = any("ship" in (config or {}) for entry in chosen.user_attrs["recipe"].get("stages", []) if isinstance(entry, dict) for config in entry.values())
     header = f"# compress tune: trial {chosen.number} of study {study_name}, chosen for {device} on the validation split.\n"
-    if ship:
+    if chosen.user_attrs.get("pins_files"):
         header += ("# validate.ship pins the file that trial shipped to each device, so `compress run` of this recipe ships the\n"
                    "# files the study scored; drop it to let each run choose again by its own timing.\n")
     return header + yaml.safe_dump(chosen.user_attrs["recipe"], sort_keys=False)

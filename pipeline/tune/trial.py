@@ -154,7 +154,9 @@ def run_trial(trial, recipe_raw: dict, tune: TuneConfig, folder: TuneFolder, sou
     trial.set_user_attr("constraints", [float(len(f["broken"])) for f in figures.values()])
     # kept in the study, not only in this worker's folder: another worker (machine) may write the summary.
     # The test figures are the ones validate measured after its choice; the tune reads them only for the trial it gives a device.
-    raw = with_shipped_files(raw, recipe, figures)
+    pinned = with_shipped_files(raw, recipe, figures)
+    trial.set_user_attr("pins_files", pinned != raw)
+    raw = pinned
     trial.set_user_attr("recipe", raw)
     trial.set_user_attr("test", {name: {"accuracy": d.get("accuracy"), "passed": d.get("passed")} for name, d in report["devices"].items()})
     (out / "tuned-recipe.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

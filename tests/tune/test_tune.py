@@ -55,7 +55,8 @@ def test_the_tuned_recipe_reproduces_its_trial_and_a_second_tune_resumes_the_stu
     pick = summary["devices"]["lenient"]
     trial = next(r for r in summary["rows"] if r["trial"] == pick["trial"])
     text = Path(pick["recipe"]).read_text()
-    assert text.startswith(f"# compress tune: trial {pick['trial']} of study tiny-tune, chosen for lenient on the validation split.")
+    assert text.startswith(f"# compress tune: trial {pick['trial']} of study tiny-tune, chosen for lenient on the validation split.\n"
+                           "# validate.ship pins the file that trial shipped to each device")
     validate = next(s["validate"] for s in yaml.safe_load(text)["stages"] if "validate" in s)
     assert validate["ship"] == {device: f["artifact"] for device, f in trial["devices"].items()} and set(validate["ship"]) == {"lenient", "raspberry-pi-4"}
     run = CliRunner().invoke(main, ["run", pick["recipe"], "--out", str(tmp_path / "again"), "--quiet"])
