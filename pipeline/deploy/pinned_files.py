@@ -14,9 +14,9 @@ def pinned_files(ship: dict[str, str], artifact: str, names: list[str], devices:
     already; the others are left to `variant_choice`. `names`: the files this run made that the
     choice may take; `devices`: the recipe's device profile names."""
     if ship:
+        for problem in devices_not_in_recipe(ship, devices):
+            raise StageError(f"validate.{problem}")
         for device, name in ship.items():
-            if device not in devices:
-                raise StageError(f"validate.ship: {device} is not among this recipe's devices ({', '.join(devices)}); name one of them or drop it")
             if name not in names:
                 raise StageError(f"validate.ship.{device}: {name} is not a file this run made ({', '.join(names)}); name one of them, "
                                  f"or drop {device} from ship to let validate choose")
@@ -24,3 +24,10 @@ def pinned_files(ship: dict[str, str], artifact: str, names: list[str], devices:
     if artifact == "auto" or len(names) > 1:
         return {}
     return {device: (artifact, "validate.artifact") for device in devices}
+
+
+def devices_not_in_recipe(ship: dict[str, str], devices: list[str] | tuple[str, ...]) -> list[str]:
+    """A problem line per device `ship` names that the recipe does not judge (`recipe check` lists
+    them all before any training; validate refuses the first)."""
+    return [f"ship: {device} is not among this recipe's devices ({', '.join(devices)}); name one of them or drop it"
+            for device in ship if device not in devices]

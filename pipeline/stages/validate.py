@@ -35,7 +35,7 @@ from pipeline.core.errors import StageError
 from pipeline.core.metrics import label_of
 from pipeline.core.state import DEPLOYABLE, ModelState, artifact_kind, artifact_width
 from pipeline.deploy.device_figures import Variant, judge_devices, measure
-from pipeline.deploy.pinned_files import pinned_files
+from pipeline.deploy.pinned_files import devices_not_in_recipe, pinned_files
 from pipeline.runtime.early_exit import read_cascade, summarize
 from pipeline.runtime.onnx_files import (
     HOST_THREADS,
@@ -69,8 +69,7 @@ class ValidateConfig(BaseModel):
 
 def check_validate(cfg: ValidateConfig, earlier: Earlier) -> list[str]:
     """`ship` may name only the recipe's devices (the files are checked when the run has made them)."""
-    return [f"ship: {device} is not among this recipe's devices ({', '.join(earlier.device_names)}); name one of them or drop it"
-            for device in cfg.ship if device not in earlier.device_names]
+    return devices_not_in_recipe(cfg.ship, earlier.device_names)
 
 
 @stage("validate", ValidateConfig, requires=("onnx_fp32",), uses_device_profiles=True, check=check_validate, tasks=("classification", "detection"))
